@@ -1,0 +1,483 @@
+package repository
+
+import (
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+// sampleManifest returns a valid manifest whose regular files are stored in r
+// when r is not nil, and use made-up block names otherwise.
+func sampleManifest(t testing.TB, r *Repo, id string) *Manifest {
+	t.Helper()
+	const bs = DefaultBlockSize
+	block := func(seed uint64, n int) string {
+		if r == nil {
+			return fmt.Sprintf("%x", sha256.Sum256([]byte{byte(seed)}))
+		}
+		ref, _, err := r.Put(t.Context(), randomBytes(seed, n))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ref.Name
+	}
+	mod := time.Date(2026, 11, 25, 2, 0, 14, 0, time.UTC)
+	return &Manifest{
+		Format:           ManifestFormat,
+		BackupID:         id,
+		Label:            "backstop nightly",
+		SourceName:       "orders-db",
+		SystemIdentifier: "7301234567890123456",
+		PGVersion:        150004,
+		Timeline:         1,
+		StartLSN:         "0/3A000028",
+		EndLSN:           "0/3A000100",
+		StartedAt:        time.Date(2026, 11, 25, 2, 0, 0, 123456789, time.UTC),
+		FinishedAt:       time.Date(2026, 11, 25, 2, 0, 41, 987654321, time.UTC),
+		BlockSize:        bs,
+		Files: []File{
+			{Path: "PG_VERSION", Type: TypeFile, Mode: 0o600, Size: 3, ModTime: mod, Blocks: []string{block(1, 3)}},
+			{Path: "base", Type: TypeDir, Mode: 0o700, ModTime: mod},
+			{Path: "base/5", Type: TypeDir, Mode: 0o700, ModTime: mod},
+			{Path: "base/5/1259", Type: TypeFile, Mode: 0o600, Size: 2*bs + 8192, ModTime: mod,
+				Blocks: []string{block(2, bs), block(3, bs), block(4, 8192)}},
+			{Path: "base/5/pg_filenode.map.tmp", Type: TypeFile, Mode: 0o600, Size: 0, ModTime: mod},
+			{Path: "pg_tblspc/16384", Type: TypeSymlink, Mode: 0o777, ModTime: mod, LinkTarget: "/srv/tblspc/orders"},
+			{Path: "pg_wal/000000010000000000000003", Type: TypeFile, Mode: 0o600, Size: bs, ModTime: mod, Blocks: []string{block(5, bs)}},
+			{Path: "backup_manifest", Type: TypeFile, Mode: 0o600, Size: 1200, ModTime: mod, Blocks: []string{block(6, 1200)}},
+		},
+		Stats: Stats{SourceBytes: 3*bs + 9395, StoredBytesNew: 2_000_000, StoredBytesReferenced: 3_200_000, Blocks: 6, BlocksNew: 6},
+	}
+}
+
+func TestManifestRoundTrip(t *testing.T) {
+	t.Parallel()
+	r, _ := setup(t)
+	ctx := t.Context()
+	want := sampleManifest(t, r, "20261125T020000Z-orders-db")
+	ref, err := r.PutManifest(ctx, want.BackupID, want)
+	if err != nil {
+		t.Fatalf("PutManifest(%s) = %v, want nil", want.BackupID, err)
+	}
+	if ref.Name != want.BackupID || ref.Size == 0 || ref.StoredSize == 0 {
+		t.Errorf("PutManifest(%s) = %+v, want the id and sizes", want.BackupID, ref)
+	}
+	r.mu.Lock()
+	dirty := len(r.dirty)
+	r.mu.Unlock()
+	if dirty != 0 {
+		t.Errorf("directories to sync after PutManifest = %d, want 0", dirty)
+	}
+	got, err := r.Manifest(ctx, want.BackupID)
+	if err != nil {
+		t.Fatalf("Manifest(%s) = %v, want nil", want.BackupID, err)
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("Manifest(%s) mismatch (-want +got):\n%s", want.BackupID, diff)
+	}
+	for _, f := range got.Files {
+		for _, b := range f.Blocks {
+			if _, err := r.Get(ctx, b, nil); err != nil {
+				t.Errorf("Get(%s) of %s = %v, want nil", b, f.Path, err)
+			}
+		}
+	}
+
+	// Format 0 is stored as the current format; the caller's value is kept.
+	m := sampleManifest(t, nil, "format-zero")
+	m.Format = 0
+	if _, err := r.PutManifest(ctx, m.BackupID, m); err != nil {
+		t.Fatalf("PutManifest(format 0) = %v, want nil", err)
+	}
+	got, err = r.Manifest(ctx, m.BackupID)
+	if err != nil || got.Format != ManifestFormat || m.Format != 0 {
+		t.Errorf("Manifest(format-zero) = format %v, %v (caller's %d), want %d, nil (0)", got, err, m.Format, ManifestFormat)
+	}
+}
+
+func TestManifests(t *testing.T) {
+	t.Parallel()
+	r, _ := setup(t)
+	ctx := t.Context()
+	if ids, err := r.Manifests(ctx); err != nil || len(ids) != 0 {
+		t.Fatalf("Manifests() of a new repository = %q, %v, want none", ids, err)
+	}
+	for _, id := range []string{"b-2", "a.1", "a-1", "A_3"} {
+		if _, err := r.PutManifest(ctx, id, sampleManifest(t, nil, id)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	backups := filepath.Join(r.dir, "backups")
+	for _, name := range []string{"notes.txt", ".tmp-x.manifest-123", "bad..id.manifest"} {
+		if err := os.WriteFile(filepath.Join(backups, name), nil, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mkdir(t, filepath.Join(backups, "dir.manifest"))
+	ids, err := r.Manifests(ctx)
+	want := []string{"A_3", "a-1", "a.1", "b-2"}
+	if err != nil || !cmp.Equal(ids, want) {
+		t.Errorf("Manifests() = %q, %v, want %q", ids, err, want)
+	}
+}
+
+func TestManifestTampered(t *testing.T) {
+	t.Parallel()
+	for _, at := range []func(n int) int{
+		func(int) int { return 0 },
+		func(int) int { return 10 },
+		func(int) int { return 28 },
+		func(n int) int { return n / 2 },
+		func(n int) int { return n - 1 },
+	} {
+		r, _ := setup(t)
+		m := sampleManifest(t, nil, "tampered")
+		ref, err := r.PutManifest(t.Context(), m.BackupID, m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		i := at(int(ref.StoredSize))
+		t.Run(fmt.Sprintf("byte %d", i), func(t *testing.T) {
+			t.Parallel()
+			rewrite(t, filepath.Join(r.dir, "backups", "tampered.manifest"), func(b []byte) []byte {
+				b[i] ^= 0x80
+				return b
+			})
+			got, err := r.Manifest(t.Context(), "tampered")
+			wantCorrupt(t, fmt.Sprintf("Manifest(tampered) with byte %d flipped", i), err, "backups/tampered.manifest")
+			if got != nil {
+				t.Errorf("Manifest(tampered) with byte %d flipped = %+v, want nil", i, got)
+			}
+		})
+	}
+
+	t.Run("swapped", func(t *testing.T) {
+		t.Parallel()
+		r, _ := setup(t)
+		for _, id := range []string{"one", "two"} {
+			if _, err := r.PutManifest(t.Context(), id, sampleManifest(t, nil, id)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		one, err := os.ReadFile(filepath.Join(r.dir, "backups", "one.manifest"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		rewrite(t, filepath.Join(r.dir, "backups", "two.manifest"), func([]byte) []byte { return one })
+		_, err = r.Manifest(t.Context(), "two")
+		wantCorrupt(t, "Manifest(two) holding manifest one", err, "backups/two.manifest")
+	})
+
+	t.Run("invalid content", func(t *testing.T) {
+		t.Parallel()
+		r, _ := setup(t)
+		m := sampleManifest(t, nil, "evil")
+		m.Files[0].Path = "../../etc/passwd"
+		data, err := json.Marshal(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Only a writer holding the key can produce this.
+		sealed, err := r.seal(nil, manifestMagic, manifestAD("evil"), data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		mkdir(t, filepath.Join(r.dir, "backups"))
+		if err := os.WriteFile(filepath.Join(r.dir, "backups", "evil.manifest"), sealed, 0o440); err != nil {
+			t.Fatal(err)
+		}
+		_, err = r.Manifest(t.Context(), "evil")
+		wantCorrupt(t, "Manifest(evil)", err, "backups/evil.manifest")
+		if !strings.Contains(err.Error(), `".." component`) {
+			t.Errorf("Manifest(evil) = %v, want the path refused", err)
+		}
+	})
+}
+
+func TestManifestOverwrite(t *testing.T) {
+	t.Parallel()
+	r, _ := setup(t)
+	ctx := t.Context()
+	m := sampleManifest(t, nil, "once")
+	if _, err := r.PutManifest(ctx, "once", m); err != nil {
+		t.Fatal(err)
+	}
+	m2 := sampleManifest(t, nil, "once")
+	m2.Label = "replacement"
+	if _, err := r.PutManifest(ctx, "once", m2); !errors.Is(err, fs.ErrExist) {
+		t.Errorf("second PutManifest(once) = %v, want an error wrapping fs.ErrExist", err)
+	}
+	got, err := r.Manifest(ctx, "once")
+	if err != nil || got.Label != m.Label {
+		t.Errorf("Manifest(once) after refused overwrite = %+v, %v, want label %q", got, err, m.Label)
+	}
+	if files, temps := countFiles(t, filepath.Join(r.dir, "backups")); files != 1 || temps != 0 {
+		t.Errorf("files in backups/ = %d (%d temporary), want 1 (0)", files, temps)
+	}
+}
+
+func TestWriteFileAtomicNoReplace(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	if err := writeFileAtomic(dir, "f", []byte("first"), true); err != nil {
+		t.Fatal(err)
+	}
+	if err := writeFileAtomic(dir, "f", []byte("second"), true); !errors.Is(err, fs.ErrExist) {
+		t.Errorf("writeFileAtomic(existing, noReplace) = %v, want fs.ErrExist", err)
+	}
+	if got, err := os.ReadFile(filepath.Join(dir, "f")); err != nil || string(got) != "first" {
+		t.Errorf("content after refused replace = %q, %v, want %q", got, err, "first")
+	}
+	if entries, _ := os.ReadDir(dir); len(entries) != 1 {
+		t.Errorf("entries after refused replace = %d, want 1", len(entries))
+	}
+}
+
+func TestManifestMissing(t *testing.T) {
+	t.Parallel()
+	r, _ := setup(t)
+	if _, err := r.Manifest(t.Context(), "nope"); !errors.Is(err, ErrNotFound) || !strings.Contains(err.Error(), "nope") {
+		t.Errorf("Manifest(nope) = %v, want ErrNotFound naming it", err)
+	}
+}
+
+func TestManifestInvalidID(t *testing.T) {
+	t.Parallel()
+	r, _ := setup(t)
+	ctx := t.Context()
+	for _, id := range []string{
+		"",
+		".",
+		"..",
+		"a..b",
+		".hidden",
+		"a/b",
+		`a\b`,
+		"a b",
+		"naïve",
+		"x\x00y",
+		strings.Repeat("a", 129),
+	} {
+		t.Run(fmt.Sprintf("%q", id), func(t *testing.T) {
+			t.Parallel()
+			m := sampleManifest(t, nil, "valid")
+			m.BackupID = id
+			if _, err := r.PutManifest(ctx, id, m); err == nil || !strings.Contains(err.Error(), "invalid backup id") {
+				t.Errorf("PutManifest(%q) = %v, want an invalid id error", id, err)
+			}
+			if _, err := r.Manifest(ctx, id); err == nil || !strings.Contains(err.Error(), "invalid backup id") {
+				t.Errorf("Manifest(%q) = %v, want an invalid id error", id, err)
+			}
+		})
+	}
+	for _, id := range []string{"a", "A.b_c-9", strings.Repeat("z", 128), "2026-11-25T02.00.00Z"} {
+		if err := validateID(id); err != nil {
+			t.Errorf("validateID(%q) = %v, want nil", id, err)
+		}
+	}
+	m := sampleManifest(t, nil, "other")
+	if _, err := r.PutManifest(ctx, "this", m); err == nil {
+		t.Errorf("PutManifest(this, manifest of other) = nil, want an error")
+	}
+	if _, err := r.PutManifest(ctx, "this", nil); err == nil {
+		t.Errorf("PutManifest(this, nil) = nil, want an error")
+	}
+}
+
+func TestValidatePath(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		path    string
+		wantErr string // "" for a valid path
+	}{
+		{"base/5/1259", ""},
+		{"pg_wal/000000010000000000000003", ""},
+		{"backup_manifest", ""},
+		{"global/pg_control", ""},
+		{".hidden/..dots../file..", ""},
+		{"...", ""},
+		{"", "empty"},
+		{"/etc/passwd", "absolute"},
+		{"/", "absolute"},
+		{"..", `".." component`},
+		{"../x", `".." component`},
+		{"base/../../x", `".." component`},
+		{"base/..", `".." component`},
+		{".", `"." component`},
+		{"./base", `"." component`},
+		{"base/./5", `"." component`},
+		{"base//5", "empty component"},
+		{"base/", "empty component"},
+		{`base\5`, "backslash"},
+		{`..\..\x`, "backslash"},
+		{"base\x005", "NUL"},
+		{strings.Repeat("a/", 2048) + "a", "longer than"},
+	}
+	for _, tt := range tests {
+		err := ValidatePath(tt.path)
+		switch {
+		case tt.wantErr == "" && err != nil:
+			t.Errorf("ValidatePath(%q) = %v, want nil", tt.path, err)
+		case tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)):
+			t.Errorf("ValidatePath(%q) = %v, want an error containing %q", tt.path, err, tt.wantErr)
+		}
+	}
+}
+
+type manifestMutation struct {
+	name    string
+	edit    func(m *Manifest)
+	wantErr string
+}
+
+// manifestMutations returns invalid variants of sampleManifest, shared by the
+// table test and the fuzz corpus.
+func manifestMutations() []manifestMutation {
+	return []manifestMutation{
+		{"format 2", func(m *Manifest) { m.Format = 2 }, "unsupported manifest format 2"},
+		{"format 0", func(m *Manifest) { m.Format = 0 }, "unsupported manifest format 0"},
+		{"bad id", func(m *Manifest) { m.BackupID = "../x" }, "invalid backup id"},
+		{"zero block size", func(m *Manifest) { m.BlockSize = 0 }, "invalid block size"},
+		{"huge block size", func(m *Manifest) { m.BlockSize = 1 << 40 }, "invalid block size"},
+		{"bad start lsn", func(m *Manifest) { m.StartLSN = "3A000028" }, "invalid start_lsn"},
+		{"bad end lsn", func(m *Manifest) { m.EndLSN = "0/123456789" }, "invalid end_lsn"},
+		{"negative stats", func(m *Manifest) { m.Stats.BlocksNew = -1 }, "negative stats"},
+		{"absolute path", func(m *Manifest) { m.Files[0].Path = "/etc/passwd" }, "absolute"},
+		{"dotdot path", func(m *Manifest) { m.Files[3].Path = "base/../../x" }, `".." component`},
+		{"backslash path", func(m *Manifest) { m.Files[3].Path = `base\5` }, "backslash"},
+		{"nul path", func(m *Manifest) { m.Files[3].Path = "base/5\x00" }, "NUL"},
+		{"empty path", func(m *Manifest) { m.Files[3].Path = "" }, "empty"},
+		{"duplicate path", func(m *Manifest) { m.Files[2].Path = "base" }, "duplicate path"},
+		{"unknown type", func(m *Manifest) { m.Files[1].Type = "fifo" }, `unknown type "fifo"`},
+		{"mode bits", func(m *Manifest) { m.Files[0].Mode = 0o100600 }, "beyond the permission bits"},
+		{"negative size", func(m *Manifest) { m.Files[4].Size = -1 }, "negative size"},
+		{"uppercase block", func(m *Manifest) { m.Files[0].Blocks[0] = strings.ToUpper(m.Files[0].Blocks[0]) }, "invalid object name"},
+		{"short block", func(m *Manifest) { m.Files[0].Blocks[0] = "abc" }, "invalid object name"},
+		{"path as block", func(m *Manifest) { m.Files[0].Blocks[0] = "../../../../etc/passwd" }, "invalid object name"},
+		{"missing block", func(m *Manifest) { m.Files[3].Blocks = m.Files[3].Blocks[:2] }, "2 blocks for"},
+		{"extra block", func(m *Manifest) { m.Files[4].Blocks = []string{strings.Repeat("0", 64)} }, "1 blocks for 0 bytes"},
+		{"size beyond blocks", func(m *Manifest) { m.Files[6].Size++ }, "1 blocks for"},
+		{"dir with blocks", func(m *Manifest) { m.Files[1].Blocks = []string{strings.Repeat("0", 64)} }, "dir with blocks"},
+		{"dir with target", func(m *Manifest) { m.Files[1].LinkTarget = "/x" }, "directory with a link target"},
+		{"file with target", func(m *Manifest) { m.Files[0].LinkTarget = "/x" }, "regular file with a link target"},
+		{"symlink without target", func(m *Manifest) { m.Files[5].LinkTarget = "" }, "invalid link target"},
+		{"symlink target nul", func(m *Manifest) { m.Files[5].LinkTarget = "/srv\x00" }, "invalid link target"},
+	}
+}
+
+func TestReadManifestJSON(t *testing.T) {
+	t.Parallel()
+	valid, err := json.Marshal(sampleManifest(t, nil, "b1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := ReadManifestJSON(valid)
+	if err != nil {
+		t.Fatalf("ReadManifestJSON(valid) = %v, want nil", err)
+	}
+	if diff := cmp.Diff(sampleManifest(t, nil, "b1"), got); diff != "" {
+		t.Errorf("ReadManifestJSON(valid) mismatch (-want +got):\n%s", diff)
+	}
+
+	for _, tt := range manifestMutations() {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			m := sampleManifest(t, nil, "b1")
+			tt.edit(m)
+			data, err := json.Marshal(m)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := ReadManifestJSON(data)
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Errorf("ReadManifestJSON(%s) = %v, want an error containing %q", tt.name, err, tt.wantErr)
+			}
+			if got != nil {
+				t.Errorf("ReadManifestJSON(%s) = %+v, want nil", tt.name, got)
+			}
+		})
+	}
+
+	future := `{"format":2,"files":{"layout":"new"}}`
+	if _, err := ReadManifestJSON([]byte(future)); err == nil || !strings.Contains(err.Error(), "unsupported manifest format 2") {
+		t.Errorf("ReadManifestJSON(%s) = %v, want an unsupported format error", future, err)
+	}
+
+	for name, data := range map[string]string{
+		"empty":            "",
+		"null":             "null",
+		"array":            "[]",
+		"trailing garbage": string(valid) + "x",
+		"wrong type":       `{"format":1,"backup_id":"b","block_size":1,"files":[{"path":"a","type":"file","size":"1"}]}`,
+		"missing id":       `{"format":1,"block_size":1}`,
+	} {
+		if got, err := ReadManifestJSON([]byte(data)); err == nil {
+			t.Errorf("ReadManifestJSON(%s) = %+v, want an error", name, got)
+		}
+	}
+}
+
+func FuzzReadManifestJSON(f *testing.F) {
+	valid, err := json.Marshal(sampleManifest(f, nil, "b1"))
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(valid)
+	for _, tt := range manifestMutations() {
+		m := sampleManifest(f, nil, "b1")
+		tt.edit(m)
+		data, err := json.Marshal(m)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(data)
+	}
+	f.Add([]byte(`{"format":1,"backup_id":"x","block_size":4,"files":[{"path":"a/b","type":"file","size":5,"blocks":["` +
+		strings.Repeat("0", 64) + `","` + strings.Repeat("f", 64) + `"]},{"path":"l","type":"symlink","link_target":"../a"}]}`))
+	f.Add([]byte(`{"format":1,"backup_id":"x","block_size":1,"files":[{"path":"a","type":"dir"},{"PATH":"..","type":"dir"}]}`))
+	f.Add([]byte(`{"format":1}`))
+
+	f.Fuzz(func(t *testing.T, data []byte) {
+		m, err := ReadManifestJSON(data)
+		if err != nil {
+			if m != nil {
+				t.Fatalf("ReadManifestJSON(%q) = %+v, %v, want a nil manifest with the error", data, m, err)
+			}
+			return
+		}
+		seen := make(map[string]bool)
+		for _, file := range m.Files {
+			if err := ValidatePath(file.Path); err != nil || seen[file.Path] {
+				t.Fatalf("ReadManifestJSON(%q) accepted path %q (duplicate %v): %v", data, file.Path, seen[file.Path], err)
+			}
+			seen[file.Path] = true
+			for _, c := range strings.Split(file.Path, "/") {
+				if c == "" || c == "." || c == ".." || strings.ContainsAny(c, "\\\x00") {
+					t.Fatalf("ReadManifestJSON(%q) accepted path %q", data, file.Path)
+				}
+			}
+			for _, b := range file.Blocks {
+				if len(b) != 64 || strings.Trim(b, "0123456789abcdef") != "" {
+					t.Fatalf("ReadManifestJSON(%q) accepted block name %q", data, b)
+				}
+			}
+		}
+		// What was accepted survives a round trip.
+		again, err := json.Marshal(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := ReadManifestJSON(again); err != nil {
+			t.Fatalf("ReadManifestJSON(Marshal(ReadManifestJSON(%q))) = %v, want nil", data, err)
+		}
+	})
+}
