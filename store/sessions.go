@@ -1,0 +1,146 @@
+package store
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"database/sql"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Session is a signed-in browser. Only the hash of its token is stored: the
+// token itself lives in the cookie alone.
+type Session struct {
+	// TokenHash is the hex SHA-256 of the token; it identifies the session
+	// without granting it.
+	TokenHash  string
+	UserID     int64
+	CreatedAt  time.Time
+	ExpiresAt  time.Time
+	LastSeenAt time.Time
+	UserAgent  string
+	IP         string
+}
+
+const sessionColumns = `token_hash, user_id, created_at, expires_at, last_seen_at, user_agent, ip`
+
+// scanSession scans a row of sessionColumns.
+func scanSession(r rowScanner) (Session, error) {
+	var ss Session
+	err := r.Scan(&ss.TokenHash, &ss.UserID, scanTime(&ss.CreatedAt), scanTime(&ss.ExpiresAt),
+		scanTime(&ss.LastSeenAt), orZero(&ss.UserAgent), orZero(&ss.IP))
+	return ss, err
+}
+
+// hashToken returns the stored form of a session token.
+func hashToken(token string) string {
+	sum := sha256.Sum256([]byte(token))
+	return hex.EncodeToString(sum[:])
+}
+
+// CreateSession signs in user userID for ttl, from a browser with the given
+// user agent and IP address. It returns the token to put in the cookie: 32
+// random bytes, base64url-encoded.
+func (s *Store) CreateSession(ctx context.Context, userID int64, ttl time.Duration, userAgent, ip string) (string, Session, error) {
+	if ttl <= 0 {
+		return "", Session{}, fmt.Errorf("create session: %w", invalid("ttl", "must be positive"))
+	}
+	var raw [32]byte
+	if _, err := rand.Read(raw[:]); err != nil {
+		return "", Session{}, fmt.Errorf("create session: %w", err)
+	}
+	token := base64.RawURLEncoding.EncodeToString(raw[:])
+	now := s.clock()
+	ss, err := scanSession(s.wdb.QueryRowContext(ctx, `
+		INSERT INTO sessions (token_hash, user_id, created_at, expires_at, last_seen_at, user_agent, ip)
+		VALUES (?, ?, ?, ?, ?, ?, ?)
+		RETURNING `+sessionColumns,
+		hashToken(token), userID, formatTime(now), formatTime(now.Add(ttl)), formatTime(now),
+		nullIfZero(userAgent), nullIfZero(ip)))
+	if isForeignKey(err) {
+		return "", Session{}, fmt.Errorf("create session: user %d: %w", userID, ErrNotFound)
+	}
+	if err != nil {
+		return "", Session{}, fmt.Errorf("create session: %w", err)
+	}
+	return token, ss, nil
+}
+
+// SessionByToken returns the unexpired session with the given token and its
+// user. ErrNotFound means there is none: the browser must sign in.
+func (s *Store) SessionByToken(ctx context.Context, token string) (Session, User, error) {
+	var ss Session
+	var u User
+	err := s.db.QueryRowContext(ctx, `
+		SELECT s.token_hash, s.user_id, s.created_at, s.expires_at, s.last_seen_at, s.user_agent, s.ip,
+			u.id, u.name, u.role, u.created_at, u.last_login_at
+		FROM sessions AS s JOIN users AS u ON u.id = s.user_id
+		WHERE s.token_hash = ? AND s.expires_at > ?`,
+		hashToken(token), formatTime(s.clock())).Scan(
+		&ss.TokenHash, &ss.UserID, scanTime(&ss.CreatedAt), scanTime(&ss.ExpiresAt), scanTime(&ss.LastSeenAt),
+		orZero(&ss.UserAgent), orZero(&ss.IP),
+		&u.ID, &u.Name, &u.Role, scanTime(&u.CreatedAt), scanNullTime(&u.LastLoginAt))
+	if errors.Is(err, sql.ErrNoRows) {
+		return Session{}, User{}, fmt.Errorf("session: %w", ErrNotFound)
+	}
+	if err != nil {
+		return Session{}, User{}, fmt.Errorf("session: %w", err)
+	}
+	return ss, u, nil
+}
+
+// TouchSession records that the session with the given token was just
+// used and, when ttl is positive, extends it to expire ttl from now.
+// ErrNotFound means the session is gone or expired.
+func (s *Store) TouchSession(ctx context.Context, token string, ttl time.Duration) error {
+	now := s.clock()
+	res, err := s.wdb.ExecContext(ctx, `
+		UPDATE sessions
+		SET last_seen_at = ?1, expires_at = CASE WHEN ?2 != '' THEN ?2 ELSE expires_at END
+		WHERE token_hash = ?3 AND expires_at > ?1`,
+		formatTime(now), expiry(now, ttl), hashToken(token))
+	if err != nil {
+		return fmt.Errorf("touch session: %w", err)
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return fmt.Errorf("touch session: %w", err)
+	} else if n == 0 {
+		return fmt.Errorf("touch session: %w", ErrNotFound)
+	}
+	return nil
+}
+
+// expiry returns the stored form of now+ttl, or "" when ttl is not
+// positive.
+func expiry(now time.Time, ttl time.Duration) string {
+	if ttl <= 0 {
+		return ""
+	}
+	return formatTime(now.Add(ttl))
+}
+
+// DeleteSession signs out the session with the given token. Signing out a
+// session that does not exist is not an error.
+func (s *Store) DeleteSession(ctx context.Context, token string) error {
+	if _, err := s.wdb.ExecContext(ctx, `DELETE FROM sessions WHERE token_hash = ?`, hashToken(token)); err != nil {
+		return fmt.Errorf("delete session: %w", err)
+	}
+	return nil
+}
+
+// DeleteExpiredSessions removes expired sessions and returns how many.
+func (s *Store) DeleteExpiredSessions(ctx context.Context) (int64, error) {
+	res, err := s.wdb.ExecContext(ctx, `DELETE FROM sessions WHERE expires_at <= ?`, formatTime(s.clock()))
+	if err != nil {
+		return 0, fmt.Errorf("delete expired sessions: %w", err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return 0, fmt.Errorf("delete expired sessions: %w", err)
+	}
+	return n, nil
+}
