@@ -1,0 +1,45 @@
+# Backstop. `make demo` starts the dashboard on a sandbox cluster; `make test` runs what CI runs.
+GO      ?= go
+BIN     := bin/backstop
+PKGS    := ./...
+
+.PHONY: all build demo test generate check-generated lint bench deps-demo deps-test clean
+
+all: build
+
+build:
+	$(GO) build -o $(BIN) ./cmd/backstop
+
+## demo: install what is missing (PostgreSQL server), build, and run the demo on 127.0.0.1:8080
+demo: deps-demo build
+	./$(BIN) demo
+
+## test: everything CI runs: generated code current, vet, gofmt, the whole test suite
+test: deps-test check-generated lint
+	$(GO) test -count=1 -timeout 14m $(PKGS)
+
+## generate: regenerate templ components
+generate:
+	$(GO) tool templ generate -path web
+
+check-generated:
+	./.ci/check-generated
+
+lint:
+	$(GO) vet $(PKGS)
+	@out="$$(gofmt -l cmd web handlers store jobs migrations static)"; \
+	  if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+
+## bench: micro-benchmarks, then Backstop vs pg_basebackup on a pgbench scale-50 cluster
+bench: deps-test
+	$(GO) test -run '^$$' -bench . -benchmem ./store/repository/
+	$(GO) test -run '^$$' -bench BenchmarkFullBackup -benchtime 3x -timeout 30m ./cmd/backstop/
+
+deps-demo:
+	./.ci/deps postgresql
+
+deps-test:
+	./.ci/deps postgresql chromium
+
+clean:
+	rm -rf bin

@@ -1,0 +1,157 @@
+// Command backstop is the Backstop control plane for PostgreSQL backups: the dashboard
+// (`serve`), a self-contained demonstration (`demo`), and the commands that do the same work
+// from a shell (`source`, `backup`, `restore`, `user`).
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+const usage = `Backstop: verified PostgreSQL backups, restorable from a browser.
+
+Usage:
+  backstop [--home DIR] COMMAND [flags]
+
+Commands:
+  demo                     start a sandbox PostgreSQL cluster, back it up, serve the dashboard
+  serve                    serve the dashboard and run queued jobs
+  init                     create the home directory, repository and key
+  source add NAME DSN      register a PostgreSQL database (checked before it is saved)
+  source list              list sources
+  backup SOURCE            take a full backup now, with a progress bar
+  backup list              list backups
+  restore --backup ID --into DIR
+                           write a backup out as a startable data directory
+  user add NAME            create a user (password from --password-stdin, or generated)
+
+Every command keeps its state in one home directory: --home, else $BACKSTOP_HOME, else
+/var/lib/backstop for root or ~/.local/share/backstop. Commands that create something print
+its ID on the last line; --json prints machine-readable output instead.
+`
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr); err != nil {
+		if !errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintln(os.Stderr, "backstop:", err)
+		}
+		os.Exit(1)
+	}
+}
+
+// cli is what every command gets: where its state is, where it writes, how it logs.
+type cli struct {
+	home   string
+	json   bool
+	stdin  io.Reader
+	stdout io.Writer
+	stderr io.Writer
+	log    *slog.Logger
+}
+
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("backstop", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() { fmt.Fprint(stderr, usage) }
+	c := &cli{stdin: stdin, stdout: stdout, stderr: stderr}
+	fs.StringVar(&c.home, "home", defaultHome(), "home directory")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	c.log = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	args = fs.Args()
+	if len(args) == 0 {
+		fs.Usage()
+		return flag.ErrHelp
+	}
+	cmd, rest := args[0], args[1:]
+	switch cmd {
+	case "serve":
+		return c.serve(ctx, rest)
+	case "demo":
+		return c.demo(ctx, rest)
+	case "init":
+		return c.init(ctx, rest)
+	case "source":
+		return c.source(ctx, rest)
+	case "backup":
+		return c.backup(ctx, rest)
+	case "restore":
+		return c.restore(ctx, rest)
+	case "user":
+		return c.user(ctx, rest)
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	}
+	fs.Usage()
+	return fmt.Errorf("unknown command %q", cmd)
+}
+
+// flags returns a flag set for a subcommand, with the shared --json flag.
+func (c *cli) flags(name, synopsis string) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(c.stderr)
+	fs.BoolVar(&c.json, "json", false, "print machine-readable JSON")
+	fs.Usage = func() {
+		fmt.Fprintf(c.stderr, "Usage: backstop %s\n", synopsis)
+		fs.PrintDefaults()
+	}
+	return fs
+}
+
+// parse parses a subcommand's flags, accepting flags after positional arguments too.
+func parse(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		args = fs.Args()
+		if len(args) == 0 {
+			return pos, nil
+		}
+		pos = append(pos, args[0])
+		args = args[1:]
+	}
+}
+
+// printResult prints v as JSON with --json, else the text lines, the last of which is the
+// created thing's ID where there is one.
+func (c *cli) printResult(v any, lines ...string) error {
+	if c.json {
+		enc := json.NewEncoder(c.stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(v)
+	}
+	for _, l := range lines {
+		fmt.Fprintln(c.stdout, l)
+	}
+	return nil
+}
+
+func (c *cli) init(ctx context.Context, args []string) error {
+	fs := c.flags("init", "init")
+	if _, err := parse(fs, args); err != nil {
+		return err
+	}
+	h, err := openHome(ctx, c.home, true)
+	if err != nil {
+		return err
+	}
+	defer h.Close()
+	return c.printResult(map[string]string{"home": h.dir, "repository": h.repoDir(), "key_file": h.keyPath()},
+		"Backstop home: "+h.dir,
+		"repository:    "+h.repoDir(),
+		"key file:      "+h.keyPath()+" (keep a copy somewhere safe: without it no backup can be read)")
+}

@@ -1,0 +1,141 @@
+package handlers
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/backstop/backstop/store"
+	"github.com/backstop/backstop/web"
+)
+
+const (
+	sessionCookie = "backstop_session"
+	flashCookie   = "backstop_flash"
+)
+
+type ctxKey int
+
+const userKey ctxKey = iota
+
+// userFrom returns the signed-in user of a request that passed requireSession.
+func userFrom(ctx context.Context) (store.User, bool) {
+	u, ok := ctx.Value(userKey).(store.User)
+	return u, ok
+}
+
+// requireSession lets a request through only with a valid session; others are sent to the
+// login page (pages) or refused (htmx requests and the websocket), and nothing is done.
+func (h *Handler) requireSession(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, err := r.Cookie(sessionCookie)
+		if err == nil {
+			sess, u, err := h.store.SessionByToken(r.Context(), c.Value)
+			if err == nil {
+				if h.now().Sub(sess.LastSeenAt) > time.Minute {
+					if err := h.store.TouchSession(r.Context(), c.Value, h.sessionTTL); err != nil {
+						h.log.Warn("touch session", "err", err, "request_id", requestID(r))
+					}
+				}
+				next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), userKey, u)))
+				return
+			}
+			if !errors.Is(err, store.ErrNotFound) {
+				h.serveError(w, r, err)
+				return
+			}
+		}
+		if r.Method != http.MethodGet || r.Header.Get("HX-Request") == "true" || r.URL.Path == "/ws" {
+			http.Error(w, "sign in first", http.StatusUnauthorized)
+			return
+		}
+		http.Redirect(w, r, "/login?next="+url.QueryEscape(r.URL.RequestURI()), http.StatusSeeOther)
+	})
+}
+
+func (h *Handler) showLogin(w http.ResponseWriter, r *http.Request) error {
+	return render(w, r, http.StatusOK, web.LoginPage(web.LoginVM{Next: safeNext(r.URL.Query().Get("next"))}))
+}
+
+func (h *Handler) login(w http.ResponseWriter, r *http.Request) error {
+	name := strings.TrimSpace(r.PostFormValue("name"))
+	next := safeNext(r.PostFormValue("next"))
+	u, err := h.store.Authenticate(r.Context(), name, r.PostFormValue("password"))
+	if errors.Is(err, store.ErrBadCredentials) {
+		h.audit(r, "user.login_failed", name, "")
+		return render(w, r, http.StatusUnauthorized, web.LoginPage(web.LoginVM{Name: name, Next: next,
+			Error: "Wrong user name or password."}))
+	}
+	if err != nil {
+		return err
+	}
+	token, _, err := h.store.CreateSession(r.Context(), u.ID, h.sessionTTL, r.UserAgent(), clientIP(r))
+	if err != nil {
+		return err
+	}
+	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: token, Path: "/", HttpOnly: true,
+		Secure: r.TLS != nil, SameSite: http.SameSiteLaxMode})
+	r = r.WithContext(context.WithValue(r.Context(), userKey, u))
+	h.audit(r, "user.login", u.Name, "")
+	http.Redirect(w, r, next, http.StatusSeeOther)
+	return nil
+}
+
+func (h *Handler) logout(w http.ResponseWriter, r *http.Request) error {
+	if c, err := r.Cookie(sessionCookie); err == nil {
+		if err := h.store.DeleteSession(r.Context(), c.Value); err != nil {
+			return err
+		}
+	}
+	h.audit(r, "user.logout", actor(r.Context()), "")
+	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: "", Path: "/", MaxAge: -1, HttpOnly: true})
+	http.Redirect(w, r, "/login", http.StatusSeeOther)
+	return nil
+}
+
+// safeNext keeps a post-login redirect on this site: only local absolute paths pass.
+func safeNext(next string) string {
+	if next == "" || !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") || strings.HasPrefix(next, "/\\") ||
+		strings.HasPrefix(next, "/login") {
+		return "/"
+	}
+	return next
+}
+
+// setFlash leaves a one-time message for the page the client is redirected to.
+func setFlash(w http.ResponseWriter, kind web.FlashKind, message string) {
+	http.SetCookie(w, &http.Cookie{Name: flashCookie, Value: url.QueryEscape(string(kind) + ":" + message),
+		Path: "/", MaxAge: 60, HttpOnly: true, SameSite: http.SameSiteLaxMode})
+}
+
+// takeFlash returns and clears the one-time message, if any.
+func takeFlash(w http.ResponseWriter, r *http.Request) web.Flash {
+	c, err := r.Cookie(flashCookie)
+	if err != nil {
+		return web.Flash{}
+	}
+	http.SetCookie(w, &http.Cookie{Name: flashCookie, Value: "", Path: "/", MaxAge: -1, HttpOnly: true})
+	v, err := url.QueryUnescape(c.Value)
+	if err != nil {
+		return web.Flash{}
+	}
+	kind, msg, ok := strings.Cut(v, ":")
+	if !ok || (kind != string(web.FlashSuccess) && kind != string(web.FlashError)) {
+		return web.Flash{}
+	}
+	return web.Flash{Kind: web.FlashKind(kind), Message: msg}
+}
+
+// clientIP is the peer address of the request. Backstop listens directly, not behind a
+// proxy, so forwarded headers are not trusted.
+func clientIP(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}

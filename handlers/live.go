@@ -1,0 +1,208 @@
+package handlers
+
+import (
+	"bytes"
+	"context"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/a-h/templ"
+	"github.com/gorilla/websocket"
+
+	"github.com/backstop/backstop/jobs"
+	"github.com/backstop/backstop/store"
+	"github.com/backstop/backstop/web"
+)
+
+const (
+	writeWait  = 10 * time.Second
+	pongWait   = 60 * time.Second
+	pingPeriod = pongWait * 9 / 10
+)
+
+// upgrader accepts websocket connections from this site only: gorilla's default origin
+// check refuses an Origin header whose host is not the request's Host.
+var upgrader = websocket.Upgrader{ReadBufferSize: 1024, WriteBufferSize: 8192}
+
+// livePage is what a websocket connection's page shows, from ?page=: "overview", "jobs",
+// "backups", or "job-12", "backup-7", "source-3".
+type livePage struct {
+	kind string
+	id   int64
+	// known holds the rows already on a list page, so a new one is inserted once.
+	known map[int64]bool
+}
+
+func parseLivePage(s string) (livePage, bool) {
+	switch s {
+	case "overview", "jobs", "backups":
+		return livePage{kind: s, known: map[int64]bool{}}, true
+	}
+	kind, id, ok := strings.Cut(s, "-")
+	n, err := strconv.ParseInt(id, 10, 64)
+	if !ok || err != nil || n <= 0 || (kind != "job" && kind != "backup" && kind != "source") {
+		return livePage{}, false
+	}
+	return livePage{kind: kind, id: n}, true
+}
+
+// serveLive upgrades to a websocket and pushes HTML fragments for the page's live parts, one
+// fragment per message, until the client goes away, falls behind, or the server stops.
+func (h *Handler) serveLive(w http.ResponseWriter, r *http.Request) {
+	page, ok := parseLivePage(r.URL.Query().Get("page"))
+	if !ok {
+		h.serveError(w, r, badRequest("Unknown live page."))
+		return
+	}
+	conn, err := upgrader.Upgrade(w, r, nil)
+	if err != nil {
+		return // the upgrader has answered
+	}
+	defer conn.Close()
+	// The request's context ends with the handler; this one ends when the client leaves.
+	ctx, cancel := context.WithCancel(context.WithoutCancel(r.Context()))
+	defer cancel()
+	if err := h.seedKnown(ctx, &page); err != nil {
+		h.log.Warn("live: seed", "err", err, "request_id", requestID(r))
+	}
+	sub := h.hub.Subscribe()
+	defer h.hub.Unsubscribe(sub)
+
+	// Reader: the client sends nothing we use, but reading processes pongs and closes.
+	go func() {
+		defer cancel()
+		conn.SetReadLimit(4096)
+		conn.SetReadDeadline(time.Now().Add(pongWait))
+		conn.SetPongHandler(func(string) error { return conn.SetReadDeadline(time.Now().Add(pongWait)) })
+		for {
+			if _, _, err := conn.ReadMessage(); err != nil {
+				return
+			}
+		}
+	}()
+
+	ping := time.NewTicker(pingPeriod)
+	defer ping.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-ping.C:
+			conn.SetWriteDeadline(time.Now().Add(writeWait))
+			if err := conn.WriteMessage(websocket.PingMessage, nil); err != nil {
+				return
+			}
+		case ev, ok := <-sub.C:
+			if !ok { // dropped as too slow, or the server is stopping: the client reconnects
+				conn.WriteControl(websocket.CloseMessage,
+					websocket.FormatCloseMessage(websocket.CloseGoingAway, "reconnect"), time.Now().Add(writeWait))
+				return
+			}
+			for _, c := range h.fragments(ctx, &page, ev) {
+				var buf bytes.Buffer
+				if err := c.Render(ctx, &buf); err != nil {
+					h.log.Error("live: render", "err", err)
+					continue
+				}
+				conn.SetWriteDeadline(time.Now().Add(writeWait))
+				if err := conn.WriteMessage(websocket.TextMessage, buf.Bytes()); err != nil {
+					return
+				}
+			}
+		}
+	}
+}
+
+// seedKnown records the rows a list page was rendered with.
+func (h *Handler) seedKnown(ctx context.Context, p *livePage) error {
+	switch p.kind {
+	case "jobs":
+		js, err := h.store.Jobs(ctx, store.JobFilter{Limit: 200})
+		for _, j := range js {
+			p.known[j.ID] = true
+		}
+		return err
+	case "backups":
+		bs, err := h.store.Backups(ctx, store.BackupFilter{Limit: 200})
+		for _, b := range bs {
+			p.known[b.ID] = true
+		}
+		return err
+	}
+	return nil
+}
+
+// fragments renders what an event changes on a page. A fragment whose target is not on the
+// page is dropped by static/app.js before htmx sees it.
+func (h *Handler) fragments(ctx context.Context, p *livePage, ev jobs.Event) []templ.Component {
+	now := h.now()
+	progress := func() templ.Component {
+		return web.JobProgressOOB(web.JobProgressVM{JobID: ev.JobID, State: string(ev.State), Phase: ev.Progress.Phase,
+			Done: ev.Progress.Done, Total: ev.Progress.Total, RatePerSec: ev.Progress.Rate, ETA: ev.Progress.ETA})
+	}
+	if ev.JobID == 0 { // a sweep marked orphaned jobs: nothing to address precisely
+		return nil
+	}
+	switch ev.Type {
+	case jobs.EventProgress:
+		switch {
+		case p.kind == "job" && p.id != ev.JobID, p.kind == "source" && p.id != ev.SourceID:
+			return nil
+		}
+		return []templ.Component{progress()}
+	case jobs.EventLog:
+		if p.kind == "job" && p.id == ev.JobID && ev.Log != nil {
+			return []templ.Component{web.JobEventOOB(ev.JobID, eventRow(*ev.Log))}
+		}
+		return nil
+	}
+	// A state change: re-read the job and what it touches from the catalog.
+	j, err := h.store.Job(ctx, ev.JobID)
+	if err != nil {
+		return nil
+	}
+	var name string
+	if j.SourceID != 0 {
+		if s, err := h.store.Source(ctx, j.SourceID); err == nil {
+			name = s.Name
+		}
+	}
+	var out []templ.Component
+	switch p.kind {
+	case "overview":
+		if s, err := h.store.Source(ctx, j.SourceID); err == nil {
+			if sum, err := h.sourceSummary(ctx, s); err == nil {
+				out = append(out, web.SourceCardOOB(sum, now, 0))
+			}
+		}
+	case "jobs":
+		row := jobRow(j, name)
+		if p.known[j.ID] {
+			out = append(out, web.JobRowOOB(row, now))
+		} else {
+			p.known[j.ID] = true
+			out = append(out, web.JobRowNewOOB(row, now))
+		}
+	case "job":
+		if p.id == j.ID {
+			out = append(out, web.JobStateOOB(j.ID, string(j.State)), web.JobProgressOOB(jobProgress(j)))
+		}
+	case "backups":
+		if id := jobBackupID(j); id != 0 {
+			if b, err := h.store.Backup(ctx, id); err == nil {
+				row := h.withProgress(ctx, backupRow(b, name), b)
+				if p.known[b.ID] {
+					out = append(out, web.BackupRowOOB(row, now))
+				} else {
+					p.known[b.ID] = true
+					out = append(out, web.BackupRowNewOOB(row, now))
+				}
+			}
+		}
+	case "backup", "source":
+		out = append(out, web.JobProgressOOB(jobProgress(j)))
+	}
+	return out
+}

@@ -1,0 +1,144 @@
+package handlers
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/go-chi/chi/v5/middleware"
+
+	"github.com/backstop/backstop/static"
+	"github.com/backstop/backstop/store"
+)
+
+// Routes returns every route of the dashboard.
+func (h *Handler) Routes() http.Handler {
+	r := chi.NewRouter()
+	r.Use(middleware.RequestID, h.logRequests, middleware.Recoverer, securityHeaders)
+	r.Use(http.NewCrossOriginProtection().Handler)
+
+	r.Get("/healthz", h.healthz)
+	r.Handle(static.Prefix+"*", static.Handler())
+	r.Get("/login", h.wrap(h.showLogin))
+	r.Post("/login", h.wrap(h.login))
+
+	r.Group(func(r chi.Router) {
+		r.Use(h.requireSession)
+		r.Post("/logout", h.wrap(h.logout))
+		r.Get("/", h.wrap(h.showOverview))
+		r.Get("/ws", h.serveLive)
+		r.Get("/audit", h.wrap(h.showAudit))
+
+		r.Route("/sources", func(r chi.Router) {
+			r.Get("/", h.wrap(h.showSourceList))
+			r.Get("/new", h.wrap(h.showSourceNew))
+			r.Post("/", h.wrap(h.createSource))
+			r.Route("/{sourceID}", func(r chi.Router) {
+				r.Use(h.loadSource)
+				r.Get("/", h.wrap(h.showSource))
+				r.Post("/backups", h.wrap(h.startBackup))
+			})
+		})
+		r.Route("/backups", func(r chi.Router) {
+			r.Get("/", h.wrap(h.showBackupList))
+			r.Route("/{backupID}", func(r chi.Router) {
+				r.Use(h.loadBackup)
+				r.Get("/", h.wrap(h.showBackup))
+			})
+		})
+		r.Route("/jobs", func(r chi.Router) {
+			r.Get("/", h.wrap(h.showJobList))
+			r.Route("/{jobID}", func(r chi.Router) {
+				r.Use(h.loadJob)
+				r.Get("/", h.wrap(h.showJob))
+				r.Post("/cancel", h.wrap(h.cancelJob))
+			})
+		})
+	})
+	r.NotFound(h.wrap(func(w http.ResponseWriter, r *http.Request) error { return notFound("Page") }))
+	return r
+}
+
+func (h *Handler) healthz(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	if _, err := h.store.UserCount(ctx); err != nil {
+		http.Error(w, "catalog unavailable", http.StatusServiceUnavailable)
+		return
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Write([]byte("ok\n"))
+}
+
+// logRequests logs each request once, with its request ID, status and duration.
+func (h *Handler) logRequests(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ww := middleware.NewWrapResponseWriter(w, r.ProtoMajor)
+		start := time.Now()
+		next.ServeHTTP(ww, r)
+		h.log.Debug("request", "method", r.Method, "path", r.URL.Path, "status", ww.Status(),
+			"duration", time.Since(start), "request_id", requestID(r))
+	})
+}
+
+func securityHeaders(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hd := w.Header()
+		hd.Set("X-Content-Type-Options", "nosniff")
+		hd.Set("X-Frame-Options", "DENY")
+		hd.Set("Referrer-Policy", "same-origin")
+		hd.Set("Content-Security-Policy", "default-src 'self'; connect-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; script-src 'self'; frame-ancestors 'none'")
+		next.ServeHTTP(w, r)
+	})
+}
+
+type loadedKey int
+
+const (
+	sourceKey loadedKey = iota
+	backupKey
+	jobKey
+)
+
+// loader builds middleware that loads the entity named by a URL parameter, answering 404
+// early when it does not exist.
+func loader[T any](h *Handler, param, what string, key loadedKey, load func(context.Context, int64) (T, error)) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			id, err := strconv.ParseInt(chi.URLParam(r, param), 10, 64)
+			if err != nil || id <= 0 {
+				h.serveError(w, r, notFound(what))
+				return
+			}
+			v, err := load(r.Context(), id)
+			if errors.Is(err, store.ErrNotFound) {
+				h.serveError(w, r, notFound(what))
+				return
+			}
+			if err != nil {
+				h.serveError(w, r, err)
+				return
+			}
+			next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), key, v)))
+		})
+	}
+}
+
+func (h *Handler) loadSource(next http.Handler) http.Handler {
+	return loader(h, "sourceID", "Source", sourceKey, h.store.Source)(next)
+}
+
+func (h *Handler) loadBackup(next http.Handler) http.Handler {
+	return loader(h, "backupID", "Backup", backupKey, h.store.Backup)(next)
+}
+
+func (h *Handler) loadJob(next http.Handler) http.Handler {
+	return loader(h, "jobID", "Job", jobKey, h.store.Job)(next)
+}
+
+func sourceFrom(r *http.Request) store.Source { return r.Context().Value(sourceKey).(store.Source) }
+func backupFrom(r *http.Request) store.Backup { return r.Context().Value(backupKey).(store.Backup) }
+func jobFrom(r *http.Request) store.Job       { return r.Context().Value(jobKey).(store.Job) }

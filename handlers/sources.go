@@ -1,0 +1,132 @@
+package handlers
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+
+	"github.com/backstop/backstop/jobs"
+	"github.com/backstop/backstop/jobs/pg"
+	"github.com/backstop/backstop/store"
+	"github.com/backstop/backstop/web"
+)
+
+func (h *Handler) showSourceList(w http.ResponseWriter, r *http.Request) error {
+	sums, err := h.sourceSummaries(r.Context())
+	if err != nil {
+		return err
+	}
+	return h.page(w, r, "Sources", web.NavSources, web.SourcesPage(web.SourcesVM{Now: h.now(), Sources: sums}))
+}
+
+func (h *Handler) showSourceNew(w http.ResponseWriter, r *http.Request) error {
+	return h.page(w, r, "Add source", web.NavSources, web.SourceNewPage(web.SourceFormVM{}))
+}
+
+// createSource checks the database and registers it; a failed check shows the form again
+// with the message next to the field at fault, and nothing is saved.
+func (h *Handler) createSource(w http.ResponseWriter, r *http.Request) error {
+	form := web.SourceFormVM{Name: strings.TrimSpace(r.PostFormValue("name")), DSN: strings.TrimSpace(r.PostFormValue("dsn"))}
+	if form.DSN == "" {
+		form.Errors = map[string]string{"dsn": "Enter a connection string."}
+	}
+	var src store.Source
+	var err error
+	if form.Errors == nil {
+		src, err = jobs.RegisterSource(r.Context(), h.store, form.Name, form.DSN)
+	}
+	var ve *store.ValidationError
+	var ce *pg.CheckError
+	switch {
+	case form.Errors != nil:
+	case errors.As(err, &ve):
+		field := ve.Field
+		if field != "name" && field != "dsn" {
+			field = ""
+		}
+		form.Errors = map[string]string{field: capitalizeFirst(ve.Message)}
+		if field == "name" {
+			form.Errors[field] = "Name " + ve.Message
+			if strings.HasPrefix(ve.Message, "a source") {
+				form.Errors[field] = capitalizeFirst(ve.Message) + "."
+			}
+		}
+	case errors.As(err, &ce):
+		// Every check is about the database the DSN points at; the message says which part.
+		form.Errors = map[string]string{"dsn": ce.Message}
+		form.Hint = ce.Hint
+	case err != nil:
+		return err
+	}
+	if form.Errors != nil {
+		// The password stays out of the refilled form and of the logs.
+		form.DSN = pg.MaskDSN(form.DSN)
+		if form.DSN != strings.TrimSpace(r.PostFormValue("dsn")) {
+			form.Errors["dsn"] += " Enter the password again."
+		}
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		vm := web.LayoutVM{Title: "Add source", Nav: web.NavSources}
+		if u, ok := userFrom(r.Context()); ok {
+			vm.UserName = u.Name
+		}
+		return render(w, r, http.StatusUnprocessableEntity, web.Layout(vm, web.SourceNewPage(form)))
+	}
+	h.audit(r, "source.create", src.Name, fmt.Sprintf(`{"dsn":%q}`, pg.MaskDSN(src.DSN)))
+	setFlash(w, web.FlashSuccess, fmt.Sprintf("Source %s added: PostgreSQL %s, system %s.", src.Name, pgVersion(src.PGVersion), src.SystemIdentifier))
+	http.Redirect(w, r, fmt.Sprintf("/sources/%d", src.ID), http.StatusSeeOther)
+	return nil
+}
+
+func capitalizeFirst(s string) string {
+	if s == "" {
+		return s
+	}
+	return strings.ToUpper(s[:1]) + s[1:]
+}
+
+func (h *Handler) showSource(w http.ResponseWriter, r *http.Request) error {
+	ctx := r.Context()
+	s := sourceFrom(r)
+	vm := web.SourceVM{Now: h.now(), ID: s.ID, Name: s.Name, MaskedDSN: pg.MaskDSN(s.DSN),
+		SystemIdentifier: s.SystemIdentifier, PGVersion: pgVersion(s.PGVersion), Timeline: s.Timeline,
+		DataChecksums: s.DataChecksums != nil && *s.DataChecksums, CreatedAt: s.CreatedAt}
+	bs, err := h.store.Backups(ctx, store.BackupFilter{SourceID: s.ID, Limit: 20})
+	if err != nil {
+		return err
+	}
+	for _, b := range bs {
+		vm.Backups = append(vm.Backups, backupRow(b, s.Name))
+	}
+	js, err := h.store.Jobs(ctx, store.JobFilter{SourceID: s.ID, Limit: 10})
+	if err != nil {
+		return err
+	}
+	for _, j := range js {
+		vm.Jobs = append(vm.Jobs, jobRow(j, s.Name))
+	}
+	if vm.ActiveJob, err = h.activeJob(ctx, s.ID); err != nil {
+		return err
+	}
+	return h.page(w, r, s.Name, web.NavSources, web.SourcePage(vm))
+}
+
+// startBackup enqueues a full backup of the source and sends the user to the job's page.
+func (h *Handler) startBackup(w http.ResponseWriter, r *http.Request) error {
+	s := sourceFrom(r)
+	job, err := h.runner.Enqueue(r.Context(), jobs.Params{Kind: jobs.KindBackup, SourceID: s.ID,
+		LockKey: jobs.BackupLockKey(s.ID), Args: jobs.BackupArgs{SourceID: s.ID}, RequestedBy: actor(r.Context())})
+	var le *store.LockedError
+	if errors.As(err, &le) {
+		setFlash(w, web.FlashError, fmt.Sprintf("A backup of %s is already queued or running (job %d).", s.Name, le.JobID))
+		http.Redirect(w, r, fmt.Sprintf("/jobs/%d", le.JobID), http.StatusSeeOther)
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	h.audit(r, "backup.start", s.Name, fmt.Sprintf(`{"job_id":%d}`, job.ID))
+	setFlash(w, web.FlashSuccess, fmt.Sprintf("Backup of %s started as job %d.", s.Name, job.ID))
+	http.Redirect(w, r, fmt.Sprintf("/jobs/%d", job.ID), http.StatusSeeOther)
+	return nil
+}

@@ -1,0 +1,136 @@
+package handlers
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+
+	"github.com/backstop/backstop/jobs/pg"
+	"github.com/backstop/backstop/store"
+	"github.com/backstop/backstop/web"
+)
+
+// pgVersion formats server_version_num as PostgreSQL prints its version: 150018 → "15.18".
+func pgVersion(num int) string {
+	if num <= 0 {
+		return ""
+	}
+	return fmt.Sprintf("%d.%d", num/10000, num%10000)
+}
+
+// jobBackupID is the backup a backup job produced, from its recorded result.
+func jobBackupID(j store.Job) int64 {
+	var res struct {
+		BackupID int64 `json:"backup_id"`
+	}
+	if len(j.Result) > 0 && json.Unmarshal(j.Result, &res) == nil {
+		return res.BackupID
+	}
+	return 0
+}
+
+func jobProgress(j store.Job) web.JobProgressVM {
+	return web.JobProgressVM{JobID: j.ID, State: string(j.State), Phase: j.Phase, Done: j.BytesDone,
+		Total: j.BytesTotal, Message: j.Error, BackupID: jobBackupID(j)}
+}
+
+func jobRow(j store.Job, sourceName string) web.JobRow {
+	r := web.JobRow{ID: j.ID, Kind: j.Kind, SourceID: j.SourceID, SourceName: sourceName, State: string(j.State),
+		Phase: j.Phase, Done: j.BytesDone, Total: j.BytesTotal, Message: j.Error, BackupID: jobBackupID(j),
+		CreatedAt: j.CreatedAt}
+	if j.StartedAt != nil {
+		r.StartedAt = *j.StartedAt
+	}
+	if j.FinishedAt != nil {
+		r.FinishedAt = *j.FinishedAt
+	}
+	return r
+}
+
+func backupRow(b store.Backup, sourceName string) web.BackupRow {
+	r := web.BackupRow{ID: b.ID, SourceID: b.SourceID, SourceName: sourceName, State: string(b.State),
+		StartedAt: b.StartedAt, SourceBytes: b.Stats.SourceBytes, StoredNewBytes: b.Stats.StoredBytesNew,
+		StoredRefBytes: b.Stats.StoredBytesReferenced, BlocksNew: b.Stats.BlockCountNew,
+		BlocksTotal: b.Stats.BlockCount, StartLSN: b.StartLSN, EndLSN: b.EndLSN}
+	if b.FinishedAt != nil {
+		r.FinishedAt = *b.FinishedAt
+	}
+	return r
+}
+
+// withProgress attaches the live progress of a running backup's job.
+func (h *Handler) withProgress(ctx context.Context, r web.BackupRow, b store.Backup) web.BackupRow {
+	if b.State != store.BackupRunning || b.JobID == 0 {
+		return r
+	}
+	if j, err := h.store.Job(ctx, b.JobID); err == nil {
+		p := jobProgress(j)
+		r.Progress = &p
+	}
+	return r
+}
+
+// sourceNames maps source IDs to names for the lists.
+func (h *Handler) sourceNames(ctx context.Context) (map[int64]string, error) {
+	srcs, err := h.store.Sources(ctx)
+	if err != nil {
+		return nil, err
+	}
+	m := make(map[int64]string, len(srcs))
+	for _, s := range srcs {
+		m[s.ID] = s.Name
+	}
+	return m, nil
+}
+
+// activeJob is the live progress of a source's queued or running backup, if any.
+func (h *Handler) activeJob(ctx context.Context, sourceID int64) (*web.JobProgressVM, error) {
+	j, err := h.store.ActiveJobByLock(ctx, backupLockKey(sourceID))
+	if err != nil {
+		if isNotFound(err) {
+			return nil, nil
+		}
+		return nil, err
+	}
+	p := jobProgress(j)
+	return &p, nil
+}
+
+// sourceSummary is a source as the overview card and the sources table show it.
+func (h *Handler) sourceSummary(ctx context.Context, s store.Source) (web.SourceSummary, error) {
+	sum := web.SourceSummary{ID: s.ID, Name: s.Name, MaskedDSN: pg.MaskDSN(s.DSN), PGVersion: pgVersion(s.PGVersion)}
+	if b, err := h.store.LatestBackup(ctx, s.ID, store.BackupComplete); err == nil {
+		r := backupRow(b, s.Name)
+		sum.LastComplete = &r
+	} else if !isNotFound(err) {
+		return sum, err
+	}
+	if b, err := h.store.LatestBackup(ctx, s.ID, ""); err == nil {
+		r := backupRow(b, s.Name)
+		sum.LastAttempt = &r
+	} else if !isNotFound(err) {
+		return sum, err
+	}
+	active, err := h.activeJob(ctx, s.ID)
+	if err != nil {
+		return sum, err
+	}
+	sum.ActiveJob = active
+	return sum, nil
+}
+
+func (h *Handler) sourceSummaries(ctx context.Context) ([]web.SourceSummary, error) {
+	srcs, err := h.store.Sources(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]web.SourceSummary, 0, len(srcs))
+	for _, s := range srcs {
+		sum, err := h.sourceSummary(ctx, s)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, sum)
+	}
+	return out, nil
+}

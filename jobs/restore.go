@@ -1,0 +1,338 @@
+package jobs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"os/user"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"sync/atomic"
+
+	"github.com/dustin/go-humanize"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/backstop/backstop/jobs/pg"
+	"github.com/backstop/backstop/store"
+	"github.com/backstop/backstop/store/repository"
+)
+
+// KindRestore is the kind of jobs that restore a full backup into a directory.
+const KindRestore = "restore"
+
+// RestoreArgs are a restore job's arguments.
+type RestoreArgs struct {
+	BackupID int64  `json:"backup_id"`
+	Into     string `json:"into"`
+	// Owner is the OS user the restored files belong to; "" keeps the current user. A data
+	// directory must belong to the user that runs the server.
+	Owner string `json:"owner,omitempty"`
+	// Verify runs pg_verifybackup on the result when the binary is installed.
+	Verify bool `json:"verify"`
+}
+
+// RestoreResult is what a restore job records as its result.
+type RestoreResult struct {
+	Into     string `json:"into"`
+	Files    int    `json:"files"`
+	Bytes    int64  `json:"bytes"`
+	Verified bool   `json:"verified"`
+}
+
+// RestoreWorker writes a full backup out as a startable data directory.
+type RestoreWorker struct {
+	store *store.Store
+	repo  *repository.Repo
+	// Parallel is how many blocks are read, opened and written at once.
+	Parallel int
+}
+
+// NewRestoreWorker returns a worker reading from repo.
+func NewRestoreWorker(st *store.Store, repo *repository.Repo) *RestoreWorker {
+	return &RestoreWorker{store: st, repo: repo, Parallel: 4}
+}
+
+// Kind implements Worker.
+func (w *RestoreWorker) Kind() string { return KindRestore }
+
+// ErrNotEmpty is returned when a restore target directory already holds something.
+var ErrNotEmpty = errors.New("target directory is not empty")
+
+// Work implements Worker.
+func (w *RestoreWorker) Work(ctx context.Context, job *Job) error {
+	var args RestoreArgs
+	if err := job.Args(&args); err != nil {
+		return err
+	}
+	b, err := w.store.Backup(ctx, args.BackupID)
+	if err != nil {
+		return fmt.Errorf("restore: backup %d: %w", args.BackupID, err)
+	}
+	if b.State != store.BackupComplete {
+		return fmt.Errorf("restore: backup %d is %s, not complete: only complete backups can be restored", b.ID, b.State)
+	}
+	job.Phase(ctx, "reading manifest", 0)
+	m, err := w.repo.Manifest(ctx, b.RepoID)
+	if err != nil {
+		return fmt.Errorf("restore: backup %d: %w", b.ID, err)
+	}
+	if m.SystemIdentifier != b.SystemIdentifier {
+		return fmt.Errorf("restore: backup %d: the repository's manifest %s belongs to system %s, the catalog says %s",
+			b.ID, b.RepoID, m.SystemIdentifier, b.SystemIdentifier)
+	}
+	uid, gid, err := lookupOwner(args.Owner)
+	if err != nil {
+		return fmt.Errorf("restore: %w", err)
+	}
+	var total int64
+	for _, f := range m.Files {
+		total += f.Size
+	}
+	job.Phase(ctx, "writing files", total)
+	err = RestoreFiles(ctx, w.repo, m, args.Into, RestoreOptions{
+		Parallel: w.Parallel, UID: uid, GID: gid,
+		Progress: func(done int64) { job.Progress(ctx, done, total) },
+	})
+	if err != nil {
+		return err
+	}
+	job.Logf(ctx, LevelInfo, "writing files", "wrote %d files, %s, into %s", len(m.Files), humanize.IBytes(uint64(total)), args.Into)
+	res := RestoreResult{Into: args.Into, Files: len(m.Files), Bytes: total}
+	if args.Verify {
+		job.Phase(ctx, "verifying", 0)
+		bin, err := pg.FindBinaries(ctx, m.PGVersion/10000)
+		if err != nil {
+			job.Logf(ctx, LevelWarn, "verifying", "not verified with pg_verifybackup: %v", err)
+		} else {
+			if err := pg.VerifyBackup(ctx, bin, args.Into); err != nil {
+				return fmt.Errorf("restore: %w", err)
+			}
+			res.Verified = true
+			job.Logf(ctx, LevelInfo, "verifying", "pg_verifybackup: every file and the WAL match the server's backup manifest")
+		}
+	}
+	return job.SetResult(res)
+}
+
+// lookupOwner resolves an OS user name to the IDs to give restored files; -1 keeps them.
+func lookupOwner(name string) (uid, gid int, err error) {
+	if name == "" {
+		return -1, -1, nil
+	}
+	u, err := user.Lookup(name)
+	if err != nil {
+		return 0, 0, fmt.Errorf("owner %q: %w", name, err)
+	}
+	uid, _ = strconv.Atoi(u.Uid)
+	gid, _ = strconv.Atoi(u.Gid)
+	return uid, gid, nil
+}
+
+// RestoreOptions tune RestoreFiles.
+type RestoreOptions struct {
+	Parallel int
+	UID, GID int              // owner of what is written; -1 keeps the current user's
+	Progress func(done int64) // called with bytes written so far; may be nil
+}
+
+// RestoreFiles writes every file of a backup's manifest into dir, which must be missing or
+// empty. Each block is authenticated and its hash checked as it is read. On any failure
+// everything written is removed, so that no half-restored directory can be mistaken for a
+// good one, and the error names the file and the object.
+func RestoreFiles(ctx context.Context, repo *repository.Repo, m *repository.Manifest, dir string, opts RestoreOptions) (err error) {
+	created, err := prepareTarget(dir)
+	if err != nil {
+		return fmt.Errorf("restore: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			cleanTarget(dir, created)
+		}
+	}()
+	if err := chown(dir, opts.UID, opts.GID); err != nil {
+		return fmt.Errorf("restore: %w", err)
+	}
+	if opts.Parallel < 1 {
+		opts.Parallel = 4
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(opts.Parallel)
+	var done atomic.Int64
+	var progressMu sync.Mutex
+	report := func(n int) {
+		d := done.Add(int64(n))
+		if opts.Progress != nil && progressMu.TryLock() {
+			opts.Progress(d)
+			progressMu.Unlock()
+		}
+	}
+	for _, f := range m.Files {
+		if err := gctx.Err(); err != nil {
+			break
+		}
+		if err := restoreEntry(gctx, g, repo, m.BlockSize, dir, f, opts, report); err != nil {
+			g.Wait()
+			return fmt.Errorf("restore: %w", err)
+		}
+	}
+	if err := g.Wait(); err != nil {
+		return fmt.Errorf("restore: %w", err)
+	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("restore: %w", context.Cause(ctx))
+	}
+	if err := syncTree(dir); err != nil {
+		return fmt.Errorf("restore: %w", err)
+	}
+	if opts.Progress != nil {
+		opts.Progress(done.Load())
+	}
+	return nil
+}
+
+// restoreEntry creates one entry; a regular file's blocks are fetched and written on g.
+func restoreEntry(ctx context.Context, g *errgroup.Group, repo *repository.Repo, blockSize int, dir string, f repository.File, opts RestoreOptions, report func(int)) error {
+	if err := repository.ValidatePath(f.Path); err != nil {
+		return err
+	}
+	target := filepath.Join(dir, filepath.FromSlash(f.Path))
+	if err := os.MkdirAll(filepath.Dir(target), 0o700); err != nil {
+		return err
+	}
+	switch f.Type {
+	case "dir":
+		if err := os.Mkdir(target, fs.FileMode(f.Mode)&fs.ModePerm); err != nil && !errors.Is(err, fs.ErrExist) {
+			return err
+		}
+		return chown(target, opts.UID, opts.GID)
+	case "symlink":
+		if err := os.Symlink(f.LinkTarget, target); err != nil {
+			return err
+		}
+		return os.Lchown(target, opts.UID, opts.GID)
+	case "file":
+	default:
+		return fmt.Errorf("%s: unknown entry type %q", f.Path, f.Type)
+	}
+	out, err := os.OpenFile(target, os.O_WRONLY|os.O_CREATE|os.O_EXCL, fs.FileMode(f.Mode)&fs.ModePerm)
+	if err != nil {
+		return err
+	}
+	// A file left open by a failed block is closed by os.File's cleanup; its directory is
+	// removed as the restore fails.
+	if err := chown(target, opts.UID, opts.GID); err != nil {
+		out.Close()
+		return err
+	}
+	if len(f.Blocks) == 0 {
+		if f.Size != 0 {
+			out.Close()
+			return fmt.Errorf("%s: the manifest lists %d bytes but no blocks", f.Path, f.Size)
+		}
+		return closeFile(out, f)
+	}
+	remaining := atomic.Int32{}
+	remaining.Store(int32(len(f.Blocks)))
+	var written atomic.Int64
+	for i, name := range f.Blocks {
+		off := int64(i) * int64(blockSize)
+		g.Go(func() error {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			data, err := repo.Get(ctx, name, nil)
+			if err != nil {
+				return fmt.Errorf("file %s, block %d: %w", f.Path, i, err)
+			}
+			if i < len(f.Blocks)-1 && len(data) != blockSize {
+				return fmt.Errorf("file %s, block %d: object %s holds %d bytes, want %d", f.Path, i, name, len(data), blockSize)
+			}
+			if _, err := out.WriteAt(data, off); err != nil {
+				return fmt.Errorf("file %s: %w", f.Path, err)
+			}
+			written.Add(int64(len(data)))
+			report(len(data))
+			if remaining.Add(-1) == 0 {
+				if n := written.Load(); n != f.Size {
+					return fmt.Errorf("file %s: wrote %d bytes, the manifest says %d", f.Path, n, f.Size)
+				}
+				return closeFile(out, f)
+			}
+			return nil
+		})
+	}
+	return nil
+}
+
+// closeFile makes a restored file durable and gives it its recorded modification time.
+func closeFile(out *os.File, f repository.File) error {
+	if err := out.Sync(); err != nil {
+		out.Close()
+		return fmt.Errorf("file %s: %w", f.Path, err)
+	}
+	if err := out.Close(); err != nil {
+		return fmt.Errorf("file %s: %w", f.Path, err)
+	}
+	if !f.ModTime.IsZero() {
+		if err := os.Chtimes(out.Name(), f.ModTime, f.ModTime); err != nil {
+			return fmt.Errorf("file %s: %w", f.Path, err)
+		}
+	}
+	return nil
+}
+
+// prepareTarget makes sure dir exists, is a directory, and is empty. It reports whether it
+// created dir, so that a failed restore removes only what it made.
+func prepareTarget(dir string) (created bool, err error) {
+	entries, err := os.ReadDir(dir)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return false, err
+		}
+		return true, nil
+	case err != nil:
+		return false, err
+	case len(entries) > 0:
+		return false, fmt.Errorf("%w: %s holds %d entries (first: %s); restore into an empty or new directory",
+			ErrNotEmpty, dir, len(entries), entries[0].Name())
+	}
+	return false, os.Chmod(dir, 0o700)
+}
+
+// cleanTarget removes what a failed restore wrote.
+func cleanTarget(dir string, created bool) {
+	if created {
+		os.RemoveAll(dir)
+		return
+	}
+	entries, _ := os.ReadDir(dir)
+	for _, e := range entries {
+		os.RemoveAll(filepath.Join(dir, e.Name()))
+	}
+}
+
+func chown(p string, uid, gid int) error {
+	if uid < 0 && gid < 0 {
+		return nil
+	}
+	return os.Chown(p, uid, gid)
+}
+
+// syncTree fsyncs every directory below and including dir, so the new entries are durable.
+func syncTree(dir string) error {
+	return filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || !d.IsDir() {
+			return err
+		}
+		f, err := os.Open(p)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		return f.Sync()
+	})
+}
