@@ -45,7 +45,7 @@ func (h *Handler) wrap(fn appHandler) http.HandlerFunc {
 // otherwise. Server errors are logged with the request ID; their details stay in the log.
 func (h *Handler) serveError(w http.ResponseWriter, r *http.Request, err error) {
 	vm := web.ErrorVM{Status: http.StatusInternalServerError, Title: "Something went wrong",
-		Message: "Backstop could not complete this request. The server log has the details under the request ID below.",
+		Message:   "Backstop could not complete this request. The server log has the details under the request ID below.",
 		RequestID: requestID(r)}
 	var he *httpError
 	var ve *store.ValidationError

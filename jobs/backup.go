@@ -3,8 +3,8 @@ package jobs
 import (
 	"context"
 	"crypto/rand"
-	"encoding/hex"
 	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"hash/crc32"
@@ -203,10 +203,10 @@ func newRepoID(t time.Time) (string, error) {
 }
 
 type backupStats struct {
-	sourceBytes, walBytes            atomic.Int64
-	storedNew, walStoredNew          atomic.Int64
-	storedReferenced                 atomic.Int64
-	blocks, blocksNew                atomic.Int64
+	sourceBytes, walBytes   atomic.Int64
+	storedNew, walStoredNew atomic.Int64
+	storedReferenced        atomic.Int64
+	blocks, blocksNew       atomic.Int64
 }
 
 func (s *backupStats) manifestStats() repository.Stats {
@@ -229,12 +229,12 @@ type backupWriter struct {
 	gctx      context.Context
 	bufs      sync.Pool
 
-	mu             sync.Mutex
-	list           []*pendingFile
-	crcs           map[string]uint32
-	total          int64
-	done           int64
-	stats          backupStats
+	mu    sync.Mutex
+	list  []*pendingFile
+	crcs  map[string]uint32
+	total int64
+	done  int64
+	stats backupStats
 }
 
 func newBackupWriter(ctx context.Context, repo *repository.Repo, job *Job, parallel int) *backupWriter {

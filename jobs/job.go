@@ -28,13 +28,13 @@ type Job struct {
 	r      *Runner
 	result json.RawMessage
 
-	phase                  string
-	done, total            int64
-	rate                   float64
-	sampleAt               time.Time
-	sampleDone             int64
-	publishedAt, storedAt  time.Time
-	publishedPhase         string
+	phase                 string
+	done, total           int64
+	rate                  float64
+	sampleAt              time.Time
+	sampleDone            int64
+	publishedAt, storedAt time.Time
+	publishedPhase        string
 }
 
 // Args decodes the job's arguments into v.

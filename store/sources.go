@@ -42,13 +42,24 @@ type SourceParams struct {
 // sourceName matches valid source names.
 var sourceName = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,62}$`)
 
+// ValidateSourceName checks the form of a source name, so that callers can refuse a bad
+// name before connecting to anything. It returns a *ValidationError on the field "name".
+func ValidateSourceName(name string) error {
+	switch {
+	case name == "":
+		return invalid("name", "is required")
+	case !sourceName.MatchString(name):
+		return invalid("name", "must be 1 to 63 characters: lowercase letters, digits, '-' and '_', starting with a letter or digit")
+	}
+	return nil
+}
+
 // validate checks p.
 func (p SourceParams) validate() error {
+	if err := ValidateSourceName(p.Name); err != nil {
+		return err
+	}
 	switch {
-	case p.Name == "":
-		return invalid("name", "is required")
-	case !sourceName.MatchString(p.Name):
-		return invalid("name", "must be 1 to 63 characters: lowercase letters, digits, '-' and '_', starting with a letter or digit")
 	case p.DSN == "":
 		return invalid("dsn", "is required")
 	case p.SystemIdentifier == "":
