@@ -173,6 +173,17 @@
   document.addEventListener("htmx:wsClose", function () {
     setLive("closed", "Reconnecting…");
   });
+  // The server pushes one fragment per message, addressed by id to what may be on
+  // the page; one whose target this page does not show is dropped here, where htmx
+  // would report a missing swap target as an error.
+  document.addEventListener("htmx:wsBeforeMessage", function (e) {
+    var tpl = document.createElement("template");
+    tpl.innerHTML = e.detail.message;
+    var el = tpl.content.firstElementChild;
+    if (el && el.id && !document.getElementById(el.id)) {
+      e.preventDefault();
+    }
+  });
   // Content swapped in over the websocket or by htmx gets the same treatment
   // as the page itself.
   document.addEventListener("htmx:wsAfterMessage", refresh);

@@ -28,7 +28,7 @@ func TestBrowserLive(t *testing.T) {
 	}
 	chromium, err := exec.LookPath("chromium")
 	if err != nil {
-		t.Skip("chromium is not installed")
+		t.Fatal("chromium is not installed: run .ci/deps chromium (make test does)")
 	}
 	now := sampleNow()
 	jobs := sampleJobs(now)
