@@ -56,9 +56,8 @@ func (j *Job) SetResult(v any) error {
 	return nil
 }
 
-// Phase starts a new phase of the job and logs it.
+// Phase starts a new phase of the job; what happens in it is logged with Logf.
 func (j *Job) Phase(ctx context.Context, phase string, total int64) {
-	j.Logf(ctx, LevelInfo, phase, "%s", phase)
 	j.phase, j.done, j.total = phase, 0, total
 	j.rate, j.sampleAt, j.sampleDone = 0, time.Now(), 0
 	j.report(ctx, true)

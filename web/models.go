@@ -237,9 +237,8 @@ type FileRow struct {
 	// Type is file, dir or symlink.
 	Type string
 	Size int64
-	// Blocks is the number of blocks the file was split into; BlocksNew of them
-	// were new in this backup.
-	Blocks, BlocksNew int64
+	// Blocks is the number of blocks the file was split into.
+	Blocks int64
 }
 
 // BackupVM is one backup's page. The embedded BackupRow holds the identity, state,

@@ -138,14 +138,14 @@ func sampleEvents(now time.Time) []EventRow {
 
 func sampleFiles() []FileRow {
 	return []FileRow{
-		{Path: "PG_VERSION", Type: "file", Size: 3, Blocks: 1, BlocksNew: 0},
-		{Path: "backup_label", Type: "file", Size: 227, Blocks: 1, BlocksNew: 1},
+		{Path: "PG_VERSION", Type: "file", Size: 3, Blocks: 1},
+		{Path: "backup_label", Type: "file", Size: 227, Blocks: 1},
 		{Path: "base", Type: "dir"},
-		{Path: "base/16384/1259", Type: "file", Size: 114688, Blocks: 1, BlocksNew: 0},
-		{Path: "base/16384/24576", Type: "file", Size: 1073741824, Blocks: 8192, BlocksNew: 212},
-		{Path: "base/16384/24576.1", Type: "file", Size: 1073741824, Blocks: 8192, BlocksNew: 40},
-		{Path: "base/16384/24576_fsm", Type: "file", Size: 278528, Blocks: 3, BlocksNew: 1},
-		{Path: "global/pg_control", Type: "file", Size: 8192, Blocks: 1, BlocksNew: 1},
+		{Path: "base/16384/1259", Type: "file", Size: 114688, Blocks: 1},
+		{Path: "base/16384/24576", Type: "file", Size: 1073741824, Blocks: 8192},
+		{Path: "base/16384/24576.1", Type: "file", Size: 1073741824, Blocks: 8192},
+		{Path: "base/16384/24576_fsm", Type: "file", Size: 278528, Blocks: 3},
+		{Path: "global/pg_control", Type: "file", Size: 8192, Blocks: 1},
 		{Path: "pg_tblspc/16400", Type: "symlink"},
 		{Path: "pg_wal", Type: "dir"},
 	}
