@@ -33,7 +33,8 @@ lint:
 ## bench: micro-benchmarks, then Backstop vs pg_basebackup on a pgbench scale-50 cluster
 bench: deps-test
 	$(GO) test -run '^$$' -bench . -benchmem ./store/repository/
-	$(GO) test -run '^$$' -bench BenchmarkFullBackup -benchtime 3x -timeout 30m ./cmd/backstop/
+	# /var/tmp: both tools write their output on the same disk-backed file system.
+	TMPDIR=/var/tmp $(GO) test -run '^$$' -bench BenchmarkFullBackup -benchtime 3x -timeout 30m ./cmd/backstop/
 
 deps-demo:
 	./.ci/deps postgresql

@@ -182,6 +182,17 @@ func Init(dir string, key []byte) (*Repo, error) {
 		return nil, fmt.Errorf("init repository %s: %w", dir, err)
 	}
 	data = append(data, '\n')
+	// The 256 object directories are made once here rather than by the first backup.
+	for i := range 256 {
+		if err := os.MkdirAll(filepath.Join(dir, "objects", fmt.Sprintf("%02x", i)), dirMode); err != nil {
+			r.Close()
+			return nil, fmt.Errorf("init repository %s: %w", dir, err)
+		}
+	}
+	if err := syncDir(filepath.Join(dir, "objects")); err != nil {
+		r.Close()
+		return nil, fmt.Errorf("init repository %s: %w", dir, err)
+	}
 	if err := writeFileAtomic(dir, configName, data, true); err != nil {
 		r.Close()
 		return nil, fmt.Errorf("init repository %s: %w", dir, err)
@@ -260,6 +271,8 @@ func newRepo(dir, id string, blockSize int, key []byte) (*Repo, error) {
 		zstd.WithEncoderLevel(zstd.SpeedFastest),
 		zstd.WithWindowSize(window),
 		zstd.WithZeroFrames(true), // an empty block still gets a valid frame
+		// No frame checksum: the AEAD tag and the keyed name already prove every byte.
+		zstd.WithEncoderCRC(false),
 	)
 	if err != nil {
 		return nil, err
