@@ -45,7 +45,7 @@ func (o Options) withDefaults() Options {
 		o.Heartbeat = 2 * time.Second
 	}
 	if o.StaleAfter == 0 {
-		o.StaleAfter = time.Minute
+		o.StaleAfter = DefaultStaleAfter
 	}
 	return o
 }
@@ -340,11 +340,27 @@ func (r *Runner) heartbeatLoop(ctx context.Context) {
 	}
 }
 
+// DefaultStaleAfter is how long a running job may go without a heartbeat before it is taken
+// to be orphaned.
+const DefaultStaleAfter = time.Minute
+
+// Sweep marks running jobs whose process is gone as interrupted, with their backups: a job
+// of this host whose process no longer exists, or any job whose heartbeat is older than
+// staleAfter. Every command sweeps before it reads, so that nothing shows as running forever.
+func Sweep(ctx context.Context, st *store.Store, staleAfter time.Duration) (int, error) {
+	host, _ := os.Hostname()
+	n, err := st.MarkInterrupted(ctx, host, processAlive, staleAfter)
+	if err != nil {
+		return 0, fmt.Errorf("jobs: sweep: %w", err)
+	}
+	return n, nil
+}
+
 // sweep marks running jobs whose process is gone as interrupted.
 func (r *Runner) sweep(ctx context.Context) error {
-	n, err := r.store.MarkInterrupted(ctx, r.owner.Host, processAlive, r.opts.StaleAfter)
+	n, err := Sweep(ctx, r.store, r.opts.StaleAfter)
 	if err != nil {
-		return fmt.Errorf("jobs: sweep: %w", err)
+		return err
 	}
 	if n > 0 {
 		r.log.Warn("marked orphaned jobs interrupted", "count", n)

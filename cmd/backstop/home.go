@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/backstop/backstop/jobs"
 	"github.com/backstop/backstop/store"
 	"github.com/backstop/backstop/store/repository"
 )
@@ -74,6 +75,11 @@ func openHome(ctx context.Context, dir string, create bool) (*home, error) {
 		return nil, fmt.Errorf("home: %w", err)
 	}
 	h.repo, h.store = repo, st
+	// A job whose process died shows as interrupted, whichever command looks first.
+	if _, err := jobs.Sweep(ctx, st, jobs.DefaultStaleAfter); err != nil {
+		st.Close()
+		return nil, err
+	}
 	return h, nil
 }
 
