@@ -91,6 +91,8 @@ func (w *RestoreWorker) Work(ctx context.Context, job *Job) error {
 	for _, f := range m.Files {
 		total += f.Size
 	}
+	_, statErr := os.Lstat(args.Into)
+	created := errors.Is(statErr, fs.ErrNotExist)
 	job.Phase(ctx, "writing files", total)
 	err = RestoreFiles(ctx, w.repo, m, args.Into, RestoreOptions{
 		Parallel: w.Parallel, UID: uid, GID: gid,
@@ -108,6 +110,9 @@ func (w *RestoreWorker) Work(ctx context.Context, job *Job) error {
 			job.Logf(ctx, LevelWarn, "verifying", "not verified with pg_verifybackup: %v", err)
 		} else {
 			if err := pg.VerifyBackup(ctx, bin, args.Into); err != nil {
+				// Like a failed write, a failed check must not leave a directory that
+				// could be mistaken for a good restore.
+				cleanTarget(args.Into, created)
 				return fmt.Errorf("restore: %w", err)
 			}
 			res.Verified = true

@@ -421,12 +421,12 @@ func (s *Store) CancelRequested(ctx context.Context, ids []int64) ([]int64, erro
 	return out, nil
 }
 
-// FinishJob ends running job id in final state st (succeeded, failed or
-// cancelled), with errText saying why when it did not succeed, and result as
-// the kind's outcome (may be nil). A job that is not running is
-// ErrConflict.
+// FinishJob ends running job id in final state st (succeeded, failed,
+// cancelled, or interrupted when its own process stops it), with errText
+// saying why when it did not succeed, and result as the kind's outcome (may
+// be nil). A job that is not running is ErrConflict.
 func (s *Store) FinishJob(ctx context.Context, id int64, st JobState, errText string, result json.RawMessage) error {
-	if st != JobSucceeded && st != JobFailed && st != JobCancelled {
+	if st != JobSucceeded && st != JobFailed && st != JobCancelled && st != JobInterrupted {
 		return fmt.Errorf("finish job %d: %w", id, invalid("state", "must be %s, %s or %s, not %q", JobSucceeded, JobFailed, JobCancelled, st))
 	}
 	res, err := jsonArg("result", result)

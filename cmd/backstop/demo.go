@@ -79,7 +79,9 @@ func (c *cli) demo(ctx context.Context, args []string) error {
 
 	src, err := h.store.SourceByName(ctx, "demo")
 	if errors.Is(err, store.ErrNotFound) {
-		src, err = jobs.RegisterSource(ctx, h.store, "demo", dsn)
+		if src, err = jobs.RegisterSource(ctx, h.store, "demo", dsn); err == nil {
+			err = h.store.Audit(ctx, store.AuditEntry{Actor: "demo", Action: "source.create", Target: src.Name})
+		}
 	}
 	if err != nil {
 		return fmt.Errorf("demo: register source: %w", err)
@@ -93,6 +95,9 @@ func (c *cli) demo(ctx context.Context, args []string) error {
 			// The server's runner takes it; the dashboard shows it live.
 			_, err := runner.Enqueue(ctx, jobs.Params{Kind: jobs.KindBackup, SourceID: src.ID,
 				LockKey: jobs.BackupLockKey(src.ID), Args: jobs.BackupArgs{SourceID: src.ID}, RequestedBy: "demo"})
+			if err == nil {
+				err = h.store.Audit(ctx, store.AuditEntry{Actor: "demo", Action: "backup.start", Target: src.Name})
+			}
 			if err != nil && !errors.Is(err, store.ErrLocked) {
 				c.log.Error("first backup", "err", err)
 			}
