@@ -24,7 +24,8 @@ const minVersionNum = 150000
 // person who registers it: the UI shows Message and Hint next to Field.
 type CheckError struct {
 	// Field names what is wrong: "dsn", "host", "auth", "version",
-	// "wal_level", "max_wal_senders" or "replication".
+	// "wal_level", "max_wal_senders", "max_replication_slots", "replication"
+	// or "tablespaces".
 	Field string
 	// Message says what is wrong.
 	Message string
@@ -138,9 +139,9 @@ func checkSettings(ctx context.Context, conn *pgconn.PgConn, user string) (Sourc
 	const settingsSQL = `SELECT current_setting('server_version'), current_setting('server_version_num'),
        current_setting('wal_level'), current_setting('max_wal_senders'),
        current_setting('wal_segment_size'), current_setting('data_checksums'),
-       current_user, r.rolsuper, r.rolreplication
+       current_user, r.rolsuper, r.rolreplication, current_setting('max_replication_slots')
 FROM pg_roles r WHERE r.rolname = current_user`
-	rows, err := query(ctx, conn, settingsSQL, 9)
+	rows, err := query(ctx, conn, settingsSQL, 10)
 	if err == nil && len(rows) != 1 {
 		err = fmt.Errorf("read settings: %d rows, want 1", len(rows))
 	}
@@ -163,6 +164,7 @@ FROM pg_roles r WHERE r.rolname = current_user`
 	info.VersionNum, _ = strconv.Atoi(r[1])
 	info.MaxWALSenders, _ = strconv.Atoi(r[3])
 	info.WALSegmentSize, _ = parseSize(r[4])
+	maxSlots, _ := strconv.Atoi(r[9])
 
 	if info.VersionNum < minVersionNum {
 		return SourceInfo{}, &CheckError{
@@ -183,6 +185,13 @@ FROM pg_roles r WHERE r.rolname = current_user`
 			Field:   "max_wal_senders",
 			Message: fmt.Sprintf("max_wal_senders is %d; backups need WAL sender slots: one for each base backup and one for WAL streaming.", info.MaxWALSenders),
 			Hint:    "Set max_wal_senders = 10 in postgresql.conf and restart the server.",
+		}
+	}
+	if maxSlots <= 0 {
+		return SourceInfo{}, &CheckError{
+			Field:   "max_replication_slots",
+			Message: "max_replication_slots is 0; each backup holds a temporary replication slot so that the server keeps the WAL it needs.",
+			Hint:    "Set max_replication_slots = 10 in postgresql.conf and restart the server.",
 		}
 	}
 	if !info.Superuser && !info.Replication {
@@ -206,6 +215,16 @@ WHERE spcname NOT IN ('pg_default', 'pg_global') ORDER BY spcname`
 	for _, r := range rows {
 		oid, _ := strconv.ParseUint(r[0], 10, 32)
 		info.Tablespaces = append(info.Tablespaces, Tablespace{OID: uint32(oid), Name: r[1], Location: r[2], Size: -1})
+	}
+	if len(info.Tablespaces) > 0 {
+		t := info.Tablespaces[0]
+		return SourceInfo{}, &CheckError{
+			Field: "tablespaces",
+			Message: fmt.Sprintf("the server has %d tablespace(s) besides pg_default and pg_global (first: %s at %s); "+
+				"this version of Backstop backs up only the main tablespace, so it refuses rather than take an incomplete backup.",
+				len(info.Tablespaces), t.Name, t.Location),
+			Hint: "Move the tables into pg_default (ALTER TABLE … SET TABLESPACE pg_default), or wait for tablespace support.",
+		}
 	}
 	return info, nil
 }
