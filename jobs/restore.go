@@ -42,6 +42,10 @@ type RestoreResult struct {
 	Verified bool   `json:"verified"`
 }
 
+// RestoreLockKey keeps two restores from writing into one directory at once (dir must be
+// absolute and clean).
+func RestoreLockKey(dir string) string { return "restore:dir:" + dir }
+
 // RestoreWorker writes a full backup out as a startable data directory.
 type RestoreWorker struct {
 	store *store.Store

@@ -427,7 +427,7 @@ func (s *Store) CancelRequested(ctx context.Context, ids []int64) ([]int64, erro
 // be nil). A job that is not running is ErrConflict.
 func (s *Store) FinishJob(ctx context.Context, id int64, st JobState, errText string, result json.RawMessage) error {
 	if st != JobSucceeded && st != JobFailed && st != JobCancelled && st != JobInterrupted {
-		return fmt.Errorf("finish job %d: %w", id, invalid("state", "must be %s, %s or %s, not %q", JobSucceeded, JobFailed, JobCancelled, st))
+		return fmt.Errorf("finish job %d: %w", id, invalid("state", "must be %s, %s, %s or %s, not %q", JobSucceeded, JobFailed, JobCancelled, JobInterrupted, st))
 	}
 	res, err := jsonArg("result", result)
 	if err != nil {

@@ -348,7 +348,7 @@ func TestFinishJob(t *testing.T) {
 	wantErr(t, "FinishJob(queued)", s.FinishJob(ctx, queued.ID, JobFailed, "x", nil), ErrConflict)
 	wantErr(t, "FinishJob(99)", s.FinishJob(ctx, 99, JobFailed, "x", nil), ErrNotFound)
 	wantValidation(t, "FinishJob(queued state)", s.FinishJob(ctx, queued.ID, JobQueued, "", nil),
-		"state", `must be succeeded, failed or cancelled, not "queued"`)
+		"state", `must be succeeded, failed, cancelled or interrupted, not "queued"`)
 	wantValidation(t, "FinishJob(bad result)", s.FinishJob(ctx, queued.ID, JobSucceeded, "", json.RawMessage(`nope`)),
 		"result", "is not valid JSON")
 }

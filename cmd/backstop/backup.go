@@ -34,7 +34,7 @@ func (c *cli) backup(ctx context.Context, args []string) error {
 	defer h.Close()
 	src, err := h.store.SourceByName(ctx, pos[0])
 	if err != nil {
-		return fmt.Errorf("source %q: %w", pos[0], err)
+		return fmt.Errorf("%w (see `backstop source list`)", err)
 	}
 	actor := cliActor()
 	if err := h.store.Audit(ctx, store.AuditEntry{Actor: actor, Action: "backup.start", Target: src.Name}); err != nil {

@@ -89,6 +89,8 @@ func (c *cli) drawProgress(sub *jobs.Subscription) {
 					progressbar.OptionThrottle(100_000_000),
 					progressbar.OptionShowCount(),
 					progressbar.OptionClearOnFinish(),
+					// No spinner goroutine: it redraws without the bar's lock, racing Clear.
+					progressbar.OptionSetSpinnerChangeInterval(0),
 				)
 			}
 			if p.Total > 0 && bar.GetMax64() != p.Total {

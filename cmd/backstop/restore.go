@@ -40,7 +40,7 @@ func (c *cli) restore(ctx context.Context, args []string) error {
 		return err
 	}
 	job, err := c.runJob(ctx, h, jobs.Params{
-		Kind: jobs.KindRestore, Args: jobs.RestoreArgs{BackupID: *backupID, Into: dir, Owner: *owner, Verify: !*noVerify},
+		Kind: jobs.KindRestore, LockKey: jobs.RestoreLockKey(dir), Args: jobs.RestoreArgs{BackupID: *backupID, Into: dir, Owner: *owner, Verify: !*noVerify},
 		RequestedBy: actor,
 	})
 	if err != nil {

@@ -43,7 +43,7 @@ func (c *cli) sourceAdd(ctx context.Context, args []string) error {
 	if err != nil {
 		var ce *pg.CheckError
 		if errors.As(err, &ce) && ce.Hint != "" {
-			return fmt.Errorf("%w\nhint: %s", err, ce.Hint)
+			return hinted{ce}
 		}
 		return err
 	}
@@ -83,6 +83,15 @@ func (c *cli) sourceList(ctx context.Context, args []string) error {
 	}
 	return tw.Flush()
 }
+
+// hinted prints a check error's hint on a line of its own (CheckError.Error ends with it).
+type hinted struct{ *pg.CheckError }
+
+// Error returns the message, then the hint on its own line.
+func (h hinted) Error() string { return h.Message + "\nhint: " + h.Hint }
+
+// Unwrap returns the *pg.CheckError.
+func (h hinted) Unwrap() error { return h.CheckError }
 
 // sourceJSON is a source as the CLI prints it: never with its password.
 func sourceJSON(s store.Source) map[string]any {

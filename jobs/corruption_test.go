@@ -1,0 +1,253 @@
+package jobs_test
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/backstop/backstop/jobs"
+	"github.com/backstop/backstop/store"
+	"github.com/backstop/backstop/store/repository"
+)
+
+// flipByte flips one bit of the byte in the middle of a read-only repository file.
+func flipByte(t *testing.T, path string) {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data[len(data)/2] ^= 0x01
+	if err := os.Chmod(path, 0o640); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, data, 0o640); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(path, fi.Mode().Perm()); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// failedRestore runs a restore job that must fail, and returns its error and final row.
+func failedRestore(t *testing.T, e *env, backupID int64, into string) (store.Job, error) {
+	t.Helper()
+	job, err := e.runner.Run(context.Background(), restoreParams(backupID, into))
+	if err == nil {
+		t.Fatalf("Run(restore of backup %d into %s) succeeded, want an error", backupID, into)
+	}
+	if job.State != store.JobFailed {
+		t.Errorf("restore job state = %s, want %s", job.State, store.JobFailed)
+	}
+	if job.Error == "" || !strings.Contains(err.Error(), job.Error) {
+		t.Errorf("restore job error = %q, want the returned error %q", job.Error, err)
+	}
+	return job, err
+}
+
+// wantGone checks that a restore target that did not exist before is gone.
+func wantGone(t *testing.T, into string) {
+	t.Helper()
+	if _, err := os.Stat(into); !errors.Is(err, os.ErrNotExist) {
+		entries, _ := os.ReadDir(into)
+		t.Errorf("after a failed restore, Stat(%s) = %v with %d entries, want it removed", into, err, len(entries))
+	}
+}
+
+// wantEmpty checks that a restore target that existed empty before is still there, empty.
+func wantEmpty(t *testing.T, into string) {
+	t.Helper()
+	entries, err := os.ReadDir(into)
+	if err != nil {
+		t.Errorf("after a failed restore, ReadDir(%s) = %v, want the empty directory kept", into, err)
+		return
+	}
+	if len(entries) > 0 {
+		t.Errorf("after a failed restore, %s holds %d entries (first %s), want none", into, len(entries), entries[0].Name())
+	}
+}
+
+func TestRestoreCorruptObject(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	c := shared.Cluster(t)
+	dsn := createDatabase(t, c, "corrupt_object")
+	execSQL(t, dsn,
+		`CREATE TABLE accounts (id int PRIMARY KEY, owner text NOT NULL)`,
+		`INSERT INTO accounts SELECT g, md5(g::text) FROM generate_series(1, 3000) g`,
+		`CHECKPOINT`)
+	relPath := queryValue(t, connect(t, dsn), `SELECT pg_relation_filepath('accounts')`)
+	e := setup(t, jobs.Options{})
+	src := e.register(t, "src", dsn)
+	_, b := e.backup(t, src)
+
+	// Find the table's first block, stored once in this backup, and corrupt it.
+	m, err := e.repo.Manifest(ctx, b.RepoID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var object string
+	uses := map[string]int{}
+	for _, f := range m.Files {
+		for _, name := range f.Blocks {
+			uses[name]++
+		}
+		if f.Path == relPath && len(f.Blocks) > 0 {
+			object = f.Blocks[0]
+		}
+	}
+	if object == "" {
+		t.Fatalf("backup manifest has no blocks for %s", relPath)
+	}
+	if uses[object] != 1 {
+		t.Fatalf("object %s is used %d times in the backup, want once", object, uses[object])
+	}
+	flipByte(t, filepath.Join(e.dir, "objects", object[:2], object))
+
+	for _, tc := range []struct {
+		name   string
+		exists bool // the target exists, empty, before the restore
+	}{
+		{"new target", false},
+		{"empty target", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			into := filepath.Join(reachableDir(t), "data")
+			if tc.exists {
+				if err := os.Mkdir(into, 0o700); err != nil {
+					t.Fatal(err)
+				}
+			}
+			job, err := failedRestore(t, e, b.ID, into)
+			var ce *repository.CorruptError
+			if !errors.As(err, &ce) || ce.Object != object {
+				t.Errorf("restore error = %v, want a *repository.CorruptError for object %s", err, object)
+			}
+			for _, want := range []string{relPath, object} {
+				if !strings.Contains(err.Error(), want) || !strings.Contains(job.Error, want) {
+					t.Errorf("restore error = %q (job: %q), want it to name %s", err, job.Error, want)
+				}
+			}
+			if tc.exists {
+				wantEmpty(t, into)
+			} else {
+				wantGone(t, into)
+			}
+		})
+	}
+
+	t.Run("missing object", func(t *testing.T) {
+		// Another block of the same backup, deleted from the repository.
+		var victim, victimPath string
+		for _, f := range m.Files {
+			if strings.HasPrefix(f.Path, "global/") && len(f.Blocks) == 1 && uses[f.Blocks[0]] == 1 {
+				victim, victimPath = f.Blocks[0], f.Path
+				break
+			}
+		}
+		if victim == "" {
+			t.Fatal("no global/ file with a block of its own")
+		}
+		if err := os.Remove(filepath.Join(e.dir, "objects", victim[:2], victim)); err != nil {
+			t.Fatal(err)
+		}
+		into := filepath.Join(reachableDir(t), "data")
+		job, err := failedRestore(t, e, b.ID, into)
+		// Blocks are fetched in parallel: whichever of the two damaged files is reached
+		// first is reported, and it must be named with its object.
+		switch {
+		case errors.Is(err, repository.ErrNotFound):
+			if !strings.Contains(err.Error(), victimPath) || !strings.Contains(err.Error(), victim) {
+				t.Errorf("restore error = %q, want it to name %s and %s", err, victimPath, victim)
+			}
+		default:
+			var ce *repository.CorruptError
+			if !errors.As(err, &ce) || !strings.Contains(err.Error(), relPath) {
+				t.Errorf("restore error = %v, want repository.ErrNotFound naming %s, or the corrupt object in %s", err, victimPath, relPath)
+			}
+		}
+		if job.State != store.JobFailed {
+			t.Errorf("restore job state = %s, want failed", job.State)
+		}
+		wantGone(t, into)
+	})
+}
+
+func TestRestoreCorruptManifest(t *testing.T) {
+	t.Parallel()
+	c := shared.Cluster(t)
+	dsn := createDatabase(t, c, "corrupt_manifest")
+	e := setup(t, jobs.Options{})
+	src := e.register(t, "src", dsn)
+	_, b := e.backup(t, src)
+
+	rel := "backups/" + b.RepoID + ".manifest"
+	flipByte(t, filepath.Join(e.dir, filepath.FromSlash(rel)))
+
+	into := filepath.Join(reachableDir(t), "data")
+	job, err := failedRestore(t, e, b.ID, into)
+	var ce *repository.CorruptError
+	if !errors.As(err, &ce) || ce.Object != rel {
+		t.Errorf("restore error = %v, want a *repository.CorruptError for %s", err, rel)
+	}
+	if !strings.Contains(job.Error, rel) || !strings.Contains(job.Error, "authentication failed") {
+		t.Errorf("restore job error = %q, want it to name %s and say it failed authentication", job.Error, rel)
+	}
+	wantGone(t, into)
+}
+
+// TestRestoreFailsVerification restores a backup whose blocks are all authentic but whose
+// repository manifest gives a file another file's content, as a faulty writer could: only
+// pg_verifybackup can tell, and then the directory must not be left behind as if good.
+func TestRestoreFailsVerification(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	c := shared.Cluster(t)
+	dsn := createDatabase(t, c, "bad_manifest")
+	e := setup(t, jobs.Options{})
+	src := e.register(t, "src", dsn)
+	_, b := e.backup(t, src)
+
+	m, err := e.repo.Manifest(ctx, b.RepoID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Two files of one size with different content: give the first the second's blocks.
+	bySize := map[int64]int{}
+	swapped := ""
+	for i, f := range m.Files {
+		if f.Type != "file" || f.Size == 0 || !strings.HasPrefix(f.Path, "base/") {
+			continue
+		}
+		if j, ok := bySize[f.Size]; ok && m.Files[j].Blocks[0] != f.Blocks[0] {
+			m.Files[j].Blocks = f.Blocks
+			swapped = m.Files[j].Path
+			break
+		}
+		bySize[f.Size] = i
+	}
+	if swapped == "" {
+		t.Fatal("no two files of the same size with different content")
+	}
+	path := filepath.Join(e.dir, "backups", b.RepoID+".manifest")
+	if err := os.Remove(path); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.repo.PutManifest(ctx, b.RepoID, m); err != nil {
+		t.Fatalf("PutManifest(tampered) = %v", err)
+	}
+
+	into := filepath.Join(reachableDir(t), "data")
+	job, err := failedRestore(t, e, b.ID, into)
+	if !strings.Contains(err.Error(), "pg_verifybackup") || !strings.Contains(job.Error, swapped) {
+		t.Errorf("restore error = %q, want pg_verifybackup to name %s", job.Error, swapped)
+	}
+	wantGone(t, into)
+}
