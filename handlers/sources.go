@@ -30,47 +30,30 @@ func (h *Handler) createSource(w http.ResponseWriter, r *http.Request) error {
 	form := web.SourceFormVM{Name: strings.TrimSpace(r.PostFormValue("name")), DSN: strings.TrimSpace(r.PostFormValue("dsn"))}
 	if form.DSN == "" {
 		form.Errors = map[string]string{"dsn": "Enter a connection string."}
+		return h.showSourceForm(w, r, form)
 	}
-	var src store.Source
-	var err error
-	if form.Errors == nil {
-		src, err = jobs.RegisterSource(r.Context(), h.store, form.Name, form.DSN)
-	}
+	src, err := jobs.RegisterSource(r.Context(), h.store, form.Name, form.DSN)
 	var ve *store.ValidationError
 	var ce *pg.CheckError
 	switch {
-	case form.Errors != nil:
-	case errors.As(err, &ve):
-		field := ve.Field
-		if field != "name" && field != "dsn" {
-			field = ""
-		}
-		form.Errors = map[string]string{field: capitalizeFirst(ve.Message)}
-		if field == "name" {
-			form.Errors[field] = "Name " + ve.Message
-			if strings.HasPrefix(ve.Message, "a source") {
-				form.Errors[field] = capitalizeFirst(ve.Message) + "."
-			}
+	case errors.As(err, &ve) && ve.Field == "name":
+		form.Errors = map[string]string{"name": sentence("Name " + ve.Message)}
+		if strings.HasPrefix(ve.Message, "a source") {
+			form.Errors["name"] = sentence(ve.Message)
 		}
 	case errors.As(err, &ce):
 		// Every check is about the database the DSN points at; the message says which part.
-		form.Errors = map[string]string{"dsn": ce.Message}
-		form.Hint = ce.Hint
+		form.Errors, form.Hint = map[string]string{"dsn": ce.Message}, ce.Hint
 	case err != nil:
 		return err
 	}
 	if form.Errors != nil {
-		// The password stays out of the refilled form and of the logs.
-		form.DSN = pg.MaskDSN(form.DSN)
-		if form.DSN != strings.TrimSpace(r.PostFormValue("dsn")) {
-			form.Errors["dsn"] += " Enter the password again."
+		// The password stays out of the refilled form.
+		if masked := pg.MaskDSN(form.DSN); masked != form.DSN {
+			form.DSN = masked
+			form.Errors["dsn"] = strings.TrimSpace(form.Errors["dsn"] + " The password was removed from the form: enter it again.")
 		}
-		w.Header().Set("Content-Type", "text/html; charset=utf-8")
-		vm := web.LayoutVM{Title: "Add source", Nav: web.NavSources}
-		if u, ok := userFrom(r.Context()); ok {
-			vm.UserName = u.Name
-		}
-		return render(w, r, http.StatusUnprocessableEntity, web.Layout(vm, web.SourceNewPage(form)))
+		return h.showSourceForm(w, r, form)
 	}
 	h.audit(r, "source.create", src.Name, fmt.Sprintf(`{"dsn":%q}`, pg.MaskDSN(src.DSN)))
 	setFlash(w, web.FlashSuccess, fmt.Sprintf("Source %s added: PostgreSQL %s, system %s.", src.Name, pgVersion(src.PGVersion), src.SystemIdentifier))
@@ -78,11 +61,25 @@ func (h *Handler) createSource(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-func capitalizeFirst(s string) string {
+// showSourceForm shows the add-source form again with its errors.
+func (h *Handler) showSourceForm(w http.ResponseWriter, r *http.Request, form web.SourceFormVM) error {
+	vm := web.LayoutVM{Title: "Add source", Nav: web.NavSources}
+	if u, ok := userFrom(r.Context()); ok {
+		vm.UserName = u.Name
+	}
+	return render(w, r, http.StatusUnprocessableEntity, web.Layout(vm, web.SourceNewPage(form)))
+}
+
+// sentence capitalizes s and ends it with a full stop.
+func sentence(s string) string {
 	if s == "" {
 		return s
 	}
-	return strings.ToUpper(s[:1]) + s[1:]
+	s = strings.ToUpper(s[:1]) + s[1:]
+	if !strings.HasSuffix(s, ".") {
+		s += "."
+	}
+	return s
 }
 
 func (h *Handler) showSource(w http.ResponseWriter, r *http.Request) error {
