@@ -34,7 +34,6 @@ type Job struct {
 	sampleAt              time.Time
 	sampleDone            int64
 	publishedAt, storedAt time.Time
-	publishedPhase        string
 }
 
 // Args decodes the job's arguments into v.

@@ -3,7 +3,6 @@ package jobs_test
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -306,10 +305,3 @@ func execSQL(t *testing.T, dsn string, sql ...string) {
 	}
 }
 
-// wantErrorIs fails the test unless errors.Is(err, target).
-func wantErrorIs(t *testing.T, what string, err, target error) {
-	t.Helper()
-	if !errors.Is(err, target) {
-		t.Errorf("%s = %v, want an error wrapping %v", what, err, target)
-	}
-}

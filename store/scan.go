@@ -16,14 +16,6 @@ func formatTime(t time.Time) string {
 	return t.UTC().Format(timeFormat)
 }
 
-// formatNullTime returns t as stored, or nil (NULL) for a nil t.
-func formatNullTime(t *time.Time) any {
-	if t == nil {
-		return nil
-	}
-	return formatTime(*t)
-}
-
 // parseTime parses a stored time.
 func parseTime(src any) (time.Time, error) {
 	var s string

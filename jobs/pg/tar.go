@@ -82,7 +82,7 @@ func ValidateEntry(hdr *tar.Header, prefix string) (Entry, error) {
 		ModTime: hdr.ModTime,
 	}
 	switch hdr.Typeflag {
-	case tar.TypeReg, tar.TypeRegA:
+	case tar.TypeReg, '\x00': // '\x00': a regular file in pre-POSIX archives
 		e.Type = File
 		for k := range hdr.PAXRecords {
 			if strings.HasPrefix(k, "GNU.sparse.") {
