@@ -111,7 +111,60 @@ func (r *Runner) Start(ctx context.Context) error {
 			r.claimLoop(ctx)
 		}()
 	}
+	if r.hub != nil && r.opts.Workers > 0 {
+		r.wg.Add(1)
+		go func() {
+			defer r.wg.Done()
+			r.watchOthers(ctx)
+		}()
+	}
 	return nil
+}
+
+// watchOthers relays to the hub what jobs run by other processes (a `backstop backup` in a
+// shell) do, read from the catalog once a Poll interval, so that the dashboard shows them
+// live as well: their progress while they run and their state when it changes.
+func (r *Runner) watchOthers(ctx context.Context) {
+	seen := make(map[int64]store.Job)
+	t := time.NewTicker(r.opts.Poll)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		active, err := r.store.Jobs(ctx, store.JobFilter{States: []store.JobState{store.JobQueued, store.JobRunning}})
+		if err != nil {
+			if ctx.Err() == nil {
+				r.log.Warn("watch other processes' jobs", "err", err)
+			}
+			continue
+		}
+		now := make(map[int64]store.Job, len(active))
+		for _, j := range active {
+			if j.Owner.ID == r.owner.ID || (j.State == store.JobQueued && j.Owner.ID == "") {
+				continue // ours, or a queued job this process may claim: published already
+			}
+			now[j.ID] = j
+			prev, ok := seen[j.ID]
+			if !ok || prev.State != j.State {
+				r.publishState(j)
+			}
+			if j.State == store.JobRunning && (!ok || prev.BytesDone != j.BytesDone || prev.Phase != j.Phase) {
+				r.hub.Publish(Event{Type: EventProgress, JobID: j.ID, JobKind: j.Kind, SourceID: j.SourceID, State: j.State,
+					Progress: Progress{Phase: j.Phase, Done: j.BytesDone, Total: j.BytesTotal}})
+			}
+		}
+		for id := range seen {
+			if _, ok := now[id]; !ok {
+				if j, err := r.store.Job(ctx, id); err == nil {
+					r.publishState(j)
+				}
+			}
+		}
+		seen = now
+	}
 }
 
 // Stop cancels every running job (they end as interrupted) and waits for the loops to exit.
