@@ -30,8 +30,8 @@ var ErrInvalidName = errors.New("invalid WAL file name")
 // PostgreSQL would refuse to read.
 var ErrInvalidHistory = errors.New("invalid timeline history file")
 
-// CheckSegmentSize reports whether size is a WAL segment size PostgreSQL
-// allows: a power of two from 1 MiB to 1 GiB.
+// CheckSegmentSize returns an error unless size is a WAL segment size that
+// PostgreSQL allows: a power of two from 1 MiB to 1 GiB.
 func CheckSegmentSize(size int64) error {
 	if size < 1<<20 || size > 1<<30 || size&(size-1) != 0 {
 		return fmt.Errorf("wal: invalid segment size %d: want a power of two from 1 MiB to 1 GiB", size)
