@@ -165,11 +165,12 @@ func (s *Store) UpdateSource(ctx context.Context, id int64, p SourceParams) (Sou
 }
 
 // DeleteSource deletes source id with its jobs. A source that still has
-// backups in the catalog cannot be deleted: that is ErrConflict.
+// backups or archived WAL in the catalog cannot be deleted: that is
+// ErrConflict.
 func (s *Store) DeleteSource(ctx context.Context, id int64) error {
 	res, err := s.wdb.ExecContext(ctx, `DELETE FROM sources WHERE id = ?`, id)
 	if isForeignKey(err) {
-		return fmt.Errorf("delete source %d: it still has backups: %w", id, ErrConflict)
+		return fmt.Errorf("delete source %d: it still has backups or archived WAL: %w", id, ErrConflict)
 	}
 	if err != nil {
 		return fmt.Errorf("delete source %d: %w", id, err)
