@@ -1,0 +1,267 @@
+package jobs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pglogrepl"
+
+	"github.com/backstop/backstop/jobs/pg"
+	"github.com/backstop/backstop/jobs/pg/wal"
+	"github.com/backstop/backstop/store"
+	"github.com/backstop/backstop/store/repository"
+)
+
+// Archiver streams a source's WAL from a physical replication slot into a local spool,
+// fsynced as it arrives, and from there into the repository: completed segments, timeline
+// history files, and every PartialEvery an immutable piece of the segment being written.
+// Each file is recorded in the catalog with the commit times read from the WAL itself, and
+// removed from the spool only once the repository holds it.
+type Archiver struct {
+	store *store.Store
+	repo  *repository.Repo
+	log   *slog.Logger
+	// SpoolRoot holds one spool directory per source.
+	SpoolRoot string
+	// PartialEvery is how often the growing segment is stored as a piece (default 5 s).
+	PartialEvery time.Duration
+}
+
+// NewArchiver returns an archiver that spools below spoolRoot.
+func NewArchiver(st *store.Store, repo *repository.Repo, spoolRoot string, log *slog.Logger) *Archiver {
+	return &Archiver{store: st, repo: repo, log: log, SpoolRoot: spoolRoot, PartialEvery: 5 * time.Second}
+}
+
+// SlotName is the replication slot Backstop streams a source's WAL from. Slot names allow
+// lowercase letters, digits and underscores; source names also allow dashes.
+func SlotName(src store.Source) string {
+	return "backstop_" + strings.ReplaceAll(src.Name, "-", "_")
+}
+
+// Run streams src's WAL until ctx is done, restarting with a growing backoff (1 s to 1 min)
+// after an error. It returns ctx's error.
+func (a *Archiver) Run(ctx context.Context, src store.Source) error {
+	backoff := time.Second
+	for {
+		start := time.Now()
+		err := a.stream(ctx, src)
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if time.Since(start) > time.Minute {
+			backoff = time.Second
+		}
+		a.log.Warn("WAL streaming stopped; restarting", "source", src.Name, "err", err, "in", backoff)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, time.Minute)
+	}
+}
+
+// stream runs one receiver session: slot, spool, uploads.
+func (a *Archiver) stream(ctx context.Context, src store.Source) error {
+	info, err := pg.CheckSource(ctx, src.DSN)
+	if err != nil {
+		return err
+	}
+	if info.SystemID != src.SystemIdentifier {
+		return fmt.Errorf("archive %s: the server reports system identifier %s, registered as %s", src.Name, info.SystemID, src.SystemIdentifier)
+	}
+	if _, _, err := pg.CreatePhysicalSlot(ctx, src.DSN, SlotName(src)); err != nil {
+		return err
+	}
+	s := &spoolUploader{a: a, src: src, segSize: info.WALSegmentSize, dir: filepath.Join(a.SpoolRoot, src.SystemIdentifier)}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	pieces := make(chan error, 1)
+	go func() { pieces <- s.uploadPieces(ctx) }()
+	err = pg.ReceiveWAL(ctx, src.DSN, pg.ReceiveOptions{
+		Slot:      SlotName(src),
+		Dir:       s.dir,
+		OnSegment: s.archive,
+		OnFlush:   func(lsn pglogrepl.LSN) { s.flushed.Store(uint64(lsn)) },
+	})
+	cancel()
+	if perr := <-pieces; err == nil || errors.Is(err, context.Canceled) {
+		if perr != nil && !errors.Is(perr, context.Canceled) {
+			err = perr
+		}
+	}
+	return err
+}
+
+// spoolUploader moves one source's spool into the repository and the catalog.
+type spoolUploader struct {
+	a       *Archiver
+	src     store.Source
+	dir     string
+	segSize int64
+	flushed atomic.Uint64 // the receiver's durable position
+	pieceAt pglogrepl.LSN // the end of the last stored piece of the current segment
+}
+
+// archive stores a finished spool file (a segment, a history file, or the last partial
+// segment of a timeline that ended), records it, and removes it from the spool. It may be
+// called again for a file already stored: storing it again is harmless.
+func (s *spoolUploader) archive(ctx context.Context, name string) error {
+	path := filepath.Join(s.dir, name)
+	f, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("archive %s: %w", name, err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return fmt.Errorf("archive %s: %w", name, err)
+	}
+	size := fi.Size()
+	p := store.WALFileParams{SourceID: s.src.ID, Name: name, Size: size, Via: store.WALViaStream, ArchivedAt: time.Now().UTC()}
+	repoName := name
+	switch {
+	case wal.IsHistoryFile(name):
+		tli, err := wal.ParseHistoryFileName(name)
+		if err != nil {
+			return fmt.Errorf("archive %s: %w", name, err)
+		}
+		p.Kind, p.Timeline = store.WALHistory, int64(tli)
+	default:
+		tli, segNo, err := wal.ParseSegmentName(name, s.segSize)
+		if err != nil {
+			return fmt.Errorf("archive %s: %w", name, err)
+		}
+		seg := strings.TrimSuffix(name, wal.PartialSuffix)
+		p.Kind, p.Timeline, p.SegNo = store.WALSegment, int64(tli), int64(segNo)
+		if seg != name {
+			p.Kind, repoName = store.WALPartial, repository.PartialWALName(seg, size)
+		}
+		p.Name = repoName
+		start := wal.SegmentStart(segNo, s.segSize)
+		p.StartLSN, p.EndLSN = start.String(), (start + pglogrepl.LSN(size)).String()
+		if err := s.summarize(f, start, &p); err != nil {
+			return fmt.Errorf("archive %s: %w", name, err)
+		}
+		if _, err := f.Seek(0, io.SeekStart); err != nil {
+			return fmt.Errorf("archive %s: %w", name, err)
+		}
+	}
+	ref, _, err := s.a.repo.PutWAL(ctx, s.src.SystemIdentifier, repoName, f, size)
+	if err != nil {
+		return fmt.Errorf("archive %s: %w", name, err)
+	}
+	p.StoredBytes = ref.StoredBytesNew
+	if _, err := s.a.store.RecordWAL(ctx, p); err != nil {
+		return fmt.Errorf("archive %s: %w", name, err)
+	}
+	// Only now, with the repository and the catalog holding it, may the spool forget it.
+	if err := os.Remove(path); err != nil {
+		return fmt.Errorf("archive %s: %w", name, err)
+	}
+	return nil
+}
+
+// summarize reads the commit times and restore points of the WAL in r into p.
+func (s *spoolUploader) summarize(r io.Reader, start pglogrepl.LSN, p *store.WALFileParams) error {
+	sum, err := wal.Summarize(r, wal.ScanOptions{SegmentSize: s.segSize, StartLSN: start})
+	if err != nil {
+		return err
+	}
+	for _, c := range sum.Commits {
+		if !c.Kind.Committed() {
+			continue
+		}
+		if p.Commits == 0 || c.Time.Before(p.FirstCommitAt) {
+			p.FirstCommitAt = c.Time
+		}
+		if c.Time.After(p.LastCommitAt) {
+			p.LastCommitAt = c.Time
+		}
+		p.Commits++
+	}
+	for _, rp := range sum.RestorePoints {
+		p.RestorePoints = append(p.RestorePoints, store.RestorePointParams{Name: rp.Name, LSN: rp.LSN.String(), At: rp.Time})
+	}
+	return nil
+}
+
+// uploadPieces stores, every PartialEvery, the durable prefix of the segment being
+// received, as an immutable piece, so that the repository is at most that far behind.
+func (s *spoolUploader) uploadPieces(ctx context.Context) error {
+	every := s.a.PartialEvery
+	if every <= 0 {
+		every = 5 * time.Second
+	}
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+		}
+		if err := s.uploadPiece(ctx); err != nil && ctx.Err() == nil {
+			s.a.log.Warn("store a piece of the current WAL segment", "source", s.src.Name, "err", err)
+		}
+	}
+}
+
+func (s *spoolUploader) uploadPiece(ctx context.Context) error {
+	flushed := pglogrepl.LSN(s.flushed.Load())
+	segNo := wal.SegmentOf(flushed, s.segSize)
+	end := int64(flushed) - int64(wal.SegmentStart(segNo, s.segSize))
+	if flushed <= s.pieceAt || end == 0 {
+		return nil
+	}
+	entries, err := os.ReadDir(s.dir)
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		name := e.Name()
+		if !strings.HasSuffix(name, wal.PartialSuffix) {
+			continue
+		}
+		tli, n, err := wal.ParseSegmentName(name, s.segSize)
+		if err != nil || n != segNo {
+			continue
+		}
+		f, err := os.Open(filepath.Join(s.dir, name))
+		if err != nil {
+			return err // renamed meanwhile: the segment is complete and archive() stores it
+		}
+		defer f.Close()
+		seg := strings.TrimSuffix(name, wal.PartialSuffix)
+		pieceName := repository.PartialWALName(seg, end)
+		start := wal.SegmentStart(segNo, s.segSize)
+		p := store.WALFileParams{SourceID: s.src.ID, Name: pieceName, Kind: store.WALPartial, Timeline: int64(tli),
+			SegNo: int64(segNo), StartLSN: start.String(), EndLSN: flushed.String(), Size: end,
+			Via: store.WALViaStream, ArchivedAt: time.Now().UTC()}
+		if err := s.summarize(io.LimitReader(f, end), start, &p); err != nil {
+			return err
+		}
+		if _, err := f.Seek(0, io.SeekStart); err != nil {
+			return err
+		}
+		ref, _, err := s.a.repo.PutWAL(ctx, s.src.SystemIdentifier, pieceName, io.LimitReader(f, end), end)
+		if err != nil {
+			return err
+		}
+		p.StoredBytes = ref.StoredBytesNew
+		if _, err := s.a.store.RecordWAL(ctx, p); err != nil {
+			return err
+		}
+		s.pieceAt = flushed
+		return nil
+	}
+	return nil
+}
