@@ -304,4 +304,3 @@ func execSQL(t *testing.T, dsn string, sql ...string) {
 		}
 	}
 }
-
