@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -38,6 +39,38 @@ type Archiver struct {
 // NewArchiver returns an archiver that spools below spoolRoot.
 func NewArchiver(st *store.Store, repo *repository.Repo, spoolRoot string, log *slog.Logger) *Archiver {
 	return &Archiver{store: st, repo: repo, log: log, SpoolRoot: spoolRoot, PartialEvery: 5 * time.Second}
+}
+
+// RunAll streams the WAL of every source in the catalog, picking up sources added later
+// (checked every 5 s), until ctx is done; each source restarts on its own after errors.
+func (a *Archiver) RunAll(ctx context.Context) {
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	running := make(map[int64]bool)
+	t := time.NewTicker(5 * time.Second)
+	defer t.Stop()
+	for {
+		srcs, err := a.store.Sources(ctx)
+		if err != nil && ctx.Err() == nil {
+			a.log.Error("list sources for WAL archiving", "err", err)
+		}
+		for _, src := range srcs {
+			if running[src.ID] {
+				continue
+			}
+			running[src.ID] = true
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				a.Run(ctx, src)
+			}()
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
 }
 
 // SlotName is the replication slot Backstop streams a source's WAL from. Slot names allow

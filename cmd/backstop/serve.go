@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"path/filepath"
 	"time"
 
 	"github.com/backstop/backstop/handlers"
@@ -49,6 +50,19 @@ func (c *cli) serveHome(ctx context.Context, h *home, listen string, ready func(
 		return err
 	}
 	defer runner.Stop()
+
+	// WAL streaming of every source, into the spool below the home and on to the repository.
+	archiver := jobs.NewArchiver(h.store, h.repo, filepath.Join(h.dir, "spool"), c.log)
+	archCtx, stopArchiving := context.WithCancel(ctx)
+	archived := make(chan struct{})
+	go func() {
+		defer close(archived)
+		archiver.RunAll(archCtx)
+	}()
+	defer func() {
+		stopArchiving()
+		<-archived
+	}()
 
 	ln, err := net.Listen("tcp", listen)
 	if err != nil {
