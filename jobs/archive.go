@@ -149,6 +149,23 @@ type spoolUploader struct {
 // called again for a file already stored: storing it again is harmless.
 func (s *spoolUploader) archive(ctx context.Context, name string) error {
 	path := filepath.Join(s.dir, name)
+	if err := StoreWALFile(ctx, s.a.store, s.a.repo, s.src, path, s.segSize, store.WALViaStream); err != nil {
+		return err
+	}
+	// Only now, with the repository and the catalog holding it, may the spool forget it.
+	if err := os.Remove(path); err != nil {
+		return fmt.Errorf("archive %s: %w", name, err)
+	}
+	return nil
+}
+
+// StoreWALFile stores one finished WAL file of src (a segment, a timeline history file, or
+// the last partial segment of a timeline that ended) in the repository and records it in
+// the catalog with the commit times and restore points it holds. Storing a file again with
+// the same content is harmless; different content under the same name is refused
+// (repository.ErrWALConflict).
+func StoreWALFile(ctx context.Context, st *store.Store, repo *repository.Repo, src store.Source, path string, segSize int64, via store.WALVia) error {
+	name := filepath.Base(path)
 	f, err := os.Open(path)
 	if err != nil {
 		return fmt.Errorf("archive %s: %w", name, err)
@@ -159,7 +176,7 @@ func (s *spoolUploader) archive(ctx context.Context, name string) error {
 		return fmt.Errorf("archive %s: %w", name, err)
 	}
 	size := fi.Size()
-	p := store.WALFileParams{SourceID: s.src.ID, Name: name, Size: size, Via: store.WALViaStream, ArchivedAt: time.Now().UTC()}
+	p := store.WALFileParams{SourceID: src.ID, Name: name, Size: size, Via: via, ArchivedAt: time.Now().UTC()}
 	repoName := name
 	switch {
 	case wal.IsHistoryFile(name):
@@ -169,7 +186,7 @@ func (s *spoolUploader) archive(ctx context.Context, name string) error {
 		}
 		p.Kind, p.Timeline = store.WALHistory, int64(tli)
 	default:
-		tli, segNo, err := wal.ParseSegmentName(name, s.segSize)
+		tli, segNo, err := wal.ParseSegmentName(name, segSize)
 		if err != nil {
 			return fmt.Errorf("archive %s: %w", name, err)
 		}
@@ -179,33 +196,29 @@ func (s *spoolUploader) archive(ctx context.Context, name string) error {
 			p.Kind, repoName = store.WALPartial, repository.PartialWALName(seg, size)
 		}
 		p.Name = repoName
-		start := wal.SegmentStart(segNo, s.segSize)
+		start := wal.SegmentStart(segNo, segSize)
 		p.StartLSN, p.EndLSN = start.String(), (start + pglogrepl.LSN(size)).String()
-		if err := s.summarize(f, start, &p); err != nil {
+		if err := summarizeWAL(f, segSize, start, &p); err != nil {
 			return fmt.Errorf("archive %s: %w", name, err)
 		}
 		if _, err := f.Seek(0, io.SeekStart); err != nil {
 			return fmt.Errorf("archive %s: %w", name, err)
 		}
 	}
-	ref, _, err := s.a.repo.PutWAL(ctx, s.src.SystemIdentifier, repoName, f, size)
+	ref, _, err := repo.PutWAL(ctx, src.SystemIdentifier, repoName, f, size)
 	if err != nil {
 		return fmt.Errorf("archive %s: %w", name, err)
 	}
 	p.StoredBytes = ref.StoredBytesNew
-	if _, err := s.a.store.RecordWAL(ctx, p); err != nil {
-		return fmt.Errorf("archive %s: %w", name, err)
-	}
-	// Only now, with the repository and the catalog holding it, may the spool forget it.
-	if err := os.Remove(path); err != nil {
+	if _, err := st.RecordWAL(ctx, p); err != nil {
 		return fmt.Errorf("archive %s: %w", name, err)
 	}
 	return nil
 }
 
-// summarize reads the commit times and restore points of the WAL in r into p.
-func (s *spoolUploader) summarize(r io.Reader, start pglogrepl.LSN, p *store.WALFileParams) error {
-	sum, err := wal.Summarize(r, wal.ScanOptions{SegmentSize: s.segSize, StartLSN: start})
+// summarizeWAL reads the commit times and restore points of the WAL in r into p.
+func summarizeWAL(r io.Reader, segSize int64, start pglogrepl.LSN, p *store.WALFileParams) error {
+	sum, err := wal.Summarize(r, wal.ScanOptions{SegmentSize: segSize, StartLSN: start})
 	if err != nil {
 		return err
 	}
@@ -279,7 +292,7 @@ func (s *spoolUploader) uploadPiece(ctx context.Context) error {
 		p := store.WALFileParams{SourceID: s.src.ID, Name: pieceName, Kind: store.WALPartial, Timeline: int64(tli),
 			SegNo: int64(segNo), StartLSN: start.String(), EndLSN: flushed.String(), Size: end,
 			Via: store.WALViaStream, ArchivedAt: time.Now().UTC()}
-		if err := s.summarize(io.LimitReader(f, end), start, &p); err != nil {
+		if err := summarizeWAL(io.LimitReader(f, end), s.segSize, start, &p); err != nil {
 			return err
 		}
 		if _, err := f.Seek(0, io.SeekStart); err != nil {

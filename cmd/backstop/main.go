@@ -32,6 +32,8 @@ Commands:
   restore --backup ID --into DIR
                            write a backup out as a startable data directory
   user add NAME            create a user (password from --password-stdin, or generated)
+  wal-push --source NAME PATH
+                           archive one WAL file (for archive_command)
 
 Every command keeps its state in one home directory: --home, else $BACKSTOP_HOME, else
 /var/lib/backstop for root or ~/.local/share/backstop. Commands that create something print
@@ -90,6 +92,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return c.restore(ctx, rest)
 	case "user":
 		return c.user(ctx, rest)
+	case "wal-push":
+		return c.walPush(ctx, rest)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil
