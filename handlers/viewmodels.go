@@ -116,6 +116,13 @@ func (h *Handler) sourceSummary(ctx context.Context, s store.Source) (web.Source
 		return sum, err
 	}
 	sum.ActiveJob = active
+	ws, err := h.store.WALSummary(ctx, s.ID)
+	if err != nil {
+		return sum, err
+	}
+	if ws.LastArchivedAt != nil {
+		sum.WALArchivedAt = *ws.LastArchivedAt
+	}
 	return sum, nil
 }
 

@@ -167,6 +167,11 @@ type SourceSummary struct {
 	LastAttempt *BackupRow
 	// ActiveJob is the live progress of the source's queued or running job, if any.
 	ActiveJob *JobProgressVM
+	// EarliestRestorable and LatestRestorable bound the restorable window (zero when
+	// nothing is restorable yet); LatestRestorable is the newest commit in archived WAL.
+	EarliestRestorable, LatestRestorable time.Time
+	// WALArchivedAt is when WAL was last stored in the repository; zero if never.
+	WALArchivedAt time.Time
 }
 
 // OverviewVM is the overview page: one card per source.
