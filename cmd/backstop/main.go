@@ -32,6 +32,8 @@ Commands:
   restore --backup ID --into DIR
                            write a backup out as a startable data directory
   user add NAME            create a user (password from --password-stdin, or generated)
+  wal-fetch --socket SOCKET NAME DEST
+                           fetch one WAL file during a restore (restore_command, run by PostgreSQL)
   wal-push --source NAME PATH
                            archive one WAL file (for archive_command)
 
@@ -92,6 +94,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return c.restore(ctx, rest)
 	case "user":
 		return c.user(ctx, rest)
+	case "wal-fetch": // PostgreSQL's restore_command reads the exit status itself
+		os.Exit(c.walFetch(ctx, rest))
 	case "wal-push":
 		return c.walPush(ctx, rest)
 	case "help", "-h", "--help":
