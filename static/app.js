@@ -1,6 +1,7 @@
 // Backstop's page behaviour: small, dependency-free, and optional. Every page
 // reads correctly without it; this script only adds copy buttons, live relative
-// times, confirmation prompts and the live-update indicator.
+// times, confirmation prompts, the live-update indicator and, on the restore
+// page, local times and choices that fill in the form.
 (function () {
   "use strict";
 
@@ -80,6 +81,157 @@
     window.setTimeout(function () {
       statusEl.textContent = message;
     }, 50);
+  }
+
+  // ---- Restore page ----
+
+  // utcOffset formats the browser's offset from UTC at date d: "UTC+1",
+  // "UTC-4", "UTC+5:30".
+  function utcOffset(d) {
+    var m = -d.getTimezoneOffset();
+    var sign = m < 0 ? "-" : "+";
+    m = Math.abs(m);
+    var h = Math.floor(m / 60);
+    var rest = m % 60;
+    return "UTC" + sign + h + (rest ? ":" + (rest < 10 ? "0" : "") + rest : "");
+  }
+
+  // An element [data-local-time-for=ID] shows the value of the datetime-local
+  // input #ID, which holds a UTC time, in the browser's own time zone.
+  function showLocalTime(out) {
+    var input = document.getElementById(out.getAttribute("data-local-time-for"));
+    if (!input) {
+      return;
+    }
+    var ms = input.value ? Date.parse(input.value + "Z") : NaN;
+    if (isNaN(ms)) {
+      out.textContent = "";
+      return;
+    }
+    var d = new Date(ms);
+    if (d.getTimezoneOffset() === 0) {
+      out.textContent = "= the same in your time zone (UTC)";
+      return;
+    }
+    var zone = "";
+    try {
+      zone = Intl.DateTimeFormat().resolvedOptions().timeZone || "";
+    } catch (e) {
+      zone = "";
+    }
+    var text;
+    try {
+      text = new Intl.DateTimeFormat(undefined, {
+        month: "short", day: "numeric", hour: "2-digit", minute: "2-digit", second: "2-digit"
+      }).format(d);
+    } catch (e) {
+      text = d.toLocaleString();
+    }
+    out.textContent = "= " + text + " your time (" + (zone ? zone + ", " : "") + utcOffset(d) + ")";
+  }
+
+  function localTimes() {
+    var outs = document.querySelectorAll("[data-local-time-for]");
+    for (var i = 0; i < outs.length; i++) {
+      showLocalTime(outs[i]);
+    }
+  }
+
+  // Editing a field that belongs to a choice ([data-selects=RADIO-ID]) selects
+  // that choice. Focus alone does not, so that tabbing through the form changes
+  // nothing.
+  function selectChoice(event) {
+    var el = event.target;
+    var id = el && el.getAttribute && el.getAttribute("data-selects");
+    if (!id) {
+      return;
+    }
+    var radio = document.getElementById(id);
+    if (radio && !radio.checked && !radio.disabled) {
+      radio.checked = true;
+      radio.dispatchEvent(new Event("change", { bubbles: true }));
+    }
+  }
+  document.addEventListener("input", selectChoice, true);
+  document.addEventListener("change", selectChoice, true);
+  document.addEventListener("click", selectChoice, true);
+
+  document.addEventListener("input", function (event) {
+    if (event.target && event.target.type === "datetime-local") {
+      localTimes();
+    }
+  });
+
+  // A link [data-fill-mode][data-fill-value] (a backup on the timeline, the
+  // nearest valid target) fills in the target instead of reloading the page;
+  // the form's change handler then fetches the plan. Without the form's inputs
+  // or without htmx, the link is followed as usual.
+  var fillInputs = { time: "restore-time", lsn: "restore-lsn", name: "restore-point" };
+  document.addEventListener("click", function (event) {
+    var link = event.target.closest && event.target.closest("a[data-fill-mode]");
+    if (!link || !window.htmx || event.ctrlKey || event.metaKey || event.shiftKey) {
+      return;
+    }
+    var mode = link.getAttribute("data-fill-mode");
+    var radio = document.querySelector('input[name="mode"][value="' + mode + '"]');
+    if (!radio || radio.disabled) {
+      return;
+    }
+    var input = null;
+    if (fillInputs[mode]) {
+      input = document.getElementById(fillInputs[mode]);
+      var value = link.getAttribute("data-fill-value") || "";
+      if (!input) {
+        return;
+      }
+      input.value = value;
+      if (input.value !== value) {
+        return; // e.g. a select without that option: let the server decide
+      }
+    }
+    event.preventDefault();
+    radio.checked = true;
+    (input || radio).dispatchEvent(new Event("change", { bubbles: true }));
+    (input || radio).focus();
+    localTimes();
+  });
+
+  // After the plan is swapped in, tell screen readers what changed and keep the
+  // time input's invalid state and descriptions in step with the new plan.
+  var shownPlan = null;
+  function planSwapped() {
+    var plan = document.getElementById("restore-plan");
+    if (!plan || plan === shownPlan) {
+      return;
+    }
+    var first = shownPlan === null;
+    shownPlan = plan;
+    var input = document.getElementById("restore-time");
+    if (input) {
+      var slot = document.getElementById("restore-target-error");
+      var slotErr = !!(slot && slot.firstElementChild);
+      var planErr = !!document.getElementById("restore-plan-error");
+      var ids = ["restore-time-help", "restore-time-local"];
+      if (slotErr) {
+        ids.push("restore-target-error");
+      }
+      if (planErr) {
+        ids.push("restore-plan-error");
+      }
+      input.setAttribute("aria-describedby", ids.join(" "));
+      if (slotErr || planErr) {
+        input.setAttribute("aria-invalid", "true");
+      } else {
+        input.removeAttribute("aria-invalid");
+      }
+      var fields = input.closest(".choice-fields");
+      if (fields) {
+        fields.classList.toggle("field--invalid", slotErr || planErr);
+      }
+    }
+    if (!first && plan.getAttribute("data-announce")) {
+      announce(plan.getAttribute("data-announce"));
+    }
   }
 
   function fallbackCopy(text) {
@@ -162,6 +314,8 @@
   function refresh() {
     showCopyButtons();
     updateTimes();
+    localTimes();
+    planSwapped();
   }
 
   document.addEventListener("htmx:wsConnecting", function () {

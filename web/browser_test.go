@@ -13,6 +13,7 @@ import (
 
 	"github.com/a-h/templ"
 	"github.com/backstop/backstop/static"
+	"github.com/chromedp/cdproto/emulation"
 	cdppage "github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 	"github.com/gorilla/websocket"
@@ -42,7 +43,24 @@ func TestBrowserLive(t *testing.T) {
 	fresh := JobRow{ID: 43, Kind: "backup", SourceID: 2, SourceName: "billing", State: "queued", CreatedAt: now}
 	newBackup := BackupRow{ID: 19, SourceID: 4, SourceName: "inventory", State: "running", StartedAt: now,
 		StartLSN: "0/61000028", Progress: &JobProgressVM{JobID: 42, State: "running", Phase: "copying data files", Done: mib, Total: 8 * mib}}
+	restoreRunning, restoreFinished := sampleRestoreJobs(now)
+	phases := append([]PhaseVM(nil), restoreRunning.Phases...)
+	phases[3] = PhaseVM{Name: "replaying", State: PhaseDone}
+	phases[4] = PhaseVM{Name: "promoting", State: PhaseCurrent}
+	restores := sampleRestores(now)
+	restored := restores[0]
+	restored.State, restored.DSN = RestoreRunning, "postgres://postgres@127.0.0.1:5434/postgres"
+	queuedRestore := RestoreRow{ID: 9, SourceID: 1, SourceName: "orders-db", Target: RestoreTarget{Kind: TargetLatest},
+		State: RestoreRestoring, Port: 5437, DataDir: "/var/lib/backstop/restore/orders-db-9", CreatedAt: now, JobID: 47}
 	pushes := map[string][]templ.Component{
+		"job-46": {
+			JobPhasesOOB(46, phases),
+			JobRestoreOOB(46, *restoreFinished.Restore, now),
+		},
+		"restores": {
+			RestoreRowOOB(restored, now),
+			RestoreRowNewOOB(queuedRestore, now),
+		},
 		"jobs": {
 			JobProgressOOB(running.Progress()),
 			JobRowNewOOB(fresh, now),
@@ -58,9 +76,11 @@ func TestBrowserLive(t *testing.T) {
 		},
 	}
 	pages := map[string]templ.Component{
-		"/jobs":    layout("Jobs", NavJobs, JobsPage(JobsVM{Now: now, Rows: jobs})),
-		"/jobs/41": layout("Job 41", NavJobs, JobPage(JobVM{Now: now, Row: jobs[1], Events: sampleEvents(now)})),
-		"/backups": layout("Backups", NavBackups, BackupsPage(BackupsVM{Now: now})),
+		"/jobs":     layout("Jobs", NavJobs, JobsPage(JobsVM{Now: now, Rows: jobs})),
+		"/jobs/41":  layout("Job 41", NavJobs, JobPage(JobVM{Now: now, Row: jobs[1], Events: sampleEvents(now)})),
+		"/backups":  layout("Backups", NavBackups, BackupsPage(BackupsVM{Now: now})),
+		"/jobs/46":  layout("Job 46", NavJobs, JobPage(restoreRunning)),
+		"/restores": layout("Restores", NavRestores, RestoresPage(RestoresVM{Now: now, Rows: restores})),
 	}
 	for _, p := range samplePages(now) {
 		if p.name == "backup-complete" {
@@ -68,6 +88,7 @@ func TestBrowserLive(t *testing.T) {
 		}
 	}
 
+	var mu sync.Mutex // guards previews, problems and dialogs
 	var wg sync.WaitGroup
 	t.Cleanup(wg.Wait)
 	done := make(chan struct{})
@@ -94,6 +115,40 @@ func TestBrowserLive(t *testing.T) {
 		}
 		<-done
 	})
+	// The restore page answers as its handler will: a plan for a restorable
+	// target, a refusal for one in the gap or outside the window.
+	window := sampleWindow(now)
+	gap := window.Gaps[0]
+	var previews []string // query and HX-Request of every restore page request
+	mux.HandleFunc("/sources/1/restore", func(w http.ResponseWriter, r *http.Request) {
+		q := r.URL.Query()
+		vm := RestoreVM{Now: now, SourceID: 1, SourceName: "orders-db", PGVersion: "15.18", Window: window,
+			RestorePoints: sampleRestorePoints(now), Form: RestoreFormVM{Mode: q.Get("mode"), Target: q.Get("target"),
+				Inclusive: !q.Has("mode") || q.Get("inclusive") == "on", Into: q.Get("into"), Port: "5433"}}
+		switch vm.Form.Mode {
+		case "", TargetLatest:
+			vm.Plan = samplePlan(now, RestoreTarget{Kind: TargetLatest, Time: window.Latest})
+		case TargetTime:
+			at, err := ParseTargetTime(vm.Form.Target)
+			switch {
+			case err != nil:
+				vm.Errors = map[string]string{"target": err.Error()}
+			case at.After(gap.From) && at.Before(gap.To):
+				vm.PlanError = &PlanRefusalVM{Message: "WAL 0000000100000000000000A3 is missing from the archive.",
+					Nearest:     &RestoreTarget{Kind: TargetTime, Time: gap.From.Truncate(time.Second), Inclusive: true},
+					NearestNote: "the last commit before the gap"}
+			case !inWindow(at, window):
+				vm.PlanError = &PlanRefusalVM{Message: "Outside the window.", Nearest: &RestoreTarget{Kind: TargetLatest, Time: window.Latest}}
+			default:
+				vm.Plan = samplePlan(now, RestoreTarget{Kind: TargetTime, Time: at, Inclusive: vm.Form.Inclusive})
+			}
+		}
+		mu.Lock()
+		previews = append(previews, r.URL.RawQuery+" htmx="+r.Header.Get("HX-Request"))
+		mu.Unlock()
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		_ = layout("Restore orders-db", NavSources, RestorePage(vm)).Render(r.Context(), w)
+	})
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		c, ok := pages[r.URL.Path]
 		if !ok {
@@ -117,7 +172,6 @@ func TestBrowserLive(t *testing.T) {
 	ctx, cancelTimeout := context.WithTimeout(ctx, 20*time.Second)
 	t.Cleanup(cancelTimeout)
 
-	var mu sync.Mutex
 	var problems, dialogs []string
 	// Start the browser, then watch its console and its dialogs.
 	if err := chromedp.Do(ctx, chromedp.Navigate("about:blank")); err != nil {
@@ -257,6 +311,121 @@ func TestBrowserLive(t *testing.T) {
 		}
 		if got := text(t, sel+` .copy-label`); got != "Copied" {
 			t.Errorf("copy label after click = %q, want Copied", got)
+		}
+	})
+
+	poll := func(t *testing.T, what, js string) {
+		t.Helper()
+		if _, err := chromedp.Run(ctx, chromedp.Poll[bool](js, chromedp.WithPollingTimeout(5*time.Second))); err != nil {
+			t.Fatalf("waiting for %s (%s): %v", what, js, err)
+		}
+	}
+
+	t.Run("restore plan follows the target", func(t *testing.T) {
+		if _, err := chromedp.Call(ctx, emulation.SetTimezoneOverride, emulation.SetTimezoneOverrideParams{TimezoneID: "Europe/Paris"}); err != nil {
+			t.Fatalf("time zone: %v", err)
+		}
+		page := srv.URL + "/sources/1/restore"
+		wait(t, page, `[data-testid=restore-guarantee]`, `[data-testid=restore-preview]`)
+		if got := text(t, `[data-testid=restore-guarantee]`); !strings.Contains(got, "the newest commit in the archived WAL") {
+			t.Errorf("first plan = %q", got)
+		}
+		if got := eval(t, `document.getElementById("restore-time-local").textContent`); !strings.Contains(got, "your time (Europe/Paris, UTC+") {
+			t.Errorf("local time = %q", got)
+		}
+
+		// A backup on the timeline fills in its time; the plan follows without a reload.
+		first := ceilSecond(window.Backups[0].ConsistentAt)
+		if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS(`.tl-backup`))); err != nil {
+			t.Fatalf("click backup marker: %v", err)
+		}
+		poll(t, "the plan for backup 12's time", `(document.querySelector("[data-testid=restore-guarantee]")||{}).textContent.includes("`+microUTC(first)+`")`)
+		if got := eval(t, `String(document.getElementById("restore-target-time").checked)`); got != "true" {
+			t.Error("choosing a backup does not select a point in time")
+		}
+		if got := eval(t, `document.getElementById("restore-time").value`); got != FormatTargetTime(first) {
+			t.Errorf("time input = %q, want %q", got, FormatTargetTime(first))
+		}
+		// htmx settles attributes a moment after the swap.
+		poll(t, "the target mark at backup 12", `document.getElementById("restore-window-target").getAttribute("style") === "`+leftStyle(windowPct(first, window))+`;"`)
+		poll(t, "the announcement", `Array.from(document.querySelectorAll("[role=status][aria-live]")).some(function (e) { return e.textContent.includes("Plan updated: backup 24") })`)
+
+		// A time in the gap is refused, and the nearest valid time is one click away.
+		inGap := FormatTargetTime(gap.From.Add(3 * time.Hour))
+		eval(t, `(function () { var i = document.getElementById("restore-time"); i.value = "`+inGap+`";
+			i.dispatchEvent(new Event("change", { bubbles: true })); return "" })()`)
+		poll(t, "the refusal", `!!document.querySelector("[data-testid=restore-plan-error]")`)
+		poll(t, "the time marked invalid", `document.getElementById("restore-time").getAttribute("aria-invalid") === "true"`)
+		if got := eval(t, `document.getElementById("restore-time").getAttribute("aria-describedby")`); !strings.Contains(got, "restore-plan-error") {
+			t.Errorf("aria-describedby = %q", got)
+		}
+		if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS(`[data-testid=restore-nearest]`))); err != nil {
+			t.Fatalf("click nearest: %v", err)
+		}
+		poll(t, "the plan for the nearest time", `!!document.querySelector("[data-testid=restore-guarantee]")`)
+		if got := eval(t, `document.getElementById("restore-time").value`); got != FormatTargetTime(gap.From) {
+			t.Errorf("time after nearest = %q, want %q", got, FormatTargetTime(gap.From))
+		}
+		poll(t, "the time no longer invalid", `!document.getElementById("restore-time").hasAttribute("aria-invalid")`)
+
+		// Back to the latest time with the radio.
+		if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS(`#restore-target-latest`))); err != nil {
+			t.Fatalf("click latest: %v", err)
+		}
+		poll(t, "the plan for the latest time", `(document.querySelector("[data-testid=restore-guarantee]")||{}).textContent.includes("newest commit")`)
+
+		url, err := chromedp.Run(ctx, chromedp.Location())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if url != page {
+			t.Errorf("location = %q, want %q: the previews must not navigate", url, page)
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if len(previews) < 5 {
+			t.Fatalf("restore page requests = %q, want the load and four previews", previews)
+		}
+		for _, p := range previews[1:] {
+			if !strings.HasSuffix(p, "htmx=true") || !strings.Contains(p, "mode=") || !strings.Contains(p, "confirm=") {
+				t.Errorf("preview request %q: want an htmx GET with the whole form", p)
+			}
+		}
+	})
+
+	t.Run("restore job", func(t *testing.T) {
+		wait(t, srv.URL+"/jobs/46", `#job-46-phases [aria-current=step]`, `[data-testid=restore-dsn]`)
+		poll(t, "promoting as the current phase", `document.querySelector("#job-46-phases [aria-current=step]").textContent.includes("Promoting")`)
+		if got := text(t, `[data-testid=restore-dsn]`); !strings.Contains(got, "postgres://postgres@127.0.0.1:5433/postgres") {
+			t.Errorf("restore-dsn = %q", got)
+		}
+		if got := eval(t, `String(document.querySelectorAll("#job-46-restore button[data-copy][hidden]").length)`); got != "0" {
+			t.Errorf("hidden copy buttons in the pushed result = %s", got)
+		}
+	})
+
+	t.Run("restores", func(t *testing.T) {
+		wait(t, srv.URL+"/restores", `#restore-8[data-state="running"]`, `#restore-9`)
+		if got := eval(t, `getComputedStyle(document.querySelector("#restore-rows > .empty-row")).display`); got != "none" {
+			t.Errorf("empty placeholder display = %q", got)
+		}
+		if got := eval(t, `document.querySelector("#restore-rows > li").id`); got != "restore-9" {
+			t.Errorf("first row is %q, want the new restore-9", got)
+		}
+		if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS(`#restore-7 [data-testid=restore-delete]`)), chromedp.Sleep(300*time.Millisecond)); err != nil {
+			t.Fatalf("click delete: %v", err)
+		}
+		url, err := chromedp.Run(ctx, chromedp.Location())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if url != srv.URL+"/restores" {
+			t.Errorf("after declining, location = %q", url)
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if n := len(dialogs); n == 0 || dialogs[n-1] != "Delete restored instance 7 and its data directory?" {
+			t.Errorf("dialogs = %q", dialogs)
 		}
 	})
 

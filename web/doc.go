@@ -39,9 +39,25 @@
 //	jobs           JobRowNewOOB when a job is created; JobRowOOB (job-{ID}) when its
 //	               state changes; JobProgressOOB while it runs.
 //	job-{ID}       JobProgressOOB, JobStateOOB (job-{ID}-state) and JobEventOOB
-//	               (appends to job-{ID}-events).
+//	               (appends to job-{ID}-events). For a restore job also
+//	               JobPhasesOOB (job-{ID}-phases) as it moves from phase to phase
+//	               and JobRestoreOOB (job-{ID}-restore) when its connection string
+//	               or checks become known.
+//	restores       RestoreRowNewOOB when a restore is queued; RestoreRowOOB
+//	               (restore-{ID}) when a restored instance changes state.
 //	source-{ID}    JobProgressOOB for the job shown as ActiveJob, and nothing else:
 //	               the tables on that page are snapshots without row ids.
 //
 // One job's progress block (id job-{jobID}-progress) appears at most once per page.
+//
+// # The restore page
+//
+// RestorePage is one form posted to POST /sources/{id}/restore. Its "Preview
+// plan" button submits the same fields with GET /sources/{id}/restore, and with
+// JavaScript every change of the target sends that GET in the background (with
+// the HX-Request header) and swaps in only the plan section, the target marker
+// on the timeline and the target's error. The handler therefore renders the
+// whole page for every GET, with the plan (or the refusal) for the parameters
+// it was given. RestoreFormVM names the parameters; ParseTargetTime reads the
+// time as browsers send it.
 package web

@@ -241,6 +241,10 @@ var states = map[string]state{
 	"interrupted": {"warn", "Interrupted"},
 	// backups
 	"complete": {"ok", "Complete"},
+	// restored instances (restoreStates shows a running instance in green)
+	"restoring": {"info", "Restoring"},
+	"stopped":   {"neutral", "Stopped"},
+	"deleted":   {"neutral", "Deleted"},
 	// event levels
 	"debug": {"neutral", "Debug"},
 	"info":  {"neutral", "Info"},

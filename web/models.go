@@ -11,6 +11,7 @@ const (
 	NavOverview Nav = "overview"
 	NavSources  Nav = "sources"
 	NavBackups  Nav = "backups"
+	NavRestores Nav = "restores"
 	NavJobs     Nav = "jobs"
 	NavAudit    Nav = "audit"
 )
@@ -226,6 +227,10 @@ type SourceVM struct {
 	Jobs []JobRow
 	// ActiveJob is the live progress of the queued or running job, if any.
 	ActiveJob *JobProgressVM
+	// EarliestRestorable and LatestRestorable bound the restorable window, as in
+	// SourceSummary; zero when nothing is restorable yet. A non-zero
+	// LatestRestorable shows the "Restore…" button.
+	EarliestRestorable, LatestRestorable time.Time
 }
 
 // BackupsVM is the backups list.
@@ -288,6 +293,14 @@ type JobVM struct {
 	Events []EventRow
 	// Error explains a failed or interrupted job.
 	Error string
+	// Phases are the steps of a restore job, in order ("materializing",
+	// "configuring", "starting", "replaying", "promoting", "checking"), shown as
+	// a stepper above the progress bar; leave nil for other jobs.
+	Phases []PhaseVM
+	// Restore is the result of a restore job (Kind "restore" or "pitr"): where it
+	// went and what was checked. It may be set while the job runs (the data
+	// directory is known early); nil shows nothing.
+	Restore *RestoreResultVM
 }
 
 // AuditRow is one entry of the audit log.
@@ -319,4 +332,271 @@ type ErrorVM struct {
 	Message string
 	// RequestID identifies the request in the server log; shown with a copy button.
 	RequestID string
+}
+
+// Restore target kinds: what a restore stops at (RestoreTarget.Kind and the
+// "mode" form parameter of the restore page).
+const (
+	// TargetLatest replays all archived WAL: the newest restorable commit.
+	TargetLatest = "latest"
+	// TargetTime stops at a commit time (recovery_target_time).
+	TargetTime = "time"
+	// TargetLSN stops at a WAL position (recovery_target_lsn).
+	TargetLSN = "lsn"
+	// TargetName stops at a named restore point (recovery_target_name).
+	TargetName = "name"
+)
+
+// Where a restore goes (RestoreFormVM.Into and the "into" form parameter).
+const (
+	// IntoInstance starts a new PostgreSQL instance on a port.
+	IntoInstance = "instance"
+	// IntoDir writes a data directory with its recovery settings and does not
+	// start it.
+	IntoDir = "dir"
+)
+
+// TargetTimeLayout is how the restore page writes a target time into its
+// datetime-local input and links (UTC, whole seconds): "2026-11-25T09:30:00".
+// Browsers may send it back without seconds or with a fraction; read it with
+// ParseTargetTime.
+const TargetTimeLayout = "2006-01-02T15:04:05"
+
+// RestoreTarget is what a restore stops at, as the plan, the restores list and
+// a restore job's result describe it.
+type RestoreTarget struct {
+	// Kind is TargetLatest, TargetTime, TargetLSN or TargetName.
+	Kind string
+	// Time is the target time for TargetTime; for TargetLatest the newest
+	// restorable commit time; for TargetName the time the restore point was
+	// created; optional for TargetLSN. Microseconds are shown where they matter.
+	Time time.Time
+	// LSN is the target WAL position for TargetLSN, e.g. "0/5F2C10A8".
+	LSN string
+	// Name is the restore point's name for TargetName.
+	Name string
+	// Inclusive is recovery_target_inclusive: stop just after the target
+	// (true, the default) rather than just before it. Ignored for TargetLatest
+	// and TargetName.
+	Inclusive bool
+}
+
+// WindowBackup is one complete base backup drawn on the restorable window.
+type WindowBackup struct {
+	ID int64
+	// ConsistentAt is the earliest time the backup can be restored to: the
+	// commit time reached at its end LSN.
+	ConsistentAt time.Time
+}
+
+// WindowGap is a stretch of the window that cannot be restored because WAL is
+// missing from the archive.
+type WindowGap struct {
+	// From and To bound the times that cannot be restored: from the last commit
+	// before the missing WAL to the first restorable time after it (usually the
+	// next backup's ConsistentAt).
+	From, To time.Time
+	// FirstMissing and LastMissing name the missing WAL segments, e.g.
+	// "0000000100000000000000A3"; LastMissing is "" (or equal) when one is missing.
+	FirstMissing, LastMissing string
+}
+
+// RestoreWindowVM is a source's restorable window as the restore page draws it.
+// The page computes every position from these times; a zero Latest means
+// nothing is restorable yet.
+type RestoreWindowVM struct {
+	// Earliest and Latest bound the window: the oldest backup's consistency
+	// point and the newest commit in archived WAL.
+	Earliest, Latest time.Time
+	// Timeline is the timeline the window is on.
+	Timeline int64
+	// Backups are the complete backups inside the window, oldest first; each is
+	// one marker (a few dozen at most read well).
+	Backups []WindowBackup
+	// Gaps are the unrestorable stretches, oldest first.
+	Gaps []WindowGap
+}
+
+// RestorePointVM is a named restore point (pg_create_restore_point) that the
+// restore page offers as a target.
+type RestorePointVM struct {
+	Name string
+	// At is when the point was created; LSN where its record is.
+	At  time.Time
+	LSN string
+}
+
+// RestoreFormVM holds the restore form's values, as submitted (refilled after
+// an error) or as the handler suggests them on first load. Each field names
+// the form parameter it comes from; the form posts to POST /sources/{id}/restore
+// and previews the plan with GET /sources/{id}/restore and the same parameters.
+type RestoreFormVM struct {
+	// Mode ("mode") is TargetLatest, TargetTime, TargetLSN or TargetName;
+	// "" means TargetLatest.
+	Mode string
+	// Target ("target") is the target time as typed, in UTC, in the form
+	// TargetTimeLayout; "" shows the latest restorable time as a starting point.
+	Target string
+	// LSN ("lsn") is the target LSN as typed.
+	LSN string
+	// Point ("point") is the chosen restore point's name.
+	Point string
+	// Inclusive ("inclusive", value "on" when checked) is the include-the-target
+	// checkbox. An unchecked box sends nothing: treat a request without the
+	// "mode" parameter (the first load) as Inclusive true.
+	Inclusive bool
+	// Into ("into") is IntoInstance or IntoDir; "" means IntoInstance.
+	Into string
+	// Port ("port") is the new instance's port as typed, e.g. a suggested free
+	// port "5433".
+	Port string
+	// Dir ("dir") is the data directory for IntoDir, as typed or suggested.
+	Dir string
+	// Confirm ("confirm") is what the user typed to confirm; it must equal the
+	// source's name.
+	Confirm string
+}
+
+// RestorePlanVM is how the server would restore the chosen target: the base
+// backup, the WAL to replay and the recovery settings it would write.
+type RestorePlanVM struct {
+	// Target is the resolved target (for TargetLatest, Time is the newest commit).
+	Target RestoreTarget
+	// Timeline is the timeline recovery follows.
+	Timeline int64
+	// BackupID is the base backup restored; BackupConsistentAt as in WindowBackup.
+	BackupID           int64
+	BackupConsistentAt time.Time
+	// BackupStoredBytes is the size read from the repository (compressed,
+	// deduplicated); BackupRestoredBytes the size of the data directory written.
+	BackupStoredBytes, BackupRestoredBytes int64
+	// WALFromLSN and WALToLSN bound the WAL replayed, e.g. "0/3A000028".
+	WALFromLSN, WALToLSN string
+	// WALFiles is the number of WAL segment files replayed; WALBytes their size.
+	WALFiles, WALBytes int64
+	// Estimate is the expected duration of the whole restore; 0 means unknown.
+	Estimate time.Duration
+	// RecoverySettings are the exact settings written beside recovery.signal,
+	// one per line, e.g. "recovery_target_time = '2026-11-25 09:30:00+00'".
+	RecoverySettings string
+}
+
+// PlanRefusalVM says why the chosen target cannot be restored, and what can.
+type PlanRefusalVM struct {
+	// Message names the cause, e.g. "2026-11-26 10:00:00 UTC is after the latest
+	// restorable time." or "WAL 0000000100000000000000A3 is missing: replay
+	// cannot reach 2026-11-18 12:00:00 UTC."
+	Message string
+	// Nearest is the nearest target that can be restored; nil if there is none.
+	// A Time target should be a whole second inside the window.
+	Nearest *RestoreTarget
+	// NearestNote says what Nearest is, e.g. "the last commit before the gap".
+	NearestNote string
+}
+
+// RestoreVM is the "Restore to a point in time" page of one source.
+type RestoreVM struct {
+	// Now is the reference for relative times; zero means time.Now().
+	Now        time.Time
+	SourceID   int64
+	SourceName string
+	// PGVersion is the source's server version, e.g. "15.18"; the new instance
+	// runs the same major version.
+	PGVersion string
+	// Window is the restorable window; a zero Window.Latest shows an empty state
+	// instead of the form.
+	Window RestoreWindowVM
+	// RestorePoints are the named restore points inside the window, newest first.
+	RestorePoints []RestorePointVM
+	// Form holds the form's values.
+	Form RestoreFormVM
+	// Plan is the plan for the target in Form; nil when there is none (yet).
+	Plan *RestorePlanVM
+	// PlanError replaces the plan when the target cannot be restored; it also
+	// marks the target field invalid.
+	PlanError *PlanRefusalVM
+	// Errors holds messages by field: "target" (a target that cannot be read,
+	// e.g. an unparsable time or LSN), "port", "dir", "confirm", and "" for an
+	// error that belongs to no single field (e.g. no PostgreSQL 15 binaries).
+	Errors map[string]string
+}
+
+// Restored instance states (RestoreRow.State).
+const (
+	RestoreRestoring = "restoring"
+	RestoreRunning   = "running"
+	RestoreStopped   = "stopped"
+	RestoreFailed    = "failed"
+	RestoreDeleted   = "deleted"
+)
+
+// RestoreRow is one restored instance (or directory) in the restores list.
+type RestoreRow struct {
+	ID         int64
+	SourceID   int64
+	SourceName string
+	// Target is what the restore stopped at.
+	Target RestoreTarget
+	// State is restoring, running, stopped, failed or deleted.
+	State string
+	// Port is the instance's port; 0 for a directory-only restore.
+	Port int
+	// DSN is the connection string of the instance, e.g.
+	// "postgres://postgres@127.0.0.1:5433/postgres". It holds no password: the
+	// instance trusts local connections. "" for a directory-only restore.
+	DSN string
+	// DataDir is the restored data directory.
+	DataDir   string
+	CreatedAt time.Time
+	// JobID is the job that restored it; 0 if unknown.
+	JobID int64
+	// Error explains a failed restore (shown under its state).
+	Error string
+}
+
+// RestoresVM is the restores list: instances and directories restored.
+type RestoresVM struct {
+	Now  time.Time
+	Rows []RestoreRow
+	// Page is optional; its zero value shows no page links.
+	Page Pager
+}
+
+// Phase states (PhaseVM.State).
+const (
+	PhaseDone    = "done"
+	PhaseCurrent = "current"
+	PhasePending = "pending"
+	PhaseFailed  = "failed"
+	PhaseSkipped = "skipped"
+)
+
+// PhaseVM is one step of a restore job's stepper.
+type PhaseVM struct {
+	// Name is the phase, e.g. "replaying".
+	Name string
+	// State is PhaseDone, PhaseCurrent, PhasePending, PhaseFailed or PhaseSkipped.
+	State string
+	// Detail is an optional short line under the phase, e.g. for replaying
+	// "at 09:12:44 of 09:30:00 UTC".
+	Detail string
+}
+
+// RestoreResultVM is what a restore job produced.
+type RestoreResultVM struct {
+	// RestoreID is the restored instance, linked in the restores list; 0 if none.
+	RestoreID int64
+	// Target is what the restore stopped at.
+	Target RestoreTarget
+	// DSN is the new instance's connection string (no password); "" for a
+	// directory-only restore or until the instance accepts connections.
+	DSN string
+	// DataDir is the restored data directory.
+	DataDir string
+	// Checked lists what was verified, one sentence each, e.g.
+	// "pg_verifybackup: 1,874 files match the backup manifest".
+	Checked []string
+	// StopLine is PostgreSQL's log line where recovery stopped, e.g.
+	// "LOG:  recovery stopping before commit of transaction 48213, time …".
+	StopLine string
 }

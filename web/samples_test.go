@@ -74,6 +74,8 @@ func sampleSources(now time.Time) []SourceSummary {
 		{
 			ID: 1, Name: "orders-db", MaskedDSN: "postgres://backstop:xxxxx@db1.example:5432/orders?sslmode=require",
 			PGVersion: "15.18", LastComplete: &b[2], LastAttempt: &b[0], ActiveJob: &running,
+			EarliestRestorable: sampleWindow(now).Earliest, LatestRestorable: sampleWindow(now).Latest,
+			WALArchivedAt: now.Add(-3 * time.Second),
 		},
 		{
 			ID: 2, Name: "billing", MaskedDSN: "host=billing.internal port=5433 dbname=billing user=backstop password=xxxxx",
@@ -186,7 +188,7 @@ func samplePages(now time.Time) []page {
 	}
 	queuedJob := JobVM{Now: now, Row: jobs[0]}
 
-	return []page{
+	pages := []page{
 		{"login", LoginPage(LoginVM{Next: "/backups"})},
 		{"login-error", LoginPage(LoginVM{Name: "ana.operator", Error: "Wrong name or password.", Next: "/"})},
 		{"overview", Layout(LayoutVM{Title: "Overview", Nav: NavOverview, UserName: "ana.operator",
@@ -210,6 +212,7 @@ func samplePages(now time.Time) []page {
 			SystemIdentifier: "7312455870123456789", PGVersion: "15.18", Timeline: 1, DataChecksums: true,
 			CreatedAt: now.Add(-40 * 24 * time.Hour), Backups: []BackupRow{backups[0], backups[2]},
 			Jobs: []JobRow{jobs[1], jobs[3]}, ActiveJob: &running,
+			EarliestRestorable: sampleWindow(now).Earliest, LatestRestorable: sampleWindow(now).Latest,
 		}))},
 		{"source-idle", layout("inventory", NavSources, SourcePage(SourceVM{
 			Now: now, ID: 4, Name: "inventory", MaskedDSN: sources[3].MaskedDSN,
@@ -237,4 +240,5 @@ func samplePages(now time.Time) []page {
 		{"error", ErrorPage(ErrorVM{Status: 404, Title: "Backup not found",
 			Message: "There is no backup 99. It may have been removed by retention.", RequestID: "req-7f3a9c21b04e"})},
 	}
+	return append(pages, restoreSamplePages(now)...)
 }

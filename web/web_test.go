@@ -250,7 +250,7 @@ func TestLayout(t *testing.T) {
 			navText = append(navText, text(a))
 		}
 	}
-	if got, want := strings.Join(navText, " · "), "Overview · Sources · Backups · Jobs · Audit"; got != want {
+	if got, want := strings.Join(navText, " · "), "Overview · Sources · Backups · Restores · Jobs · Audit"; got != want {
 		t.Errorf("navigation = %q, want %q", got, want)
 	}
 	d.contains("Backstop", "ana", "Sign out", "Could not start the backup.")
@@ -878,6 +878,7 @@ func TestMonoAndBadge(t *testing.T) {
 		"queued": "Queued neutral", "running": "Running info", "succeeded": "Succeeded ok",
 		"failed": "Failed danger", "cancelled": "Cancelled neutral", "interrupted": "Interrupted warn",
 		"complete": "Complete ok", "warn": "Warning warn", "weird": "Weird neutral",
+		"restoring": "Restoring info", "stopped": "Stopped neutral", "deleted": "Deleted neutral",
 	} {
 		d := parseFragment(t, Badge(state))
 		span := d.all(hasAttr("data-state", state))[0]
