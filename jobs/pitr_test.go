@@ -10,14 +10,17 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/jackc/pglogrepl"
 	"github.com/jackc/pgx/v5"
 
 	"github.com/backstop/backstop/jobs"
 	"github.com/backstop/backstop/jobs/pg"
 	"github.com/backstop/backstop/jobs/pg/pgtest"
+	"github.com/backstop/backstop/jobs/pg/wal"
 	"github.com/backstop/backstop/store"
 	"github.com/backstop/backstop/store/repository"
 )
@@ -171,6 +174,36 @@ func TestPointInTimeRestoreGroundTruth(t *testing.T) {
 		var te *jobs.TargetError
 		if !errors.As(err, &te) || te.Window.String() == "" {
 			t.Fatalf("PlanRestore(an hour after the latest) = %v, want a TargetError giving the window", err)
+		}
+		t.Logf("refused: %v", err)
+	})
+
+	// Last, as it damages the archive: the segment that continues backup 1's WAL is lost.
+	t.Run("missing WAL segment", func(t *testing.T) {
+		b1End, err := pglogrepl.ParseLSN(b1.EndLSN)
+		if err != nil {
+			t.Fatal(err)
+		}
+		lost := wal.SegmentName(uint32(b1.Timeline), wal.SegmentOf(b1End, wal.DefaultSegmentSize), wal.DefaultSegmentSize)
+		if err := os.Remove(filepath.Join(e.dir, "wal", src.SystemIdentifier, lost+".wal")); err != nil {
+			t.Fatalf("remove %s from the repository: %v", lost, err)
+		}
+		in, err := jobs.LoadWindowInput(ctx, e.store, e.repo, src)
+		if err != nil {
+			t.Fatal(err)
+		}
+		w := jobs.ComputeWindow(in)
+		if !slices.ContainsFunc(w.Gaps, func(g jobs.Gap) bool { return g.Segment == lost }) {
+			t.Errorf("window gaps = %+v, want one at %s", w.Gaps, lost)
+		}
+		target, err := jobs.ParseTarget(stamps[40].at.Format(time.RFC3339Nano))
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = jobs.PlanRestore(in, target, 0)
+		var te *jobs.TargetError
+		if !errors.As(err, &te) || !strings.Contains(err.Error(), lost) {
+			t.Fatalf("PlanRestore(row 41, with %s missing) = %v, want a refusal naming the segment", lost, err)
 		}
 		t.Logf("refused: %v", err)
 	})

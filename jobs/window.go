@@ -111,8 +111,23 @@ func WindowInputs(ctx context.Context, st *store.Store, sourceID int64, readHist
 }
 
 // LoadWindowInput is WindowInputs for source src, reading its history files from repo.
+// The repository is the truth: a WAL file the catalog lists but the repository no longer
+// holds is left out, so that the window shows a gap there and plans needing it are refused.
 func LoadWindowInput(ctx context.Context, st *store.Store, repo *repository.Repo, src store.Source) (WindowInput, error) {
-	return WindowInputs(ctx, st, src.ID, RepositoryHistory(ctx, repo, src.SystemIdentifier))
+	in, err := WindowInputs(ctx, st, src.ID, RepositoryHistory(ctx, repo, src.SystemIdentifier))
+	if err != nil {
+		return WindowInput{}, err
+	}
+	names, err := repo.WALNames(ctx, src.SystemIdentifier)
+	if err != nil {
+		return WindowInput{}, fmt.Errorf("window inputs: %w", err)
+	}
+	held := make(map[string]bool, len(names))
+	for _, n := range names {
+		held[n] = true
+	}
+	in.WAL = slices.DeleteFunc(in.WAL, func(f store.WALFile) bool { return !held[f.Name] })
+	return in, nil
 }
 
 // RepositoryHistory returns a reader of the WAL files of the cluster with system
