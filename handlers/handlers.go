@@ -13,23 +13,29 @@ import (
 
 	"github.com/backstop/backstop/jobs"
 	"github.com/backstop/backstop/store"
+	"github.com/backstop/backstop/store/repository"
 	"github.com/backstop/backstop/web"
 )
 
 // Handler holds what the handlers need. Its methods are the routes' handlers.
 type Handler struct {
 	store  *store.Store
+	repo   *repository.Repo
 	runner *jobs.Runner
 	hub    *jobs.Hub
 	log    *slog.Logger
 	now    func() time.Time
 	// sessionTTL is how long a session lasts without use.
 	sessionTTL time.Duration
+	// restoreRoot holds the data directories of restored instances.
+	restoreRoot string
 }
 
-// New returns the handlers for a catalog, a job runner and its progress hub.
-func New(st *store.Store, runner *jobs.Runner, hub *jobs.Hub, log *slog.Logger) *Handler {
-	return &Handler{store: st, runner: runner, hub: hub, log: log, now: time.Now, sessionTTL: 12 * time.Hour}
+// New returns the handlers for a catalog and repository, a job runner and its progress
+// hub; restored instances get their data directories below restoreRoot.
+func New(st *store.Store, repo *repository.Repo, runner *jobs.Runner, hub *jobs.Hub, log *slog.Logger, restoreRoot string) *Handler {
+	return &Handler{store: st, repo: repo, runner: runner, hub: hub, log: log, now: time.Now, sessionTTL: 12 * time.Hour,
+		restoreRoot: restoreRoot}
 }
 
 // page renders a signed-in page inside the layout.

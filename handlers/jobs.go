@@ -1,10 +1,13 @@
 package handlers
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 
+	"github.com/backstop/backstop/jobs"
 	"github.com/backstop/backstop/store"
 	"github.com/backstop/backstop/web"
 )
@@ -43,7 +46,50 @@ func (h *Handler) showJob(w http.ResponseWriter, r *http.Request) error {
 	for _, e := range evs {
 		vm.Events = append(vm.Events, eventRow(e))
 	}
+	if j.Kind == jobs.KindPITR {
+		vm.Phases = pitrPhases(j)
+		vm.Restore = pitrResult(j)
+	}
 	return h.page(w, r, fmt.Sprintf("Job %d", j.ID), web.NavJobs, web.JobPage(vm))
+}
+
+// pitrPhaseOrder are the phases of a point-in-time restore as the stepper shows them.
+var pitrPhaseOrder = []string{jobs.PhasePlanning, jobs.PhaseMaterializing, jobs.PhaseConfiguring, jobs.PhaseStarting,
+	jobs.PhaseReplaying, jobs.PhaseChecking}
+
+// pitrPhases is the stepper of a restore job: phases before the current one are done.
+func pitrPhases(j store.Job) []web.PhaseVM {
+	current := slices.Index(pitrPhaseOrder, j.Phase)
+	out := make([]web.PhaseVM, len(pitrPhaseOrder))
+	for i, name := range pitrPhaseOrder {
+		state := web.PhasePending
+		switch {
+		case j.State == store.JobSucceeded || i < current:
+			state = web.PhaseDone
+		case i == current && j.State == store.JobRunning:
+			state = web.PhaseCurrent
+		case i == current:
+			state = web.PhaseFailed
+		}
+		out[i] = web.PhaseVM{Name: name, State: state}
+	}
+	return out
+}
+
+// pitrResult is a finished restore job's result, for its page.
+func pitrResult(j store.Job) *web.RestoreResultVM {
+	var res jobs.PITRResult
+	if len(j.Result) == 0 || json.Unmarshal(j.Result, &res) != nil || res.Into == "" {
+		return nil
+	}
+	vm := &web.RestoreResultVM{RestoreID: res.RestoreID, DSN: res.DSN, DataDir: res.Into, Checked: res.Checked, StopLine: res.StopLine}
+	if t, err := jobs.ParseTarget(res.Target); err == nil {
+		vm.Target = targetVM(t)
+	}
+	if vm.Target.Kind == "" {
+		vm.Target = web.RestoreTarget{Kind: web.TargetLatest, Time: res.LastCommitAt}
+	}
+	return vm
 }
 
 func eventRow(e store.JobEvent) web.EventRow {

@@ -37,7 +37,7 @@ type livePage struct {
 
 func parseLivePage(s string) (livePage, bool) {
 	switch s {
-	case "overview", "jobs", "backups":
+	case "overview", "jobs", "backups", "restores":
 		return livePage{kind: s, known: map[int64]bool{}}, true
 	}
 	kind, id, ok := strings.Cut(s, "-")

@@ -40,6 +40,8 @@ func (h *Handler) Routes() http.Handler {
 				r.Use(h.loadSource)
 				r.Get("/", h.wrap(h.showSource))
 				r.Post("/backups", h.wrap(h.startBackup))
+				r.Get("/restore", h.wrap(h.showRestore))
+				r.Post("/restore", h.wrap(h.startRestore))
 			})
 		})
 		r.Route("/backups", func(r chi.Router) {
@@ -47,6 +49,15 @@ func (h *Handler) Routes() http.Handler {
 			r.Route("/{backupID}", func(r chi.Router) {
 				r.Use(h.loadBackup)
 				r.Get("/", h.wrap(h.showBackup))
+			})
+		})
+		r.Route("/restores", func(r chi.Router) {
+			r.Get("/", h.wrap(h.showRestores))
+			r.Route("/{restoreID}", func(r chi.Router) {
+				r.Use(h.loadRestore)
+				r.Post("/stop", h.wrap(h.changeRestore("stop")))
+				r.Post("/start", h.wrap(h.changeRestore("start")))
+				r.Post("/delete", h.wrap(h.changeRestore("delete")))
 			})
 		})
 		r.Route("/jobs", func(r chi.Router) {
@@ -101,6 +112,7 @@ const (
 	sourceKey loadedKey = iota
 	backupKey
 	jobKey
+	restoreKey
 )
 
 // loader builds middleware that loads the entity named by a URL parameter, answering 404
@@ -137,6 +149,10 @@ func (h *Handler) loadBackup(next http.Handler) http.Handler {
 
 func (h *Handler) loadJob(next http.Handler) http.Handler {
 	return loader(h, "jobID", "Job", jobKey, h.store.Job)(next)
+}
+
+func (h *Handler) loadRestore(next http.Handler) http.Handler {
+	return loader(h, "restoreID", "Restored instance", restoreKey, h.store.Restore)(next)
 }
 
 func sourceFrom(r *http.Request) store.Source { return r.Context().Value(sourceKey).(store.Source) }

@@ -71,7 +71,7 @@ func setup(t *testing.T) *app {
 	if err := runner.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(handlers.New(st, runner, hub, log).Routes())
+	srv := httptest.NewServer(handlers.New(st, repo, runner, hub, log, filepath.Join(dir, "restores")).Routes())
 	t.Cleanup(func() {
 		srv.Close()
 		runner.Stop()

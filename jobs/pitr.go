@@ -33,6 +33,8 @@ type PITRArgs struct {
 	SourceID int64 `json:"source_id"`
 	// Target is read by ParseTarget: "latest", "immediate", a time, "lsn:…", "name:…".
 	Target string `json:"target"`
+	// Exclusive stops just before a time or LSN target rather than just after it.
+	Exclusive bool `json:"exclusive,omitempty"`
 	// Into is the new data directory; it must be missing or empty.
 	Into string `json:"into"`
 	// Port starts the restored instance on 127.0.0.1:Port; 0 writes the directory only.
@@ -117,6 +119,9 @@ func (w *PITRWorker) Work(ctx context.Context, job *Job) (err error) {
 	if err != nil {
 		return fmt.Errorf("restore: %w", err)
 	}
+	if args.Exclusive {
+		target.Inclusive = false
+	}
 	in, err := LoadWindowInput(ctx, w.store, w.repo, src)
 	if err != nil {
 		return fmt.Errorf("restore: %w", err)
@@ -125,7 +130,7 @@ func (w *PITRWorker) Work(ctx context.Context, job *Job) (err error) {
 	if err != nil {
 		return fmt.Errorf("restore: %w", err)
 	}
-	res.BackupID, res.Target = plan.Backup.ID, plan.Target.String()
+	res.BackupID, res.Target = plan.Backup.ID, plan.Target.Text()
 	job.Logf(ctx, LevelInfo, PhasePlanning, "base backup %d (consistent at %s), WAL %s to %s (%d files, %s), timeline %d",
 		plan.Backup.ID, plan.Backup.EndLSN, plan.WALFrom, plan.WALTo, len(plan.WAL), humanize.IBytes(uint64(plan.WALBytes)), plan.Timeline)
 	b, err := w.store.Backup(ctx, plan.Backup.ID)

@@ -206,27 +206,34 @@
     }
     var first = shownPlan === null;
     shownPlan = plan;
-    var input = document.getElementById("restore-time");
-    if (input) {
-      var slot = document.getElementById("restore-target-error");
+    var planErr = !!document.getElementById("restore-plan-error");
+    var inputs = document.querySelectorAll("[data-error-slot]");
+    for (var i = 0; i < inputs.length; i++) {
+      var input = inputs[i];
+      var slot = document.getElementById(input.getAttribute("data-error-slot"));
       var slotErr = !!(slot && slot.firstElementChild);
-      var planErr = !!document.getElementById("restore-plan-error");
-      var ids = ["restore-time-help", "restore-time-local"];
+      var radio = document.querySelector('input[name="mode"][value="' + input.getAttribute("data-target-mode") + '"]');
+      var refused = planErr && !!radio && radio.checked;
+      var ids = (input.getAttribute("data-help") || "").split(" ").filter(Boolean);
       if (slotErr) {
-        ids.push("restore-target-error");
+        ids.push(slot.id);
       }
-      if (planErr) {
+      if (refused) {
         ids.push("restore-plan-error");
       }
-      input.setAttribute("aria-describedby", ids.join(" "));
-      if (slotErr || planErr) {
+      if (ids.length) {
+        input.setAttribute("aria-describedby", ids.join(" "));
+      } else {
+        input.removeAttribute("aria-describedby");
+      }
+      if (slotErr || refused) {
         input.setAttribute("aria-invalid", "true");
       } else {
         input.removeAttribute("aria-invalid");
       }
       var fields = input.closest(".choice-fields");
       if (fields) {
-        fields.classList.toggle("field--invalid", slotErr || planErr);
+        fields.classList.toggle("field--invalid", slotErr || refused);
       }
     }
     if (!first && plan.getAttribute("data-announce")) {

@@ -29,8 +29,7 @@ func (c *cli) runJob(ctx context.Context, h *home, p jobs.Params) (store.Job, er
 	defer stopHub()
 	go hub.Run(hubCtx)
 	quiet := slog.New(slog.NewTextHandler(c.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	r := jobs.NewRunner(h.store, hub, quiet, jobs.Options{},
-		jobs.NewBackupWorker(h.store, h.repo), jobs.NewRestoreWorker(h.store, h.repo))
+	r := jobs.NewRunner(h.store, hub, quiet, jobs.Options{}, h.workers()...)
 	if err := r.Start(ctx); err != nil {
 		return store.Job{}, err
 	}

@@ -75,6 +75,10 @@ func openHome(ctx context.Context, dir string, create bool) (*home, error) {
 		return nil, fmt.Errorf("home: %w", err)
 	}
 	h.repo, h.store = repo, st
+	if err := os.MkdirAll(h.restoreRoot(), 0o711); err != nil {
+		st.Close()
+		return nil, fmt.Errorf("home: %w", err)
+	}
 	// A job whose process died shows as interrupted, whichever command looks first.
 	if _, err := jobs.Sweep(ctx, st, jobs.DefaultStaleAfter); err != nil {
 		st.Close()
@@ -125,6 +129,20 @@ func (h *home) loadKey(create bool) ([]byte, error) {
 		return nil, fmt.Errorf("repository key: %w", err)
 	}
 	return key, f.Close()
+}
+
+// restoreRoot holds the data directories of restored instances (0711, like the home: the
+// server's OS user passes through to its own directories).
+func (h *home) restoreRoot() string { return filepath.Join(h.dir, "restores") }
+
+// workers are the job kinds every process runs.
+func (h *home) workers() []jobs.Worker {
+	exe, err := os.Executable()
+	if err != nil {
+		exe = "backstop"
+	}
+	return []jobs.Worker{jobs.NewBackupWorker(h.store, h.repo), jobs.NewRestoreWorker(h.store, h.repo),
+		jobs.NewPITRWorker(h.store, h.repo, exe)}
 }
 
 func (h *home) Close() error {

@@ -44,8 +44,7 @@ func (c *cli) serveHome(ctx context.Context, h *home, listen string, ready func(
 	hub := jobs.NewHub()
 	go hub.Run(hubCtx)
 
-	runner := jobs.NewRunner(h.store, hub, c.log, jobs.Options{Workers: 2},
-		jobs.NewBackupWorker(h.store, h.repo), jobs.NewRestoreWorker(h.store, h.repo))
+	runner := jobs.NewRunner(h.store, hub, c.log, jobs.Options{Workers: 2}, h.workers()...)
 	if err := runner.Start(ctx); err != nil {
 		return err
 	}
@@ -69,7 +68,7 @@ func (c *cli) serveHome(ctx context.Context, h *home, listen string, ready func(
 		return fmt.Errorf("serve: %w", err)
 	}
 	srv := &http.Server{
-		Handler:           handlers.New(h.store, runner, hub, c.log).Routes(),
+		Handler:           handlers.New(h.store, h.repo, runner, hub, c.log, h.restoreRoot()).Routes(),
 		ReadHeaderTimeout: 10 * time.Second,
 	}
 	served := make(chan error, 1)
