@@ -105,6 +105,9 @@ func (h *Handler) showSource(w http.ResponseWriter, r *http.Request) error {
 	if vm.ActiveJob, err = h.activeJob(ctx, s.ID); err != nil {
 		return err
 	}
+	if vm.EarliestRestorable, vm.LatestRestorable, err = h.restorable(ctx, s); err != nil {
+		return err
+	}
 	return h.page(w, r, s.Name, web.NavSources, web.SourcePage(vm))
 }
 

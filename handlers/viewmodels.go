@@ -4,7 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"time"
 
+	"github.com/backstop/backstop/jobs"
 	"github.com/backstop/backstop/jobs/pg"
 	"github.com/backstop/backstop/store"
 	"github.com/backstop/backstop/web"
@@ -123,7 +125,8 @@ func (h *Handler) sourceSummary(ctx context.Context, s store.Source) (web.Source
 	if ws.LastArchivedAt != nil {
 		sum.WALArchivedAt = *ws.LastArchivedAt
 	}
-	return sum, nil
+	sum.EarliestRestorable, sum.LatestRestorable, err = h.restorable(ctx, s)
+	return sum, err
 }
 
 func (h *Handler) sourceSummaries(ctx context.Context) ([]web.SourceSummary, error) {
@@ -140,4 +143,14 @@ func (h *Handler) sourceSummaries(ctx context.Context) ([]web.SourceSummary, err
 		out = append(out, sum)
 	}
 	return out, nil
+}
+
+// restorable returns the ends of a source's restorable window (zero when nothing is).
+func (h *Handler) restorable(ctx context.Context, s store.Source) (earliest, latest time.Time, err error) {
+	in, err := jobs.LoadWindowInput(ctx, h.store, h.repo, s)
+	if err != nil {
+		return time.Time{}, time.Time{}, err
+	}
+	w := jobs.ComputeWindow(in)
+	return w.Earliest, w.Latest, nil
 }
