@@ -29,6 +29,8 @@ Commands:
   source list              list sources
   backup SOURCE            take a full backup now, with a progress bar
   backup list              list backups
+  restore --source NAME --to TIME|latest --into DIR [--start --port N]
+                           restore to a point in time (also --lsn LSN, --name POINT)
   restore --backup ID --into DIR
                            write a backup out as a startable data directory
   user add NAME            create a user (password from --password-stdin, or generated)

@@ -30,6 +30,10 @@ func TestMain(m *testing.M) {
 	os.Unsetenv("BACKSTOP_HOME")
 	var err error
 	binDir, err = os.MkdirTemp("", "backstop-bin-")
+	if err == nil {
+		// restore_command runs the binary as the server's OS user.
+		err = os.Chmod(binDir, 0o755)
+	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
