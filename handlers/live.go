@@ -151,7 +151,11 @@ func (h *Handler) fragments(ctx context.Context, p *livePage, ev jobs.Event) []t
 		case p.kind == "job" && p.id != ev.JobID, p.kind == "source" && p.id != ev.SourceID:
 			return nil
 		}
-		return []templ.Component{progress()}
+		out := []templ.Component{progress()}
+		if p.kind == "job" && ev.JobKind == jobs.KindPITR {
+			out = append(out, web.JobPhasesOOB(ev.JobID, pitrPhases(store.Job{Phase: ev.Progress.Phase, State: store.JobRunning})))
+		}
+		return out
 	case jobs.EventLog:
 		if p.kind == "job" && p.id == ev.JobID && ev.Log != nil {
 			return []templ.Component{web.JobEventOOB(ev.JobID, eventRow(*ev.Log))}
@@ -188,6 +192,12 @@ func (h *Handler) fragments(ctx context.Context, p *livePage, ev jobs.Event) []t
 	case "job":
 		if p.id == j.ID {
 			out = append(out, web.JobStateOOB(j.ID, string(j.State)), web.JobProgressOOB(jobProgress(j)))
+			if j.Kind == jobs.KindPITR {
+				out = append(out, web.JobPhasesOOB(j.ID, pitrPhases(j)))
+				if res := pitrResult(j); res != nil {
+					out = append(out, web.JobRestoreOOB(j.ID, *res, now))
+				}
+			}
 		}
 	case "backups":
 		if id := jobBackupID(j); id != 0 {

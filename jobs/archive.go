@@ -114,7 +114,7 @@ func (a *Archiver) stream(ctx context.Context, src store.Source) error {
 	if _, _, err := pg.CreatePhysicalSlot(ctx, src.DSN, SlotName(src)); err != nil {
 		return err
 	}
-	s := &spoolUploader{a: a, src: src, segSize: info.WALSegmentSize, dir: filepath.Join(a.SpoolRoot, src.SystemIdentifier)}
+	s := &spoolUploader{a: a, src: src, segSize: info.WALSegmentSize, dir: filepath.Join(a.SpoolRoot, fmt.Sprint(src.ID))}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	pieces := make(chan error, 1)

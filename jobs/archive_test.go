@@ -3,6 +3,7 @@ package jobs_test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -74,7 +75,7 @@ func TestArchiverStreamsWALIntoTheRepository(t *testing.T) {
 		if !bytes.Equal(got.Bytes(), want) {
 			t.Errorf("segment %s in the repository differs from the server's (%d vs %d bytes)", f.Name, got.Len(), len(want))
 		}
-		if _, err := os.Stat(filepath.Join(spool, src.SystemIdentifier, f.Name)); err == nil {
+		if _, err := os.Stat(filepath.Join(spool, fmt.Sprint(src.ID), f.Name)); err == nil {
 			t.Errorf("segment %s is stored but still in the spool", f.Name)
 		}
 		commits += f.Commits
