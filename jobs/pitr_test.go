@@ -255,3 +255,87 @@ func span(ids []int64) string {
 	}
 	return fmt.Sprintf("%d..%d (%d rows)", ids[0], ids[len(ids)-1], len(ids))
 }
+
+// TestRestoreOfARestoredInstance: an instance restored to a point in time runs on
+// timeline 2; registered as a source, backed up and archived, it can itself be restored
+// to a point in time, exactly.
+func TestRestoreOfARestoredInstance(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	cl := pgtest.Start(t, pgtest.Setting("track_commit_timestamp", "on"))
+	backstop, err := buildBackstop(t)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := setup(t, jobs.Options{}, func(st *store.Store, repo *repository.Repo) jobs.Worker { return jobs.NewBackupWorker(st, repo) },
+		func(st *store.Store, repo *repository.Repo) jobs.Worker { return jobs.NewPITRWorker(st, repo, backstop) })
+	a := jobs.NewArchiver(e.store, e.repo, t.TempDir(), testLogger(t))
+	a.PartialEvery = 100 * time.Millisecond
+
+	// insert commits rows from..to on dsn, one transaction each, and returns their commit times.
+	insert := func(dsn string, from, to int) map[int]time.Time {
+		t.Helper()
+		conn := connect(t, dsn)
+		at := make(map[int]time.Time)
+		for id := from; id <= to; id++ {
+			var ts time.Time
+			if _, err := conn.Exec(ctx, `INSERT INTO ticks (id) VALUES ($1)`, id); err != nil {
+				t.Fatal(err)
+			}
+			if err := conn.QueryRow(ctx, `SELECT pg_xact_commit_timestamp(xmin) FROM ticks WHERE id = $1`, id).Scan(&ts); err != nil {
+				t.Fatal(err)
+			}
+			at[id] = ts
+			time.Sleep(15 * time.Millisecond)
+		}
+		return at
+	}
+	// restore restores src to target and returns the started instance's DSN and directory.
+	restore := func(src store.Source, target string, last time.Time) (string, string) {
+		t.Helper()
+		waitFor(t, "the archive to hold the last commit of "+src.Name, time.Minute, func() (bool, error) {
+			in, err := jobs.LoadWindowInput(ctx, e.store, e.repo, src)
+			return err == nil && !jobs.ComputeWindow(in).Latest.Before(last), err
+		})
+		into := filepath.Join(reachableDir(t), "restored")
+		job, err := e.runner.Run(ctx, jobs.Params{Kind: jobs.KindPITR, SourceID: src.ID,
+			Args: jobs.PITRArgs{SourceID: src.ID, Target: target, Into: into, Port: freePort(t), Owner: ownerName()}})
+		if err != nil {
+			t.Fatalf("restore %s to %s: %v", src.Name, target, err)
+		}
+		t.Cleanup(func() { stopRestored(t, cl.Binaries(), into) })
+		var res jobs.PITRResult
+		if err := json.Unmarshal(job.Result, &res); err != nil {
+			t.Fatal(err)
+		}
+		return res.DSN, into
+	}
+
+	first := e.register(t, "first", cl.DSN("postgres"))
+	go a.Run(ctx, first)
+	execSQL(t, cl.DSN("postgres"), `CREATE TABLE ticks (id int PRIMARY KEY)`)
+	e.backup(t, first)
+	at := insert(cl.DSN("postgres"), 1, 20)
+	restoredDSN, _ := restore(first, at[10].Format(time.RFC3339Nano), at[20])
+
+	second := e.register(t, "second", restoredDSN)
+	if second.Timeline != 2 {
+		t.Fatalf("the restored instance runs on timeline %d, want 2", second.Timeline)
+	}
+	go a.Run(ctx, second)
+	e.backup(t, second)
+	at2 := insert(restoredDSN, 101, 120)
+	againDSN, _ := restore(second, at2[110].Format(time.RFC3339Nano), at2[120])
+	got := restoredIDs(t, againDSN)
+	var want []int64
+	for id := int64(1); id <= 10; id++ {
+		want = append(want, id)
+	}
+	for id := int64(101); id <= 110; id++ {
+		want = append(want, id)
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("restore of the restored instance: rows %v, want 1..10 and 101..110", got)
+	}
+}
