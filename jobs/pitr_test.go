@@ -269,7 +269,9 @@ func TestRestoreOfARestoredInstance(t *testing.T) {
 		t.Fatal(err)
 	}
 	e := setup(t, jobs.Options{}, func(st *store.Store, repo *repository.Repo) jobs.Worker { return jobs.NewBackupWorker(st, repo) },
-		func(st *store.Store, repo *repository.Repo) jobs.Worker { return jobs.NewPITRWorker(st, repo, backstop) })
+		func(st *store.Store, repo *repository.Repo) jobs.Worker {
+			return jobs.NewPITRWorker(st, repo, backstop)
+		})
 	a := jobs.NewArchiver(e.store, e.repo, t.TempDir(), testLogger(t))
 	a.PartialEvery = 100 * time.Millisecond
 
