@@ -161,6 +161,43 @@ func TestPointInTimeRestoreGroundTruth(t *testing.T) {
 		})
 	}
 
+	t.Run("directory only, started by hand", func(t *testing.T) {
+		target := stamps[44].at
+		into := filepath.Join(reachableDir(t), "restored")
+		job, err := e.runner.Run(ctx, jobs.Params{Kind: jobs.KindPITR, SourceID: src.ID,
+			Args: jobs.PITRArgs{SourceID: src.ID, Target: target.Format(time.RFC3339Nano), Into: into, Owner: ownerName()}})
+		if err != nil {
+			t.Fatalf("restore into a directory: %v", err)
+		}
+		var res jobs.PITRResult
+		if err := json.Unmarshal(job.Result, &res); err != nil {
+			t.Fatal(err)
+		}
+		if res.DSN != "" {
+			t.Errorf("a directory-only restore started an instance: %s", res.DSN)
+		}
+		// What an operator does: start it; it replays the WAL placed in pg_wal and promotes.
+		sockets, err := os.MkdirTemp("", "bs-")
+		if err != nil {
+			t.Fatal(err)
+		}
+		os.Remove(sockets) // a Unix socket's path is short: StartDataDir makes this one
+		defer os.RemoveAll(sockets)
+		c, err := pg.StartDataDir(ctx, pg.ServerOptions{Bin: cl.Binaries(), DataDir: into, Port: freePort(t),
+			LogFile: filepath.Join(into, "log", "by-hand.log"), SocketDir: sockets})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Stop(context.Background(), "immediate")
+		if _, err := pg.WaitRecovery(ctx, c, nil); err != nil {
+			t.Fatal(err)
+		}
+		got := restoredIDs(t, c.DSN("postgres"))
+		if want := int64(45); len(got) != int(want) || got[len(got)-1] != want {
+			t.Errorf("directory restore to row 45's commit, started by hand: rows %s, want 1..45", span(got))
+		}
+	})
+
 	t.Run("outside the window", func(t *testing.T) {
 		in, err := jobs.LoadWindowInput(ctx, e.store, e.repo, src)
 		if err != nil {
