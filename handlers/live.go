@@ -130,6 +130,12 @@ func (h *Handler) seedKnown(ctx context.Context, p *livePage) error {
 			p.known[b.ID] = true
 		}
 		return err
+	case "restores":
+		xs, err := h.store.Restores(ctx, false)
+		for _, x := range xs {
+			p.known[x.ID] = true
+		}
+		return err
 	}
 	return nil
 }
@@ -209,6 +215,16 @@ func (h *Handler) fragments(ctx context.Context, p *livePage, ev jobs.Event) []t
 					p.known[b.ID] = true
 					out = append(out, web.BackupRowNewOOB(row, now))
 				}
+			}
+		}
+	case "restores":
+		if x, err := h.store.RestoreByJob(ctx, j.ID); err == nil {
+			row := restoreRow(x, name)
+			if p.known[x.ID] {
+				out = append(out, web.RestoreRowOOB(row, now))
+			} else {
+				p.known[x.ID] = true
+				out = append(out, web.RestoreRowNewOOB(row, now))
 			}
 		}
 	case "backup", "source":
