@@ -30,11 +30,14 @@ lint:
 	@out="$$(gofmt -l cmd web handlers store jobs migrations static)"; \
 	  if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 
-## bench: micro-benchmarks, then Backstop vs pg_basebackup on a pgbench scale-50 cluster
+## bench: micro-benchmarks, Backstop vs pg_basebackup (scale 50), RPO and RTO vs pgBackRest
 bench: deps-test
 	$(GO) test -run '^$$' -bench . -benchmem ./store/repository/
 	# /var/tmp: both tools write their output on the same disk-backed file system.
 	TMPDIR=/var/tmp $(GO) test -run '^$$' -bench BenchmarkFullBackup -benchtime 3x -timeout 30m ./cmd/backstop/
+	# RPO (commit → durable outside the source → in the repository) and RTO, vs pgBackRest.
+	command -v pgbackrest >/dev/null || sudo apt-get install -y pgbackrest || apt-get install -y pgbackrest
+	TMPDIR=/var/tmp $(GO) test -v -run '^$$' -bench 'BenchmarkRPO|BenchmarkRTO' -benchtime 1x -timeout 30m ./cmd/backstop/
 
 deps-demo:
 	./.ci/deps postgresql
