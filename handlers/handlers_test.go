@@ -135,7 +135,7 @@ func TestUnknownThingsAre404(t *testing.T) {
 	}
 }
 
-func TestSecondBackupOfASourceIsRefusedWhileOneIsQueued(t *testing.T) {
+func TestSecondBackupOfASourceIsRefusedWhileOneIsActive(t *testing.T) {
 	t.Parallel()
 	a := setup(t)
 	cl := shared.Cluster(t)
@@ -150,8 +150,8 @@ func TestSecondBackupOfASourceIsRefusedWhileOneIsQueued(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// A queued job of another kind's worker-less runner would be taken at once; insert the
-	// conflicting job directly, as another process would.
+	// The backup that holds the lock runs in another process (the CLI, say): insert its
+	// job row directly, as that process would.
 	held, err := a.store.InsertJob(t.Context(), store.JobParams{Kind: "backup", SourceID: src.ID,
 		LockKey: "backup:source:" + itoa(src.ID), State: store.JobRunning, Owner: store.Owner{Host: "elsewhere", PID: 1, ID: "other"}})
 	if err != nil {

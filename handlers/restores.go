@@ -54,14 +54,14 @@ func restoreTargetVM(x store.Restore) web.RestoreTarget {
 	return vm
 }
 
-func (h *Handler) restoreFrom(r *http.Request) store.Restore {
+func restoreFrom(r *http.Request) store.Restore {
 	return r.Context().Value(restoreKey).(store.Restore)
 }
 
 // changeRestore runs one action on a restored instance and returns to the list.
 func (h *Handler) changeRestore(action string) appHandler {
 	return func(w http.ResponseWriter, r *http.Request) error {
-		x := h.restoreFrom(r)
+		x := restoreFrom(r)
 		ctx := r.Context()
 		var err error
 		switch action {
