@@ -18,6 +18,8 @@ const (
 	RestoreStopped   RestoreState = "stopped"   // the instance was stopped; it can be started again
 	RestoreReady     RestoreState = "ready"     // a data directory only, never started by Backstop
 	RestoreFailed    RestoreState = "failed"    // the restore did not complete
+	// RestoreInterrupted is a restore whose process died before it ended.
+	RestoreInterrupted RestoreState = "interrupted"
 	RestoreDeleted   RestoreState = "deleted"   // the data directory was removed
 )
 
@@ -41,6 +43,9 @@ type Restore struct {
 	Error        string
 	CreatedAt    time.Time
 	UpdatedAt    time.Time
+	// Marker is the token in the marker file of the data directory Backstop claimed for
+	// this restore; "" for restores made before markers existed, never removed.
+	Marker string
 }
 
 // RestoreParams describe a restore that is starting.
@@ -50,6 +55,8 @@ type RestoreParams struct {
 	DataDir                   string
 	Port                      int
 	PGMajor                   int
+	// Marker is the token the restore writes into the directory it claims.
+	Marker string
 }
 
 // RestoreUpdate changes a restore; zero fields are left as they are.
@@ -62,13 +69,13 @@ type RestoreUpdate struct {
 }
 
 const restoreColumns = `id, source_id, job_id, backup_id, target, data_dir, port, pg_major, state, stop_line,
-	last_commit_at, error, created_at, updated_at`
+	last_commit_at, error, created_at, updated_at, marker`
 
 func scanRestore(r rowScanner) (Restore, error) {
 	var x Restore
 	err := r.Scan(&x.ID, &x.SourceID, orZero(&x.JobID), orZero(&x.BackupID), &x.Target, &x.DataDir, orZero(&x.Port),
 		&x.PGMajor, &x.State, orZero(&x.StopLine), scanNullTime(&x.LastCommitAt), orZero(&x.Error),
-		scanTime(&x.CreatedAt), scanTime(&x.UpdatedAt))
+		scanTime(&x.CreatedAt), scanTime(&x.UpdatedAt), orZero(&x.Marker))
 	return x, err
 }
 
@@ -78,10 +85,11 @@ func scanRestore(r rowScanner) (Restore, error) {
 func (s *Store) CreateRestore(ctx context.Context, p RestoreParams) (Restore, error) {
 	now := formatTime(s.clock())
 	x, err := scanRestore(s.wdb.QueryRowContext(ctx, `
-		INSERT INTO restores (source_id, job_id, backup_id, target, data_dir, port, pg_major, state, created_at, updated_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, 'restoring', ?, ?)
+		INSERT INTO restores (source_id, job_id, backup_id, target, data_dir, port, pg_major, state, created_at, updated_at, marker)
+		VALUES (?, ?, ?, ?, ?, ?, ?, 'restoring', ?, ?, ?)
 		RETURNING `+restoreColumns,
-		p.SourceID, nullIfZero(p.JobID), nullIfZero(p.BackupID), p.Target, p.DataDir, nullIfZero(p.Port), p.PGMajor, now, now))
+		p.SourceID, nullIfZero(p.JobID), nullIfZero(p.BackupID), p.Target, p.DataDir, nullIfZero(p.Port), p.PGMajor, now, now,
+		nullIfZero(p.Marker)))
 	switch {
 	case isUnique(err, "restores.data_dir"):
 		return Restore{}, fmt.Errorf("create restore: %w", invalid("dir", "restore %s is already in that directory", p.DataDir))
@@ -151,4 +159,18 @@ func (s *Store) UpdateRestore(ctx context.Context, id int64, u RestoreUpdate) (R
 		return Restore{}, fmt.Errorf("update restore %d: %w", id, err)
 	}
 	return x, nil
+}
+
+// OrphanedRestores returns the restores still marked restoring whose job has ended or is
+// gone: the process that ran them died (or ended without saying), so nobody will finish
+// them.
+func (s *Store) OrphanedRestores(ctx context.Context) ([]Restore, error) {
+	xs, err := queryAll(ctx, s.db, scanRestore, `SELECT `+restoreColumns+` FROM restores
+		WHERE state = 'restoring'
+		  AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.id = restores.job_id AND j.state IN ('queued', 'running'))
+		ORDER BY id`)
+	if err != nil {
+		return nil, fmt.Errorf("orphaned restores: %w", err)
+	}
+	return xs, nil
 }

@@ -22,9 +22,25 @@ const (
 	RoleAdmin Role = "admin"
 	// RoleOperator may manage sources, backups and restores.
 	RoleOperator Role = "operator"
+	// RoleOnCall may read everything and acknowledge what goes wrong, but changes no
+	// source, backup or restore.
+	RoleOnCall Role = "oncall"
 	// RoleAuditor may only read, and download reports.
 	RoleAuditor Role = "auditor"
 )
+
+// Roles lists every role, from most to least powerful.
+var Roles = []Role{RoleAdmin, RoleOperator, RoleOnCall, RoleAuditor}
+
+// ValidateRole checks that r names a role; anything else is a *ValidationError on "role".
+func ValidateRole(r Role) error {
+	for _, x := range Roles {
+		if r == x {
+			return nil
+		}
+	}
+	return invalid("role", "must be admin, operator, oncall or auditor, not %q", r)
+}
 
 // defaultBcryptCost is the cost of password hashes.
 const defaultBcryptCost = 12
@@ -43,17 +59,19 @@ type User struct {
 	Role        Role
 	CreatedAt   time.Time
 	LastLoginAt *time.Time
+	// DisabledAt is when the user was disabled; a disabled user cannot sign in.
+	DisabledAt *time.Time
 }
 
 // userName matches valid user names.
 var userName = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,62}$`)
 
-const userColumns = `id, name, role, created_at, last_login_at`
+const userColumns = `id, name, role, created_at, last_login_at, disabled_at`
 
 // scanUser scans a row of userColumns.
 func scanUser(r rowScanner) (User, error) {
 	var u User
-	err := r.Scan(&u.ID, &u.Name, &u.Role, scanTime(&u.CreatedAt), scanNullTime(&u.LastLoginAt))
+	err := r.Scan(&u.ID, &u.Name, &u.Role, scanTime(&u.CreatedAt), scanNullTime(&u.LastLoginAt), scanNullTime(&u.DisabledAt))
 	return u, err
 }
 
@@ -97,9 +115,9 @@ func (s *Store) CreateUser(ctx context.Context, name, password string, role Role
 	case !userName.MatchString(name):
 		return User{}, fmt.Errorf("create user: %w", invalid("name",
 			"must be 1 to 63 characters: lowercase letters, digits, '.', '-' and '_', starting with a letter or digit"))
-	case role != RoleAdmin && role != RoleOperator && role != RoleAuditor:
-		return User{}, fmt.Errorf("create user: %w", invalid("role", "must be %s, %s or %s, not %q",
-			RoleAdmin, RoleOperator, RoleAuditor, role))
+	}
+	if err := ValidateRole(role); err != nil {
+		return User{}, fmt.Errorf("create user: %w", err)
 	}
 	if err := validatePassword(password); err != nil {
 		return User{}, fmt.Errorf("create user: %w", err)
@@ -199,7 +217,7 @@ func (s *Store) SetPassword(ctx context.Context, id int64, password string) erro
 func (s *Store) Authenticate(ctx context.Context, name, password string) (User, error) {
 	var id int64
 	var hash string
-	err := s.db.QueryRowContext(ctx, `SELECT id, password_hash FROM users WHERE name = ?`, name).Scan(&id, &hash)
+	err := s.db.QueryRowContext(ctx, `SELECT id, password_hash FROM users WHERE name = ? AND disabled_at IS NULL`, name).Scan(&id, &hash)
 	if errors.Is(err, sql.ErrNoRows) {
 		dummy, derr := s.dummyHash()
 		if derr != nil {
@@ -228,4 +246,70 @@ func (s *Store) Authenticate(ctx context.Context, name, password string) (User, 
 		return User{}, fmt.Errorf("authenticate: %w", err)
 	}
 	return u, nil
+}
+
+// SetRole changes the role of user id. Their sessions stay: the role is read on every
+// request.
+func (s *Store) SetRole(ctx context.Context, id int64, role Role) (User, error) {
+	if err := ValidateRole(role); err != nil {
+		return User{}, fmt.Errorf("set role: %w", err)
+	}
+	u, err := scanUser(s.wdb.QueryRowContext(ctx, `UPDATE users SET role = ? WHERE id = ? RETURNING `+userColumns, role, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return User{}, fmt.Errorf("set role: user %d: %w", id, ErrNotFound)
+	}
+	if err != nil {
+		return User{}, fmt.Errorf("set role: %w", err)
+	}
+	return u, nil
+}
+
+// SetUserDisabled disables (and signs out everywhere) or enables user id.
+func (s *Store) SetUserDisabled(ctx context.Context, id int64, disabled bool) (User, error) {
+	var at any
+	if disabled {
+		at = formatTime(s.clock())
+	}
+	var u User
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		var err error
+		u, err = scanUser(tx.QueryRowContext(ctx, `UPDATE users SET disabled_at = ? WHERE id = ? RETURNING `+userColumns, at, id))
+		if errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("user %d: %w", id, ErrNotFound)
+		}
+		if err != nil || !disabled {
+			return err
+		}
+		_, err = tx.ExecContext(ctx, `DELETE FROM sessions WHERE user_id = ?`, id)
+		return err
+	})
+	if err != nil {
+		return User{}, fmt.Errorf("disable user: %w", err)
+	}
+	return u, nil
+}
+
+// DeleteUser removes user id and their sessions.
+func (s *Store) DeleteUser(ctx context.Context, id int64) error {
+	res, err := s.wdb.ExecContext(ctx, `DELETE FROM users WHERE id = ?`, id)
+	if err != nil {
+		return fmt.Errorf("delete user %d: %w", id, err)
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return fmt.Errorf("delete user %d: %w", id, err)
+	} else if n == 0 {
+		return fmt.Errorf("delete user %d: %w", id, ErrNotFound)
+	}
+	return nil
+}
+
+// ActiveAdminCount returns the number of admins who can sign in: the last one may not be
+// disabled, demoted or removed.
+func (s *Store) ActiveAdminCount(ctx context.Context) (int, error) {
+	var n int
+	err := s.db.QueryRowContext(ctx, `SELECT count(*) FROM users WHERE role = 'admin' AND disabled_at IS NULL`).Scan(&n)
+	if err != nil {
+		return 0, fmt.Errorf("admin count: %w", err)
+	}
+	return n, nil
 }
