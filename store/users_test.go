@@ -94,7 +94,7 @@ func TestCreateUserValidation(t *testing.T) {
 		{"short password", "carol", "elevenchars", RoleAdmin, "password", "must be at least 12 characters long"},
 		{"short multibyte password", "carol", "ééééééééééé", RoleAdmin, "password", "must be at least 12 characters long"},
 		{"long password", "carol", strings.Repeat("x", 73), RoleAdmin, "password", "must be at most 72 bytes long"},
-		{"bad role", "carol", testPassword, "root", "role", `must be admin, operator or auditor, not "root"`},
+		{"bad role", "carol", testPassword, "root", "role", `must be admin, operator, oncall or auditor, not "root"`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := s.CreateUser(ctx, tc.user, tc.password, tc.role)
