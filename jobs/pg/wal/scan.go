@@ -39,6 +39,9 @@ const (
 	RMXLOG = 0
 	// RMTransaction is the resource manager of commit and abort records.
 	RMTransaction = 1
+	// RMTablespace is the resource manager of tablespace creation and
+	// removal records.
+	RMTablespace = 5
 
 	xlogSwitch       = 0x40 // XLOG_SWITCH, in the high bits of xl_info
 	xlogRestorePoint = 0x70 // XLOG_RESTORE_POINT
@@ -102,6 +105,10 @@ type Record struct {
 	Info uint8
 	// XID is the transaction that wrote the record (0 for none).
 	XID uint32
+	// Timeline is the timeline in the header of the page where the record
+	// starts: the copy of a parent timeline's WAL at the start of a new
+	// timeline's first segment keeps the parent's.
+	Timeline uint32
 	// TotalLen is the record's length, headers included (xl_tot_len).
 	TotalLen uint32
 	// MainData is the record's main data, after its block references. It
@@ -499,6 +506,7 @@ func (s *scanner) next() (Record, stop, error) {
 // turns out to have been overwritten.
 func (s *scanner) readRecord(recPtr pglogrepl.LSN) (rec Record, st stop, restart bool, err error) {
 	off := int(recPtr - s.pageLSN)
+	tli := s.tli // the page the record starts on; continuation pages may follow
 	if off+4 > s.pageLen {
 		return Record{}, stopInput, false, nil
 	}
@@ -591,6 +599,7 @@ func (s *scanner) readRecord(recPtr pglogrepl.LSN) (rec Record, st stop, restart
 	rec = Record{
 		LSN:      recPtr,
 		XID:      binary.LittleEndian.Uint32(data[4:]),
+		Timeline: tli,
 		Info:     data[16],
 		RMID:     data[17],
 		TotalLen: totLen,

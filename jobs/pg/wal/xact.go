@@ -85,12 +85,16 @@ type Summary struct {
 	Commits []Commit
 	// RestorePoints lists the named restore points, in WAL order.
 	RestorePoints []RestorePoint
+	// Tablespaces lists the tablespace creations, in WAL order: a restore
+	// that replays one would create the tablespace at the source's path.
+	Tablespaces []TablespaceCreation
 	// Result is how far the scan got.
 	Result ScanResult
 }
 
-// Summarize scans r as Scan does and collects its commit and abort records
-// and its restore points. It returns what it found so far with an error.
+// Summarize scans r as Scan does and collects its commit and abort records,
+// its restore points and its tablespace creations. It returns what it found
+// so far with an error.
 func Summarize(r io.Reader, opts ScanOptions) (Summary, error) {
 	var sum Summary
 	res, err := Scan(r, opts, func(rec Record) error {
@@ -109,6 +113,14 @@ func Summarize(r io.Reader, opts ScanOptions) (Summary, error) {
 				return err
 			}
 			sum.RestorePoints = append(sum.RestorePoints, p)
+		case rec.RMID == RMTablespace:
+			tc, ok, err := parseTablespaceCreation(rec)
+			if err != nil {
+				return err
+			}
+			if ok {
+				sum.Tablespaces = append(sum.Tablespaces, tc)
+			}
 		}
 		return nil
 	})
