@@ -103,7 +103,10 @@ type WALFileParams struct {
 	// RestorePoints are the restore points found in the file, recorded with
 	// it.
 	RestorePoints []RestorePointParams
-	Via           WALVia
+	// Tablespaces are the tablespace creations found in the file, recorded
+	// with it (again harmlessly when the file is recorded again).
+	Tablespaces []TablespaceCreationParams
+	Via         WALVia
 	// ArchivedAt defaults to now.
 	ArchivedAt time.Time
 }
@@ -131,6 +134,49 @@ type RestorePointParams struct {
 	// LSN is where the record starts: inside the file's range.
 	LSN string
 	At  time.Time
+}
+
+// TablespaceCreation is a CREATE TABLESPACE found in archived WAL. Recovery
+// replays it by creating the tablespace at Location on the restoring host,
+// which on the source's own host is the source's live tablespace directory:
+// restores whose WAL holds one are refused.
+type TablespaceCreation struct {
+	ID       int64
+	SourceID int64
+	// Timeline is the timeline in the header of the WAL page the record
+	// starts on.
+	Timeline int64
+	// LSN is where the record starts, EndLSN where the next one starts.
+	LSN    string
+	EndLSN string
+	// OID and Location are the tablespace's (Location is "" for an in-place
+	// tablespace).
+	OID      uint32
+	Location string
+	// PrevCommitAt is the commit time of the last commit before the record
+	// in the WAL file it was found in; nil when that file holds none.
+	PrevCommitAt *time.Time
+	// WALFile is the repository name of the WAL file it was recorded from.
+	WALFile    string
+	RecordedAt time.Time
+}
+
+// TablespaceCreationParams describe a tablespace creation found in a WAL
+// file.
+type TablespaceCreationParams struct {
+	// Timeline is the timeline of the page the record starts on; it may be
+	// a parent of the file's.
+	Timeline int64
+	// LSN is where the record starts: inside the file's range; EndLSN is
+	// after it.
+	LSN    string
+	EndLSN string
+	// OID must not be 0.
+	OID      uint32
+	Location string
+	// PrevCommitAt is the commit time of the last commit before it in the
+	// file; zero when there is none.
+	PrevCommitAt time.Time
 }
 
 // WALFilter selects the WAL files of one source.
@@ -222,6 +268,11 @@ func (s *Store) RecordWAL(ctx context.Context, p WALFileParams) (WALFile, error)
 	var f WALFile
 	err = s.tx(ctx, func(tx *sql.Tx) error {
 		if err := sourceExists(ctx, tx, p.SourceID); err != nil {
+			return err
+		}
+		// Before anything else: a file recorded before (or superseded) still
+		// must not hide a tablespace creation from the planner.
+		if err := insertTablespaceCreations(ctx, tx, p, s.clock()); err != nil {
 			return err
 		}
 		old, err := walFileWhere(ctx, tx, p.Name, `source_id = ? AND name = ?`, p.SourceID, p.Name)
@@ -534,6 +585,8 @@ func (p *WALFileParams) normalize() (start, end uint64, err error) {
 			return 0, 0, invalid("commits", "must be 0 for a history file")
 		case len(p.RestorePoints) > 0:
 			return 0, 0, invalid("restore_points", "a history file holds no restore points")
+		case len(p.Tablespaces) > 0:
+			return 0, 0, invalid("tablespaces", "a history file holds no WAL records")
 		}
 		return 0, 0, nil
 	}
@@ -567,7 +620,84 @@ func (p *WALFileParams) normalize() (start, end uint64, err error) {
 		return 0, 0, invalid("start_lsn", "%s is not the start of a segment numbered %d holding %d bytes, whatever the segment size", p.StartLSN, p.SegNo, p.Size)
 	}
 	p.RestorePoints, err = normalizeRestorePoints(p.RestorePoints, start, end)
+	if err != nil {
+		return 0, 0, err
+	}
+	p.Tablespaces, err = normalizeTablespaceCreations(p.Tablespaces, start, end)
 	return start, end, err
+}
+
+// normalizeTablespaceCreations checks creations found in WAL [start, end)
+// and returns a copy with canonical LSNs.
+func normalizeTablespaceCreations(tcs []TablespaceCreationParams, start, end uint64) ([]TablespaceCreationParams, error) {
+	out := slices.Clone(tcs)
+	for i := range out {
+		tc := &out[i]
+		field := fmt.Sprintf("tablespaces[%d]", i)
+		lsn, ok1 := parseLSN(tc.LSN)
+		next, ok2 := parseLSN(tc.EndLSN)
+		switch {
+		case !ok1 || !ok2:
+			return nil, invalid(field, "LSNs %q and %q must be LSNs", tc.LSN, tc.EndLSN)
+		case lsn < start || lsn >= end:
+			return nil, invalid(field, "LSN %s is outside the file (%s to %s)", formatLSN(lsn), formatLSN(start), formatLSN(end))
+		case next <= lsn:
+			return nil, invalid(field, "end LSN %s is not after %s", formatLSN(next), formatLSN(lsn))
+		case tc.Timeline <= 0:
+			return nil, invalid(field, "timeline must be positive")
+		case tc.OID == 0:
+			return nil, invalid(field, "OID must not be 0")
+		case strings.ContainsRune(tc.Location, 0) || len(tc.Location) > 1024:
+			return nil, invalid(field, "location must be a path of at most 1024 bytes")
+		}
+		tc.LSN, tc.EndLSN = formatLSN(lsn), formatLSN(next)
+	}
+	return out, nil
+}
+
+// insertTablespaceCreations records the normalized creations of p; one
+// already recorded at the same timeline and LSN is kept as it is.
+func insertTablespaceCreations(ctx context.Context, tx *sql.Tx, p WALFileParams, now time.Time) error {
+	for _, tc := range p.Tablespaces {
+		_, err := tx.ExecContext(ctx, `
+			INSERT INTO wal_tablespaces (source_id, timeline, lsn, end_lsn, oid, location, prev_commit_at, wal_file, recorded_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+			ON CONFLICT (source_id, timeline, lsn) DO NOTHING`,
+			p.SourceID, tc.Timeline, tc.LSN, tc.EndLSN, int64(tc.OID), tc.Location, nullTimeArg(tc.PrevCommitAt), p.Name, formatTime(now))
+		if err != nil {
+			return fmt.Errorf("tablespace %d at %s: %w", tc.OID, tc.LSN, err)
+		}
+	}
+	return nil
+}
+
+// TablespaceCreations returns the tablespace creations found in the
+// archived WAL of source sourceID, by LSN then timeline. An unknown source
+// is ErrNotFound.
+func (s *Store) TablespaceCreations(ctx context.Context, sourceID int64) ([]TablespaceCreation, error) {
+	tcs, err := queryAll(ctx, s.db, func(r rowScanner) (TablespaceCreation, error) {
+		var tc TablespaceCreation
+		var oid int64
+		err := r.Scan(&tc.ID, &tc.SourceID, &tc.Timeline, &tc.LSN, &tc.EndLSN, &oid, &tc.Location,
+			scanNullTime(&tc.PrevCommitAt), &tc.WALFile, scanTime(&tc.RecordedAt))
+		tc.OID = uint32(oid)
+		return tc, err
+	}, `SELECT id, source_id, timeline, lsn, end_lsn, oid, location, prev_commit_at, wal_file, recorded_at
+		FROM wal_tablespaces WHERE source_id = ?`, sourceID)
+	if err != nil {
+		return nil, fmt.Errorf("tablespace creations of source %d: %w", sourceID, err)
+	}
+	if len(tcs) == 0 {
+		if err := sourceExists(ctx, s.db, sourceID); err != nil {
+			return nil, fmt.Errorf("tablespace creations: %w", err)
+		}
+	}
+	slices.SortFunc(tcs, func(a, b TablespaceCreation) int {
+		la, _ := parseLSN(a.LSN)
+		lb, _ := parseLSN(b.LSN)
+		return cmp.Or(cmp.Compare(la, lb), cmp.Compare(a.Timeline, b.Timeline), cmp.Compare(a.ID, b.ID))
+	})
+	return tcs, nil
 }
 
 // startsPiece reports whether a partial piece of size bytes starting at
