@@ -216,7 +216,8 @@ func StoreWALFile(ctx context.Context, st *store.Store, repo *repository.Repo, s
 	return nil
 }
 
-// summarizeWAL reads the commit times and restore points of the WAL in r into p.
+// summarizeWAL reads the commit times, restore points and tablespace creations of the WAL
+// in r into p.
 func summarizeWAL(r io.Reader, segSize int64, start pglogrepl.LSN, p *store.WALFileParams) error {
 	sum, err := wal.Summarize(r, wal.ScanOptions{SegmentSize: segSize, StartLSN: start})
 	if err != nil {
@@ -236,6 +237,18 @@ func summarizeWAL(r io.Reader, segSize int64, start pglogrepl.LSN, p *store.WALF
 	}
 	for _, rp := range sum.RestorePoints {
 		p.RestorePoints = append(p.RestorePoints, store.RestorePointParams{Name: rp.Name, LSN: rp.LSN.String(), At: rp.Time})
+	}
+	for _, tc := range sum.Tablespaces {
+		// A time target stops replay at a commit or abort record: the latest one
+		// before the creation tells the planner which targets stop short of it.
+		var prev time.Time
+		for _, c := range sum.Commits {
+			if c.LSN < tc.LSN && c.Time.After(prev) {
+				prev = c.Time
+			}
+		}
+		p.Tablespaces = append(p.Tablespaces, store.TablespaceCreationParams{Timeline: int64(tc.Timeline),
+			LSN: tc.LSN.String(), EndLSN: tc.EndLSN.String(), OID: tc.OID, Location: tc.Location, PrevCommitAt: prev})
 	}
 	return nil
 }
