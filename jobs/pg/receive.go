@@ -193,6 +193,10 @@ type ReceiveOptions struct {
 	// of a flush only after OnFlush returns. It must not block. May be
 	// nil.
 	OnFlush func(flushLSN pglogrepl.LSN)
+	// OnServerWALEnd is called, on ReceiveWAL's goroutine, with the end of
+	// the server's WAL as each message reports it, so that the caller can
+	// tell how far behind it is. It must not block. May be nil.
+	OnServerWALEnd func(lsn pglogrepl.LSN)
 }
 
 // Tuning of the receiver.
@@ -529,12 +533,14 @@ func (r *receiver) copyData(d []byte) error {
 		if err != nil {
 			return fmt.Errorf("protocol: %w", err)
 		}
+		r.serverWALEnd(x.ServerWALEnd)
 		return r.write(x.WALStart, x.WALData)
 	case pglogrepl.PrimaryKeepaliveMessageByteID:
 		k, err := pglogrepl.ParsePrimaryKeepaliveMessage(d[1:])
 		if err != nil {
 			return fmt.Errorf("protocol: %w", err)
 		}
+		r.serverWALEnd(k.ServerWALEnd)
 		if k.ReplyRequested {
 			if r.written > r.synced {
 				return r.sync()
@@ -544,6 +550,13 @@ func (r *receiver) copyData(d []byte) error {
 		return nil
 	default:
 		return fmt.Errorf("protocol: unknown replication message type %q", d[0])
+	}
+}
+
+// serverWALEnd calls OnServerWALEnd.
+func (r *receiver) serverWALEnd(lsn pglogrepl.LSN) {
+	if r.opts.OnServerWALEnd != nil && lsn != 0 {
+		r.opts.OnServerWALEnd(lsn)
 	}
 }
 
