@@ -248,7 +248,7 @@ func summarizeWAL(r io.Reader, segSize int64, start pglogrepl.LSN, p *store.WALF
 			}
 		}
 		p.Tablespaces = append(p.Tablespaces, store.TablespaceCreationParams{Timeline: int64(tc.Timeline),
-			LSN: tc.LSN.String(), EndLSN: tc.EndLSN.String(), OID: tc.OID, Location: tc.Location, PrevCommitAt: prev})
+			LSN: tc.LSN.String(), EndLSN: tc.EndLSN.String(), PrevLSN: tc.PrevLSN.String(), OID: tc.OID, Location: tc.Location, PrevCommitAt: prev})
 	}
 	return nil
 }

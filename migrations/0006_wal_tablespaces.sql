@@ -13,9 +13,11 @@ CREATE TABLE wal_tablespaces (
     -- timeline's first segment begins with its parent's WAL, whose pages keep
     -- the parent's timeline).
     timeline       INTEGER NOT NULL CHECK (timeline > 0),
-    -- Start of the record, and of the record after it.
+    -- Start of the record, of the record after it, and of the one before it
+    -- (a recovery_target_lsn there, inclusive, stops just before it).
     lsn            TEXT    NOT NULL CHECK (lsn <> ''),
     end_lsn        TEXT    NOT NULL CHECK (end_lsn <> ''),
+    prev_lsn       TEXT    NOT NULL CHECK (prev_lsn <> ''),
     -- The tablespace's OID and LOCATION ('' for an in-place tablespace).
     oid            INTEGER NOT NULL CHECK (oid > 0 AND oid <= 4294967295),
     location       TEXT    NOT NULL,

@@ -146,9 +146,11 @@ type TablespaceCreation struct {
 	// Timeline is the timeline in the header of the WAL page the record
 	// starts on.
 	Timeline int64
-	// LSN is where the record starts, EndLSN where the next one starts.
-	LSN    string
-	EndLSN string
+	// LSN is where the record starts, EndLSN where the next one starts,
+	// PrevLSN where the one before it starts.
+	LSN     string
+	EndLSN  string
+	PrevLSN string
 	// OID and Location are the tablespace's (Location is "" for an in-place
 	// tablespace).
 	OID      uint32
@@ -168,9 +170,10 @@ type TablespaceCreationParams struct {
 	// a parent of the file's.
 	Timeline int64
 	// LSN is where the record starts: inside the file's range; EndLSN is
-	// after it.
-	LSN    string
-	EndLSN string
+	// after it, PrevLSN (the record before it) before it.
+	LSN     string
+	EndLSN  string
+	PrevLSN string
 	// OID must not be 0.
 	OID      uint32
 	Location string
@@ -636,9 +639,12 @@ func normalizeTablespaceCreations(tcs []TablespaceCreationParams, start, end uin
 		field := fmt.Sprintf("tablespaces[%d]", i)
 		lsn, ok1 := parseLSN(tc.LSN)
 		next, ok2 := parseLSN(tc.EndLSN)
+		prev, ok3 := parseLSN(tc.PrevLSN)
 		switch {
-		case !ok1 || !ok2:
-			return nil, invalid(field, "LSNs %q and %q must be LSNs", tc.LSN, tc.EndLSN)
+		case !ok1 || !ok2 || !ok3:
+			return nil, invalid(field, "LSNs %q, %q and %q must be LSNs", tc.LSN, tc.EndLSN, tc.PrevLSN)
+		case prev >= lsn:
+			return nil, invalid(field, "previous record %s is not before %s", formatLSN(prev), formatLSN(lsn))
 		case lsn < start || lsn >= end:
 			return nil, invalid(field, "LSN %s is outside the file (%s to %s)", formatLSN(lsn), formatLSN(start), formatLSN(end))
 		case next <= lsn:
@@ -650,7 +656,7 @@ func normalizeTablespaceCreations(tcs []TablespaceCreationParams, start, end uin
 		case strings.ContainsRune(tc.Location, 0) || len(tc.Location) > 1024:
 			return nil, invalid(field, "location must be a path of at most 1024 bytes")
 		}
-		tc.LSN, tc.EndLSN = formatLSN(lsn), formatLSN(next)
+		tc.LSN, tc.EndLSN, tc.PrevLSN = formatLSN(lsn), formatLSN(next), formatLSN(prev)
 	}
 	return out, nil
 }
@@ -660,10 +666,10 @@ func normalizeTablespaceCreations(tcs []TablespaceCreationParams, start, end uin
 func insertTablespaceCreations(ctx context.Context, tx *sql.Tx, p WALFileParams, now time.Time) error {
 	for _, tc := range p.Tablespaces {
 		_, err := tx.ExecContext(ctx, `
-			INSERT INTO wal_tablespaces (source_id, timeline, lsn, end_lsn, oid, location, prev_commit_at, wal_file, recorded_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+			INSERT INTO wal_tablespaces (source_id, timeline, lsn, end_lsn, prev_lsn, oid, location, prev_commit_at, wal_file, recorded_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 			ON CONFLICT (source_id, timeline, lsn) DO NOTHING`,
-			p.SourceID, tc.Timeline, tc.LSN, tc.EndLSN, int64(tc.OID), tc.Location, nullTimeArg(tc.PrevCommitAt), p.Name, formatTime(now))
+			p.SourceID, tc.Timeline, tc.LSN, tc.EndLSN, tc.PrevLSN, int64(tc.OID), tc.Location, nullTimeArg(tc.PrevCommitAt), p.Name, formatTime(now))
 		if err != nil {
 			return fmt.Errorf("tablespace %d at %s: %w", tc.OID, tc.LSN, err)
 		}
@@ -678,11 +684,11 @@ func (s *Store) TablespaceCreations(ctx context.Context, sourceID int64) ([]Tabl
 	tcs, err := queryAll(ctx, s.db, func(r rowScanner) (TablespaceCreation, error) {
 		var tc TablespaceCreation
 		var oid int64
-		err := r.Scan(&tc.ID, &tc.SourceID, &tc.Timeline, &tc.LSN, &tc.EndLSN, &oid, &tc.Location,
+		err := r.Scan(&tc.ID, &tc.SourceID, &tc.Timeline, &tc.LSN, &tc.EndLSN, &tc.PrevLSN, &oid, &tc.Location,
 			scanNullTime(&tc.PrevCommitAt), &tc.WALFile, scanTime(&tc.RecordedAt))
 		tc.OID = uint32(oid)
 		return tc, err
-	}, `SELECT id, source_id, timeline, lsn, end_lsn, oid, location, prev_commit_at, wal_file, recorded_at
+	}, `SELECT id, source_id, timeline, lsn, end_lsn, prev_lsn, oid, location, prev_commit_at, wal_file, recorded_at
 		FROM wal_tablespaces WHERE source_id = ?`, sourceID)
 	if err != nil {
 		return nil, fmt.Errorf("tablespace creations of source %d: %w", sourceID, err)

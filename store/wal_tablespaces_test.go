@@ -23,8 +23,8 @@ func TestTablespaceCreations(t *testing.T) {
 		t.Fatalf("TablespaceCreations(no WAL) = %v, %v, want none", got, err)
 	}
 	prev := time.Date(2026, 11, 25, 9, 40, 0, 123456000, time.UTC)
-	late := TablespaceCreationParams{Timeline: 1, LSN: "0/3a800028", EndLSN: "0/3a800060", OID: 16391, Location: "/srv/ts2"}
-	early := TablespaceCreationParams{Timeline: 1, LSN: "0/3a000028", EndLSN: "0/3a000060", OID: 16390, Location: "/srv/ts", PrevCommitAt: prev}
+	late := TablespaceCreationParams{Timeline: 1, LSN: "0/3a800028", EndLSN: "0/3a800060", PrevLSN: "0/3a800000", OID: 16391, Location: "/srv/ts2"}
+	early := TablespaceCreationParams{Timeline: 1, LSN: "0/3a000028", EndLSN: "0/3a000060", PrevLSN: "0/39fffff0", OID: 16390, Location: "/srv/ts", PrevCommitAt: prev}
 
 	piece := partialParams(src.ID, 1, 0x3A, 0x100000)
 	piece.Tablespaces = []TablespaceCreationParams{early}
@@ -40,9 +40,9 @@ func TestTablespaceCreations(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := []TablespaceCreation{
-		{ID: got[0].ID, SourceID: src.ID, Timeline: 1, LSN: "0/3A000028", EndLSN: "0/3A000060", OID: 16390, Location: "/srv/ts",
+		{ID: got[0].ID, SourceID: src.ID, Timeline: 1, LSN: "0/3A000028", EndLSN: "0/3A000060", PrevLSN: "0/39FFFFF0", OID: 16390, Location: "/srv/ts",
 			PrevCommitAt: &prev, WALFile: piece.Name, RecordedAt: now},
-		{ID: got[1].ID, SourceID: src.ID, Timeline: 1, LSN: "0/3A800028", EndLSN: "0/3A800060", OID: 16391, Location: "/srv/ts2",
+		{ID: got[1].ID, SourceID: src.ID, Timeline: 1, LSN: "0/3A800028", EndLSN: "0/3A800060", PrevLSN: "0/3A800000", OID: 16391, Location: "/srv/ts2",
 			WALFile: seg.Name, RecordedAt: now},
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
@@ -56,9 +56,9 @@ func TestTablespaceCreations(t *testing.T) {
 	}
 
 	for name, tc := range map[string]TablespaceCreationParams{
-		"outside the file": {Timeline: 1, LSN: "0/3C000028", EndLSN: "0/3C000060", OID: 1, Location: "/x"},
-		"no OID":           {Timeline: 1, LSN: "0/3B000028", EndLSN: "0/3B000060", Location: "/x"},
-		"end before start": {Timeline: 1, LSN: "0/3B000028", EndLSN: "0/3B000028", OID: 1, Location: "/x"},
+		"outside the file": {Timeline: 1, LSN: "0/3C000028", EndLSN: "0/3C000060", PrevLSN: "0/1", OID: 1, Location: "/x"},
+		"no OID":           {Timeline: 1, LSN: "0/3B000028", EndLSN: "0/3B000060", PrevLSN: "0/1", Location: "/x"},
+		"end before start": {Timeline: 1, LSN: "0/3B000028", EndLSN: "0/3B000028", PrevLSN: "0/1", OID: 1, Location: "/x"},
 	} {
 		p := segParams(src.ID, 1, 0x3B)
 		p.Tablespaces = []TablespaceCreationParams{tc}

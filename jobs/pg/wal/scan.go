@@ -109,6 +109,9 @@ type Record struct {
 	// starts: the copy of a parent timeline's WAL at the start of a new
 	// timeline's first segment keeps the parent's.
 	Timeline uint32
+	// PrevLSN is where the record before it starts (xl_prev): a
+	// recovery_target_lsn after it, inclusive, stops after this record.
+	PrevLSN pglogrepl.LSN
 	// TotalLen is the record's length, headers included (xl_tot_len).
 	TotalLen uint32
 	// MainData is the record's main data, after its block references. It
@@ -600,6 +603,7 @@ func (s *scanner) readRecord(recPtr pglogrepl.LSN) (rec Record, st stop, restart
 		LSN:      recPtr,
 		XID:      binary.LittleEndian.Uint32(data[4:]),
 		Timeline: tli,
+		PrevLSN:  pglogrepl.LSN(binary.LittleEndian.Uint64(data[8:])),
 		Info:     data[16],
 		RMID:     data[17],
 		TotalLen: totLen,

@@ -21,9 +21,12 @@ const (
 // it runs on, whatever directory the restored data lives in: on the
 // source's own host, that is the source's live tablespace directory.
 type TablespaceCreation struct {
-	// LSN is where the record starts, EndLSN where the next one starts.
-	LSN    pglogrepl.LSN
-	EndLSN pglogrepl.LSN
+	// LSN is where the record starts, EndLSN where the next one starts,
+	// PrevLSN where the one before it starts: recovery_target_lsn = PrevLSN
+	// (inclusive) or LSN (exclusive) stops just before it.
+	LSN     pglogrepl.LSN
+	EndLSN  pglogrepl.LSN
+	PrevLSN pglogrepl.LSN
 	// Timeline is the timeline in the header of the page the record starts
 	// on.
 	Timeline uint32
@@ -63,6 +66,7 @@ func parseTablespaceCreation(rec Record) (tc TablespaceCreation, ok bool, err er
 	return TablespaceCreation{
 		LSN:      rec.LSN,
 		EndLSN:   rec.EndLSN,
+		PrevLSN:  rec.PrevLSN,
 		Timeline: rec.Timeline,
 		OID:      binary.LittleEndian.Uint32(d),
 		Location: string(path[:end]),

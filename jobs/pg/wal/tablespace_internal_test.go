@@ -17,9 +17,9 @@ func TestParseTablespaceCreation(t *testing.T) {
 		ok      bool
 		wantErr bool
 	}{
-		{"create", 0x00, create(16390, "/srv/ts"), TablespaceCreation{LSN: 0x3A000028, EndLSN: 0x3A000060, Timeline: 2, OID: 16390, Location: "/srv/ts"}, true, false},
-		{"in-place", 0x00, create(16391, ""), TablespaceCreation{LSN: 0x3A000028, EndLSN: 0x3A000060, Timeline: 2, OID: 16391}, true, false},
-		{"padding after the NUL", 0x00, append(create(7, "/a"), 0, 0), TablespaceCreation{LSN: 0x3A000028, EndLSN: 0x3A000060, Timeline: 2, OID: 7, Location: "/a"}, true, false},
+		{"create", 0x00, create(16390, "/srv/ts"), TablespaceCreation{LSN: 0x3A000028, EndLSN: 0x3A000060, PrevLSN: 0x39FFFFF0, Timeline: 2, OID: 16390, Location: "/srv/ts"}, true, false},
+		{"in-place", 0x00, create(16391, ""), TablespaceCreation{LSN: 0x3A000028, EndLSN: 0x3A000060, PrevLSN: 0x39FFFFF0, Timeline: 2, OID: 16391}, true, false},
+		{"padding after the NUL", 0x00, append(create(7, "/a"), 0, 0), TablespaceCreation{LSN: 0x3A000028, EndLSN: 0x3A000060, PrevLSN: 0x39FFFFF0, Timeline: 2, OID: 7, Location: "/a"}, true, false},
 		{"drop", 0x10, le32(16390), TablespaceCreation{}, false, false},
 		{"short", 0x00, le32(16390), TablespaceCreation{}, false, true},
 		{"no NUL", 0x00, append(le32(16390), "/srv/ts"...), TablespaceCreation{}, false, true},
@@ -27,7 +27,7 @@ func TestParseTablespaceCreation(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			rec := Record{LSN: 0x3A000028, EndLSN: 0x3A000060, Timeline: 2, RMID: RMTablespace, Info: tt.info, MainData: tt.data}
+			rec := Record{PrevLSN: 0x39FFFFF0, LSN: 0x3A000028, EndLSN: 0x3A000060, Timeline: 2, RMID: RMTablespace, Info: tt.info, MainData: tt.data}
 			got, ok, err := parseTablespaceCreation(rec)
 			if (err != nil) != tt.wantErr || (err != nil && !errors.Is(err, ErrMalformed)) {
 				t.Fatalf("parseTablespaceCreation(%s) error = %v, want error %t (ErrMalformed)", tt.name, err, tt.wantErr)

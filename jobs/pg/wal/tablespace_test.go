@@ -125,10 +125,10 @@ func TestSummarizeTablespaces(t *testing.T) {
 		t.Fatalf("Summarize() = %v", err)
 	}
 	for i, tc := range sum.Tablespaces {
-		if tc.EndLSN <= tc.LSN {
-			t.Errorf("Summarize().Tablespaces[%d] ends at %s, not after its start %s", i, tc.EndLSN, tc.LSN)
+		if tc.EndLSN <= tc.LSN || tc.PrevLSN >= tc.LSN || tc.PrevLSN == 0 {
+			t.Errorf("Summarize().Tablespaces[%d] = %+v: want PrevLSN < LSN < EndLSN", i, tc)
 		}
-		sum.Tablespaces[i].EndLSN = 0
+		sum.Tablespaces[i].EndLSN, sum.Tablespaces[i].PrevLSN = 0, 0
 	}
 	if diff := cmp.Diff(want, sum.Tablespaces); diff != "" {
 		t.Errorf("Summarize().Tablespaces differ from pg_waldump -r Tablespace (-want +got):\n%s", diff)
