@@ -10,6 +10,7 @@ import (
 
 	"github.com/dustin/go-humanize"
 
+	"github.com/backstop/backstop/jobs/dest"
 	"github.com/backstop/backstop/jobs/pg"
 	"github.com/backstop/backstop/store"
 	"github.com/backstop/backstop/store/repository"
@@ -42,6 +43,9 @@ type PITRArgs struct {
 	// Owner is the OS user the files belong to and the server runs as ("" keeps the
 	// current user; "postgres" when Backstop runs as root).
 	Owner string `json:"owner,omitempty"`
+	// Marker is the token written into the directory the job claims (dest.ClaimDir) and
+	// recorded with the restore: Delete and cleanup remove only a directory carrying it.
+	Marker string `json:"marker"`
 }
 
 // PITRResult is what a point-in-time restore job records as its result.
@@ -92,20 +96,29 @@ func (w *PITRWorker) Work(ctx context.Context, job *Job) (err error) {
 		return err
 	}
 	res := PITRResult{Into: args.Into, Port: args.Port}
+	if args.Marker == "" {
+		args.Marker = dest.NewToken()
+	}
 	var cluster *pg.Cluster
 	var restoreID int64
+	var claim *dest.Claim
 	defer func() {
 		if err == nil {
 			return
 		}
-		// A failed restore leaves nothing that could be taken for a good one.
+		// A failed restore leaves nothing that could be taken for a good one, and removes
+		// only what it created: a directory carrying its marker.
 		endCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
 		defer cancel()
 		if cluster != nil {
 			cluster.Stop(endCtx, "immediate")
 		}
-		if restoreID != 0 { // the directory is ours: the restore row claimed it
-			os.RemoveAll(args.Into)
+		if claim != nil {
+			if rerr := dest.Remove(args.Into, args.Marker); rerr != nil {
+				job.Logf(endCtx, LevelWarn, "", "left %s in place: %v", args.Into, rerr)
+			}
+		}
+		if restoreID != 0 {
 			w.store.UpdateRestore(endCtx, restoreID, store.RestoreUpdate{State: store.RestoreFailed, Error: err.Error()})
 		}
 	}()
@@ -138,7 +151,7 @@ func (w *PITRWorker) Work(ctx context.Context, job *Job) (err error) {
 		return fmt.Errorf("restore: %w", err)
 	}
 	x, err := w.store.CreateRestore(ctx, store.RestoreParams{SourceID: src.ID, JobID: job.ID, BackupID: b.ID,
-		Target: plan.Target.Text(), DataDir: args.Into, Port: args.Port, PGMajor: b.PGVersion / 10000})
+		Target: plan.Target.Text(), DataDir: args.Into, Port: args.Port, PGMajor: b.PGVersion / 10000, Marker: args.Marker})
 	if err != nil {
 		return fmt.Errorf("restore: %w", err)
 	}
@@ -150,6 +163,9 @@ func (w *PITRWorker) Work(ctx context.Context, job *Job) (err error) {
 	}
 	uid, gid, err := lookupOwner(args.Owner)
 	if err != nil {
+		return fmt.Errorf("restore: %w", err)
+	}
+	if claim, err = claimFor(args.Into, args.Marker, fmt.Sprintf("restore %d (job %d)", x.ID, job.ID), m, uid, gid); err != nil {
 		return fmt.Errorf("restore: %w", err)
 	}
 	var total int64

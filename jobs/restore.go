@@ -15,6 +15,7 @@ import (
 	"github.com/dustin/go-humanize"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/backstop/backstop/jobs/dest"
 	"github.com/backstop/backstop/jobs/pg"
 	"github.com/backstop/backstop/store"
 	"github.com/backstop/backstop/store/repository"
@@ -32,6 +33,9 @@ type RestoreArgs struct {
 	Owner string `json:"owner,omitempty"`
 	// Verify runs pg_verifybackup on the result when the binary is installed.
 	Verify bool `json:"verify"`
+	// Marker is the token written into the directory the job claims (dest.ClaimDir); only
+	// a directory carrying it is ever removed.
+	Marker string `json:"marker"`
 }
 
 // RestoreResult is what a restore job records as its result.
@@ -66,11 +70,24 @@ func (w *RestoreWorker) Kind() string { return KindRestore }
 var ErrNotEmpty = errors.New("target directory is not empty")
 
 // Work implements Worker.
-func (w *RestoreWorker) Work(ctx context.Context, job *Job) error {
+func (w *RestoreWorker) Work(ctx context.Context, job *Job) (err error) {
 	var args RestoreArgs
 	if err := job.Args(&args); err != nil {
 		return err
 	}
+	if args.Marker == "" {
+		args.Marker = dest.NewToken()
+	}
+	var claim *dest.Claim
+	defer func() {
+		if err != nil && claim != nil {
+			// A failed restore leaves nothing that could be taken for a good one, and
+			// removes only what it created.
+			if rerr := dest.Remove(args.Into, args.Marker); rerr != nil {
+				job.Logf(context.WithoutCancel(ctx), LevelWarn, "", "left %s in place: %v", args.Into, rerr)
+			}
+		}
+	}()
 	b, err := w.store.Backup(ctx, args.BackupID)
 	if err != nil {
 		return fmt.Errorf("restore: backup %d: %w", args.BackupID, err)
@@ -95,8 +112,9 @@ func (w *RestoreWorker) Work(ctx context.Context, job *Job) error {
 	for _, f := range m.Files {
 		total += f.Size
 	}
-	_, statErr := os.Lstat(args.Into)
-	created := errors.Is(statErr, fs.ErrNotExist)
+	if claim, err = claimFor(args.Into, args.Marker, fmt.Sprintf("job %d", job.ID), m, uid, gid); err != nil {
+		return fmt.Errorf("restore: %w", err)
+	}
 	job.Phase(ctx, "writing files", total)
 	err = RestoreFiles(ctx, w.repo, m, args.Into, RestoreOptions{
 		Parallel: w.Parallel, UID: uid, GID: gid,
@@ -113,10 +131,7 @@ func (w *RestoreWorker) Work(ctx context.Context, job *Job) error {
 		if err != nil {
 			job.Logf(ctx, LevelWarn, "verifying", "not verified with pg_verifybackup: %v", err)
 		} else {
-			if err := pg.VerifyBackup(ctx, bin, args.Into); err != nil {
-				// Like a failed write, a failed check must not leave a directory that
-				// could be mistaken for a good restore.
-				cleanTarget(args.Into, created)
+			if err := pg.VerifyBackup(ctx, bin, args.Into, dest.MarkerName); err != nil {
 				return fmt.Errorf("restore: %w", err)
 			}
 			res.Verified = true
@@ -147,20 +162,15 @@ type RestoreOptions struct {
 	Progress func(done int64) // called with bytes written so far; may be nil
 }
 
-// RestoreFiles writes every file of a backup's manifest into dir, which must be missing or
-// empty. Each block is authenticated and its hash checked as it is read. On any failure
-// everything written is removed, so that no half-restored directory can be mistaken for a
-// good one, and the error names the file and the object.
+// RestoreFiles writes every file of a backup's manifest into dir, which the caller has
+// claimed with dest.ClaimDir: it exists and holds nothing but the claim's marker. Each block
+// is authenticated and its hash checked as it is read. On failure the caller removes what
+// was written, through dest.Remove, so that no half-restored directory can be mistaken for
+// a good one; the error names the file and the object.
 func RestoreFiles(ctx context.Context, repo *repository.Repo, m *repository.Manifest, dir string, opts RestoreOptions) (err error) {
-	created, err := prepareTarget(dir)
-	if err != nil {
+	if err := checkClaimed(dir); err != nil {
 		return fmt.Errorf("restore: %w", err)
 	}
-	defer func() {
-		if err != nil {
-			cleanTarget(dir, created)
-		}
-	}()
 	if err := chown(dir, opts.UID, opts.GID); err != nil {
 		return fmt.Errorf("restore: %w", err)
 	}
@@ -293,35 +303,36 @@ func closeFile(out *os.File, f repository.File) error {
 	return nil
 }
 
-// prepareTarget makes sure dir exists, is a directory, and is empty. It reports whether it
-// created dir, so that a failed restore removes only what it made.
-func prepareTarget(dir string) (created bool, err error) {
-	entries, err := os.ReadDir(dir)
-	switch {
-	case errors.Is(err, fs.ErrNotExist):
-		if err := os.MkdirAll(dir, 0o700); err != nil {
-			return false, err
-		}
-		return true, nil
-	case err != nil:
-		return false, err
-	case len(entries) > 0:
-		return false, fmt.Errorf("%w: %s holds %d entries (first: %s); restore into an empty or new directory",
-			ErrNotEmpty, dir, len(entries), entries[0].Name())
+// claimFor claims dir for a restore of m (dest.ClaimDir) and records the top-level names
+// the restore will write, so that a directory that existed before loses only those.
+func claimFor(dir, token, restore string, m *repository.Manifest, uid, gid int) (*dest.Claim, error) {
+	c, err := dest.ClaimDir(dir, token, restore, uid, gid)
+	if err != nil {
+		return nil, err
 	}
-	return false, os.Chmod(dir, 0o700)
+	names := []string{"log", "pg_wal", "recovery.signal", "standby.signal", "postgresql.auto.conf", "tablespace_map"}
+	for _, f := range m.Files {
+		names = append(names, f.Path)
+	}
+	if err := c.Record(names...); err != nil {
+		dest.Remove(dir, token)
+		return nil, err
+	}
+	return c, nil
 }
 
-// cleanTarget removes what a failed restore wrote.
-func cleanTarget(dir string, created bool) {
-	if created {
-		os.RemoveAll(dir)
-		return
+// checkClaimed makes sure dir exists, is a directory, and holds nothing but a claim's marker.
+func checkClaimed(dir string) error {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return err
 	}
-	entries, _ := os.ReadDir(dir)
 	for _, e := range entries {
-		os.RemoveAll(filepath.Join(dir, e.Name()))
+		if e.Name() != dest.MarkerName {
+			return fmt.Errorf("%w: %s holds %s; restore into an empty or new directory", ErrNotEmpty, dir, e.Name())
+		}
 	}
+	return nil
 }
 
 func chown(p string, uid, gid int) error {

@@ -399,12 +399,16 @@ const DefaultStaleAfter = time.Minute
 
 // Sweep marks running jobs whose process is gone as interrupted, with their backups: a job
 // of this host whose process no longer exists, or any job whose heartbeat is older than
-// staleAfter. Every command sweeps before it reads, so that nothing shows as running forever.
+// staleAfter. Restores left by such jobs are resolved too (SweepRestores). Every command
+// sweeps before it reads, so that nothing shows as running forever.
 func Sweep(ctx context.Context, st *store.Store, staleAfter time.Duration) (int, error) {
 	host, _ := os.Hostname()
 	n, err := st.MarkInterrupted(ctx, host, processAlive, staleAfter)
 	if err != nil {
 		return 0, fmt.Errorf("jobs: sweep: %w", err)
+	}
+	if _, err := SweepRestores(ctx, st); err != nil {
+		return n, fmt.Errorf("jobs: sweep restores: %w", err)
 	}
 	return n, nil
 }
