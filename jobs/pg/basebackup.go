@@ -99,9 +99,11 @@ const maxLabelLen = 1024
 
 // BaseBackup takes a base backup of the server at dsn over a replication
 // connection and streams it to h, in constant memory apart from the backup
-// manifest and the list of paths received. Only the main tablespace is
-// supported: a server with other tablespaces is refused before any data is
-// sent. With opts.WAL, a temporary replication slot keeps the server from
+// manifest and the list of paths received. Every tablespace is included: the
+// files of tablespace OID arrive below pg_tblspc/OID (as a directory, which
+// h.File receives first), where the server's backup_manifest lists them, and
+// base.tar carries a tablespace_map instead of pg_tblspc symbolic links, so
+// that nothing in the backup points at the source's directories. With opts.WAL, a temporary replication slot keeps the server from
 // recycling the WAL to include while the backup runs (so the server needs a
 // free slot under max_replication_slots). The stream is treated as
 // untrusted (see ReadTar) and checked against the server's manifest, and
@@ -174,6 +176,9 @@ func baseBackupQuery(opts BackupOptions) (string, error) {
 		"PROGRESS",
 		"WAIT false",
 		"MANIFEST 'yes'",
+		// A tablespace_map file rather than pg_tblspc/OID links to the
+		// source's paths: a restore decides where tablespaces go.
+		"TABLESPACE_MAP",
 	}
 	if opts.Fast {
 		parts = append(parts, "CHECKPOINT 'fast'")
@@ -230,20 +235,24 @@ func (b *backup) run(query string) (BackupResult, error) {
 		return BackupResult{}, err
 	}
 	start := BackupStart{StartLSN: startLSN, Timeline: startTLI}
+	locations := make(map[uint32]string) // the tablespaces besides the main one
 	for _, row := range tsRows {
 		ts, err := parseTablespace(row)
 		if err != nil {
 			return BackupResult{}, fmt.Errorf("tablespace list: %w", err)
 		}
 		if ts.OID != 0 {
-			return BackupResult{}, fmt.Errorf("tablespace %d at %s: tablespaces other than pg_default are not supported yet", ts.OID, ts.Location)
+			if _, dup := locations[ts.OID]; dup {
+				return BackupResult{}, fmt.Errorf("tablespace list: protocol: tablespace %d listed twice", ts.OID)
+			}
+			locations[ts.OID] = ts.Location
 		}
 		start.Tablespaces = append(start.Tablespaces, ts)
 		if ts.Size > 0 {
 			start.TotalBytes += ts.Size
 		}
 	}
-	if len(start.Tablespaces) == 0 {
+	if len(start.Tablespaces) == len(locations) {
 		return BackupResult{}, errors.New("tablespace list: the server listed no main tablespace")
 	}
 	if err := b.copyOutResponse(); err != nil {
@@ -275,7 +284,7 @@ func (b *backup) run(query string) (BackupResult, error) {
 			manifest = &m
 			continue
 		}
-		prefix, err := archivePrefix(ev.name, ev.location)
+		prefix, oid, err := archivePrefix(ev.name, ev.location, locations)
 		if err != nil {
 			return BackupResult{}, err
 		}
@@ -283,12 +292,23 @@ func (b *backup) run(query string) (BackupResult, error) {
 			return BackupResult{}, fmt.Errorf("protocol: archive %q sent twice", ev.name)
 		}
 		archives[ev.name] = true
-		if err := ReadTar(s, prefix, b.entry); err != nil {
+		fn := b.entry
+		if oid != 0 {
+			if fn, err = b.tablespace(oid); err != nil {
+				return BackupResult{}, fmt.Errorf("archive %s: %w", ev.name, err)
+			}
+		}
+		if err := ReadTar(s, prefix, fn); err != nil {
 			return BackupResult{}, fmt.Errorf("archive %s: %w", ev.name, err)
 		}
 	}
 	if !archives["base.tar"] {
 		return BackupResult{}, errors.New("protocol: the server sent no base.tar")
+	}
+	for oid, loc := range locations {
+		if !archives[tablespaceArchive(oid)] {
+			return BackupResult{}, fmt.Errorf("protocol: the server sent no archive for tablespace %d at %s", oid, loc)
+		}
 	}
 	if manifest == nil {
 		return BackupResult{}, errors.New("protocol: the server sent no backup manifest")
@@ -356,17 +376,44 @@ func (b *backup) manifest(s *copyStream) (ServerManifest, error) {
 	return m, nil
 }
 
+// tablespace announces the directory of tablespace oid to the handler and
+// returns the function that checks the entries of its archive: each lies
+// below the server's version directory (PG_15_202209061), as the server
+// writes nothing else into a tablespace.
+func (b *backup) tablespace(oid uint32) (func(Entry, io.Reader) error, error) {
+	dir := "pg_tblspc/" + strconv.FormatUint(uint64(oid), 10)
+	if err := b.entry(Entry{Path: dir, Type: Dir, Mode: 0o700, ModTime: time.Now()}, strings.NewReader("")); err != nil {
+		return nil, err
+	}
+	return func(e Entry, r io.Reader) error {
+		rest := strings.TrimPrefix(e.Path, dir+"/")
+		top, _, _ := strings.Cut(rest, "/")
+		if rest == e.Path || !strings.HasPrefix(top, "PG_") {
+			return fmt.Errorf("tablespace %d: %s is outside the server's version directory (PG_<version>_<catalog version>)", oid, e.Path)
+		}
+		return b.entry(e, r)
+	}, nil
+}
+
+// tablespaceArchive is the name of tablespace oid's archive in the stream.
+func tablespaceArchive(oid uint32) string { return strconv.FormatUint(uint64(oid), 10) + ".tar" }
+
 // archivePrefix maps an archive sent by the server to the directory its
-// entries belong in.
-func archivePrefix(name, location string) (string, error) {
+// entries belong in, and the tablespace it holds (0 for the main one). A
+// tablespace's archive is "<oid>.tar" with the location announced for it.
+func archivePrefix(name, location string, locations map[uint32]string) (string, uint32, error) {
 	switch {
 	case name == "base.tar" && location == "":
-		return "", nil
+		return "", 0, nil
 	case name == "pg_wal.tar" && location == "":
-		return "pg_wal/", nil
-	default:
-		return "", fmt.Errorf("protocol: unexpected archive %q (tablespace location %q)", name, location)
+		return "pg_wal/", 0, nil
 	}
+	for oid, loc := range locations {
+		if name == tablespaceArchive(oid) && location == loc {
+			return "pg_tblspc/" + strconv.FormatUint(uint64(oid), 10) + "/", oid, nil
+		}
+	}
+	return "", 0, fmt.Errorf("protocol: unexpected archive %q (tablespace location %q)", name, location)
 }
 
 // checkAgainstManifest checks that every file the manifest lists arrived
@@ -594,6 +641,12 @@ func parseTablespace(row [][]byte) (Tablespace, error) {
 	}
 	if row[1] != nil {
 		ts.Location = string(row[1])
+	}
+	if (ts.OID == 0) != (ts.Location == "") {
+		return Tablespace{}, fmt.Errorf("protocol: tablespace %d with location %q", ts.OID, ts.Location)
+	}
+	if ts.OID != 0 && (len(ts.Location) > maxPathLen || strings.IndexByte(ts.Location, 0) >= 0) {
+		return Tablespace{}, fmt.Errorf("protocol: tablespace %d: invalid location %q", ts.OID, ts.Location)
 	}
 	if row[2] != nil {
 		kb, err := strconv.ParseInt(string(row[2]), 10, 64)

@@ -335,7 +335,11 @@ func TestBaseBackupCancel(t *testing.T) {
 	}
 }
 
-func TestBaseBackupRefusesTablespaces(t *testing.T) {
+// TestBaseBackupTablespaces: a source with a tablespace is registered and
+// backed up whole: the tablespace's files arrive below pg_tblspc/<oid>, where
+// the server's manifest lists them (checked by size and presence), and
+// base.tar carries a tablespace_map rather than a link to the source's path.
+func TestBaseBackupTablespaces(t *testing.T) {
 	t.Parallel()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -349,23 +353,46 @@ func TestBaseBackupRefusesTablespaces(t *testing.T) {
 			t.Fatalf("chown: %v: %s", err, out)
 		}
 	}
-	pgtest.Exec(t, c.DSN(""), `CREATE TABLESPACE ts1 LOCATION '`+loc+`'`)
+	pgtest.Exec(t, c.DSN(""), `CREATE TABLESPACE ts1 LOCATION '`+loc+`'`,
+		`CREATE TABLE in_ts (id int) TABLESPACE ts1`, `INSERT INTO in_ts SELECT generate_series(1, 1000)`, `CHECKPOINT`)
 
-	// Registration refuses it before anything runs, and so does a backup if the
-	// tablespace appears later.
-	_, err := pg.CheckSource(ctx, c.DSN(""))
-	var ce *pg.CheckError
-	if !errors.As(err, &ce) || ce.Field != "tablespaces" || !strings.Contains(ce.Message, "ts1 at "+loc) {
-		t.Errorf("CheckSource(with tablespace) = %v, want a CheckError on tablespaces naming ts1 at %s", err, loc)
+	info, err := pg.CheckSource(ctx, c.DSN(""))
+	if err != nil {
+		t.Fatalf("CheckSource(with tablespace) = %v, want it accepted", err)
 	}
-
-	h := newDirHandler(tempDir(t))
-	_, err = pg.BaseBackup(ctx, c.DSN(""), pg.BackupOptions{Fast: true}, h)
-	if err == nil || !strings.Contains(err.Error(), "at "+loc+": tablespaces other than pg_default are not supported yet") {
-		t.Errorf("BaseBackup(with tablespace) = %v, want a refusal naming %s", err, loc)
+	if len(info.Tablespaces) != 1 || info.Tablespaces[0].Name != "ts1" || info.Tablespaces[0].Location != loc {
+		t.Fatalf("CheckSource().Tablespaces = %+v, want ts1 at %s", info.Tablespaces, loc)
 	}
-	if h.started != 0 || len(h.files) != 0 {
-		t.Errorf("BaseBackup(with tablespace) called Start %d times and wrote %d files, want none", h.started, len(h.files))
+	oid := info.Tablespaces[0].OID
+	dir := tempDir(t)
+	h := newDirHandler(dir)
+	res, err := pg.BaseBackup(ctx, c.DSN(""), pg.BackupOptions{Fast: true}, h)
+	if err != nil {
+		t.Fatalf("BaseBackup(with tablespace) = %v", err)
+	}
+	if len(h.start.Tablespaces) != 2 || h.start.Tablespaces[0].OID != oid || h.start.Tablespaces[0].Location != loc {
+		t.Errorf("BaseBackup() start tablespaces = %+v, want %d at %s and the main one", h.start.Tablespaces, oid, loc)
+	}
+	prefix := fmt.Sprintf("pg_tblspc/%d/PG_15_", oid)
+	var listed int
+	for _, f := range res.Manifest.Files {
+		if strings.HasPrefix(f.Path, prefix) {
+			listed++
+			if size, ok := h.files[f.Path]; !ok || size != f.Size {
+				t.Errorf("tablespace file %s: received %d bytes (%t), the manifest says %d", f.Path, size, ok, f.Size)
+			}
+		}
+	}
+	if listed == 0 {
+		t.Errorf("the server's manifest lists no file below %s", prefix)
+	}
+	tsDir := filepath.Join(dir, "pg_tblspc", fmt.Sprint(oid))
+	if fi, err := os.Lstat(tsDir); err != nil || !fi.IsDir() {
+		t.Errorf("pg_tblspc/%d in the backup: %v, %v; want a directory", oid, fi, err)
+	}
+	m, err := os.ReadFile(filepath.Join(dir, "tablespace_map"))
+	if err != nil || string(m) != fmt.Sprintf("%d %s\n", oid, loc) {
+		t.Errorf("tablespace_map = %q, %v; want %q", m, err, fmt.Sprintf("%d %s\n", oid, loc))
 	}
 }
 

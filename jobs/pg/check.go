@@ -216,16 +216,6 @@ WHERE spcname NOT IN ('pg_default', 'pg_global') ORDER BY spcname`
 		oid, _ := strconv.ParseUint(r[0], 10, 32)
 		info.Tablespaces = append(info.Tablespaces, Tablespace{OID: uint32(oid), Name: r[1], Location: r[2], Size: -1})
 	}
-	if len(info.Tablespaces) > 0 {
-		t := info.Tablespaces[0]
-		return SourceInfo{}, &CheckError{
-			Field: "tablespaces",
-			Message: fmt.Sprintf("the server has %d tablespace(s) besides pg_default and pg_global (first: %s at %s); "+
-				"this version of Backstop backs up only the main tablespace, so it refuses rather than take an incomplete backup.",
-				len(info.Tablespaces), t.Name, t.Location),
-			Hint: "Move the tables into pg_default (ALTER TABLE … SET TABLESPACE pg_default), or wait for tablespace support.",
-		}
-	}
 	return info, nil
 }
 

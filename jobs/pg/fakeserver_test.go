@@ -173,6 +173,25 @@ func TestBaseBackupFakeServer(t *testing.T) {
 	}
 	terminated := buildTar(t, true, tarEntry{name: "PG_VERSION", typeflag: tar.TypeReg, body: "15\n"})
 
+	// withTablespace is a reply from a server with tablespace 16385 at /srv/ts.
+	withTablespace := func(stream ...pgproto3.BackendMessage) []pgproto3.BackendMessage {
+		msgs := append(position("0/2000028"), resultSet([]string{"spcoid", "spclocation", "size"},
+			[][]byte{[]byte("16385"), []byte("/srv/ts"), []byte("10")}, [][]byte{nil, nil, []byte("100")})...)
+		msgs = append(msgs, &pgproto3.CopyOutResponse{})
+		msgs = append(msgs, stream...)
+		msgs = append(msgs, &pgproto3.CopyDone{})
+		msgs = append(msgs, position("0/2000100")...)
+		return append(msgs, &pgproto3.CommandComplete{CommandTag: []byte("BASE_BACKUP")})
+	}
+	tsTar := buildTar(t, false,
+		tarEntry{name: "PG_15_202209061/", typeflag: tar.TypeDir, mode: 0o700},
+		tarEntry{name: "PG_15_202209061/5/16386", typeflag: tar.TypeReg, body: "rows"})
+	tsFiles := map[string]int{"PG_VERSION": 3, "global/pg_control": 8192, "pg_tblspc/16385/PG_15_202209061/5/16386": 4}
+	tsStream := func(archive []byte, files map[string]int) []pgproto3.BackendMessage {
+		msgs := stream(goodTar, newArchive("16385.tar", "/srv/ts"), copyData(archive))
+		return append(msgs, manifest(files)...)
+	}
+
 	tests := []struct {
 		name  string
 		opts  pg.BackupOptions
@@ -197,15 +216,28 @@ func TestBaseBackupFakeServer(t *testing.T) {
 			`escapes with ".."`},
 		{"tablespace-archive", pg.BackupOptions{}, reply(append([]pgproto3.BackendMessage{newArchive("16385.tar", "/srv/ts")}, manifest(nil)...)...),
 			`unexpected archive "16385.tar"`},
+		{"tablespace", pg.BackupOptions{}, withTablespace(tsStream(tsTar, tsFiles)...), ""},
+		{"tablespace-other-location", pg.BackupOptions{}, withTablespace(append(stream(goodTar, newArchive("16385.tar", "/srv/other"),
+			copyData(tsTar)), manifest(tsFiles)...)...), `unexpected archive "16385.tar" (tablespace location "/srv/other")`},
+		{"tablespace-archive-missing", pg.BackupOptions{}, withTablespace(stream(goodTar, manifest(goodFiles)...)...),
+			"sent no archive for tablespace 16385 at /srv/ts"},
+		{"tablespace-outside-version-dir", pg.BackupOptions{}, withTablespace(tsStream(buildTar(t, false,
+			tarEntry{name: "postgresql.conf", typeflag: tar.TypeReg, body: "x"}), map[string]int{"pg_tblspc/16385/postgresql.conf": 1})...),
+			"pg_tblspc/16385/postgresql.conf is outside the server's version directory"},
+		{"tablespace-symlink", pg.BackupOptions{}, withTablespace(tsStream(buildTar(t, false,
+			tarEntry{name: "PG_15_202209061/x", typeflag: tar.TypeSymlink, link: "/etc"}), tsFiles)...),
+			"symbolic link outside pg_tblspc/<oid> refused"},
+		{"tablespace-escape", pg.BackupOptions{}, withTablespace(tsStream(buildTarLoose(t, []tarEntry{{name: "../../../x", typeflag: tar.TypeReg, body: "x"}}), tsFiles)...),
+			`escapes with ".."`},
 		{"unknown-message", pg.BackupOptions{}, reply(&pgproto3.CopyData{Data: []byte("z")}), `unknown copy data message type 'z'`},
 		{"data-before-archive", pg.BackupOptions{}, reply(copyData([]byte("x"))), "data outside an archive"},
 		{"error-mid-stream", pg.BackupOptions{}, append(position("0/2000028"), append(mainTablespace(),
 			&pgproto3.CopyOutResponse{}, newArchive("base.tar", ""), copyData(goodTar[:1024]),
 			&pgproto3.ErrorResponse{Severity: "ERROR", Code: "XX000", Message: "checksum verification failure during base backup"})...),
 			"checksum verification failure during base backup"},
-		{"tablespace", pg.BackupOptions{}, append(position("0/2000028"),
-			resultSet([]string{"spcoid", "spclocation", "size"}, [][]byte{[]byte("16385"), []byte("/srv/ts"), []byte("10")}, [][]byte{nil, nil, []byte("100")})...),
-			"tablespace 16385 at /srv/ts: tablespaces other than pg_default are not supported yet"},
+		{"tablespace-relative-location", pg.BackupOptions{}, append(position("0/2000028"),
+			resultSet([]string{"spcoid", "spclocation", "size"}, [][]byte{[]byte("16385"), nil, []byte("10")}, [][]byte{nil, nil, []byte("100")})...),
+			`tablespace 16385 with location ""`},
 		{"wal-missing", pg.BackupOptions{WAL: true}, reply(stream(goodTar, manifest(goodFiles)...)...),
 			"segment pg_wal/000000010000000000000002, needed from 0/2000028 to 0/2000100, never arrived"},
 	}
