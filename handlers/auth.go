@@ -97,13 +97,32 @@ func (h *Handler) logout(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// safeNext keeps a post-login redirect on this site: only local absolute paths pass.
+// safeNext keeps a post-login redirect on this site. Browsers strip tabs and newlines from a
+// URL and read a backslash as a slash, so "/\t/evil.example/" or "/\\evil.example" would
+// leave the site: rather than guess every such trick, the target is parsed and rebuilt from
+// its path and query alone, and refused unless that path is plainly local.
 func safeNext(next string) string {
-	if next == "" || !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") || strings.HasPrefix(next, "/\\") ||
-		strings.HasPrefix(next, "/login") {
+	if next == "" || len(next) > 2048 {
 		return "/"
 	}
-	return next
+	for _, c := range next {
+		if c < 0x20 || c == 0x7f || c == '\\' {
+			return "/"
+		}
+	}
+	u, err := url.Parse(next)
+	if err != nil || u.Scheme != "" || u.Host != "" || u.User != nil || u.Opaque != "" {
+		return "/"
+	}
+	p := u.EscapedPath()
+	if !strings.HasPrefix(p, "/") || strings.HasPrefix(p, "//") || p == "/login" || strings.HasPrefix(p, "/login/") {
+		return "/"
+	}
+	out := p
+	if u.RawQuery != "" {
+		out += "?" + u.RawQuery
+	}
+	return out
 }
 
 // setFlash leaves a one-time message for the page the client is redirected to.
