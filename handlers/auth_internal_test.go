@@ -11,7 +11,7 @@ func TestSafeNext(t *testing.T) {
 		{"/backups/?source=2&limit=10", "/backups/?source=2&limit=10"},
 		{"/jobs/7#events", "/jobs/7"},
 		{"/%09/evil.example/", "/%09/evil.example/"}, // an escaped tab stays an escaped, local path
-		{"/\t/evil.example/", "/"},                  // browsers strip the tab: //evil.example/
+		{"/\t/evil.example/", "/"},                   // browsers strip the tab: //evil.example/
 		{"/\n/evil.example/", "/"},
 		{"/\r\n/evil.example/", "/"},
 		{"//evil.example/", "/"},
