@@ -34,6 +34,9 @@ type Archiver struct {
 	SpoolRoot string
 	// PartialEvery is how often the growing segment is stored as a piece (default 5 s).
 	PartialEvery time.Duration
+	// StateEvery is how often a streaming archiver saves its state in the
+	// catalog (default 10 s); changes of state are saved at once.
+	StateEvery time.Duration
 }
 
 // NewArchiver returns an archiver that spools below spoolRoot.
@@ -80,21 +83,38 @@ func SlotName(src store.Source) string {
 }
 
 // Run streams src's WAL until ctx is done, restarting with a growing backoff (1 s to 1 min)
-// after an error. It returns ctx's error.
+// after an error, and keeps the archiver's state in the catalog. When the source lost
+// WAL the archiver had not received (the slot was invalidated or dropped), it saves the
+// spool, recreates the slot, records the gap and streams on from the server's current
+// position. It returns ctx's error.
 func (a *Archiver) Run(ctx context.Context, src store.Source) error {
+	t := a.newTracker(ctx, src)
 	backoff := time.Second
 	for {
 		start := time.Now()
-		err := a.stream(ctx, src)
+		err := a.stream(ctx, src, t)
 		if ctx.Err() != nil {
+			t.set(ctx, store.ArchiverStopped, "Backstop stopped archiving (the server process is shutting down).", store.CauseError)
 			return ctx.Err()
+		}
+		if needsGapRecovery(err) {
+			a.log.Warn("WAL the archiver needs is gone from the source; recovering", "source", src.Name, "err", err)
+			rerr := a.recoverLostSlot(ctx, src, t, err)
+			if rerr == nil {
+				backoff = time.Second
+				continue
+			}
+			err = fmt.Errorf("recover from the lost slot: %w", rerr)
 		}
 		if time.Since(start) > time.Minute {
 			backoff = time.Second
 		}
+		reason, cause := describe(err)
+		t.set(ctx, store.ArchiverStopped, reason, cause)
 		a.log.Warn("WAL streaming stopped; restarting", "source", src.Name, "err", err, "in", backoff)
 		select {
 		case <-ctx.Done():
+			t.set(ctx, store.ArchiverStopped, "Backstop stopped archiving (the server process is shutting down).", store.CauseError)
 			return ctx.Err()
 		case <-time.After(backoff):
 		}
@@ -103,13 +123,27 @@ func (a *Archiver) Run(ctx context.Context, src store.Source) error {
 }
 
 // stream runs one receiver session: slot, spool, uploads.
-func (a *Archiver) stream(ctx context.Context, src store.Source) error {
+func (a *Archiver) stream(ctx context.Context, src store.Source, t *stateTracker) error {
 	info, err := pg.CheckSource(ctx, src.DSN)
 	if err != nil {
 		return err
 	}
 	if info.SystemID != src.SystemIdentifier {
-		return fmt.Errorf("archive %s: the server reports system identifier %s, registered as %s", src.Name, info.SystemID, src.SystemIdentifier)
+		return fmt.Errorf("archive %s: %w: the server reports system identifier %s, registered as %s", src.Name, errWrongSystem, info.SystemID, src.SystemIdentifier)
+	}
+	if slot, err := pg.ReadSlotStatus(ctx, src.DSN, SlotName(src)); err == nil {
+		switch {
+		case slot.Lost():
+			return fmt.Errorf("%w: the server invalidated replication slot %s (wal_status lost) and removed WAL Backstop had not received", errSlotInvalidated, SlotName(src))
+		case !slot.Exists && t.hadWAL():
+			// Dropped by hand, say. Recreated below; if the WAL after the spool is gone
+			// too, streaming fails and the gap is recovered.
+			a.log.Warn("replication slot missing; recreating it", "source", src.Name, "slot", SlotName(src))
+			if err := a.store.Audit(ctx, store.AuditEntry{Actor: "archiver", Action: "archiver.recreate_slot", Target: src.Name,
+				Detail: []byte(fmt.Sprintf(`{"slot":%q}`, SlotName(src)))}); err != nil {
+				a.log.Error("audit", "action", "archiver.recreate_slot", "err", err)
+			}
+		}
 	}
 	if _, _, err := pg.CreatePhysicalSlot(ctx, src.DSN, SlotName(src)); err != nil {
 		return err
@@ -119,13 +153,21 @@ func (a *Archiver) stream(ctx context.Context, src store.Source) error {
 	defer cancel()
 	pieces := make(chan error, 1)
 	go func() { pieces <- s.uploadPieces(ctx) }()
+	t.startSession()
+	tracked := make(chan struct{})
+	go func() { defer close(tracked); t.loop(ctx) }()
 	err = pg.ReceiveWAL(ctx, src.DSN, pg.ReceiveOptions{
 		Slot:      SlotName(src),
 		Dir:       s.dir,
 		OnSegment: s.archive,
-		OnFlush:   func(lsn pglogrepl.LSN) { s.flushed.Store(uint64(lsn)) },
+		OnFlush: func(lsn pglogrepl.LSN) {
+			s.flushed.Store(uint64(lsn))
+			t.onFlush(lsn)
+		},
+		OnServerWALEnd: t.onServerEnd,
 	})
 	cancel()
+	<-tracked
 	if perr := <-pieces; err == nil || errors.Is(err, context.Canceled) {
 		if perr != nil && !errors.Is(perr, context.Canceled) {
 			err = perr
