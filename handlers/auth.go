@@ -3,9 +3,11 @@ package handlers
 import (
 	"context"
 	"errors"
-	"net"
+	"fmt"
+	"math"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -20,7 +22,16 @@ const (
 
 type ctxKey int
 
-const userKey ctxKey = iota
+const (
+	userKey ctxKey = iota
+	sessionKey
+)
+
+// sessionFrom returns the session of a request that passed requireSession.
+func sessionFrom(ctx context.Context) (store.Session, bool) {
+	s, ok := ctx.Value(sessionKey).(store.Session)
+	return s, ok
+}
 
 // userFrom returns the signed-in user of a request that passed requireSession.
 func userFrom(ctx context.Context) (store.User, bool) {
@@ -41,7 +52,8 @@ func (h *Handler) requireSession(next http.Handler) http.Handler {
 						h.log.Warn("touch session", "err", err, "request_id", requestID(r))
 					}
 				}
-				next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), userKey, u)))
+				ctx := context.WithValue(context.WithValue(r.Context(), userKey, u), sessionKey, sess)
+				next.ServeHTTP(w, r.WithContext(ctx))
 				return
 			}
 			if !errors.Is(err, store.ErrNotFound) {
@@ -61,35 +73,61 @@ func (h *Handler) showLogin(w http.ResponseWriter, r *http.Request) error {
 	return render(w, r, http.StatusOK, web.LoginPage(web.LoginVM{Next: safeNext(r.URL.Query().Get("next"))}))
 }
 
+// failedLoginWindow is the period over which failed sign-ins of one account from one
+// address are counted into a single audit entry.
+const failedLoginWindow = 15 * time.Minute
+
+// login signs a user in. Attempts for an account or from an address that failed too often
+// lately are refused before the password is checked (see throttle), so that guessing costs
+// the guesser time and us no bcrypt comparison.
 func (h *Handler) login(w http.ResponseWriter, r *http.Request) error {
 	name := strings.TrimSpace(r.PostFormValue("name"))
 	next := safeNext(r.PostFormValue("next"))
+	ip := clientIP(r)
+	throttle := h.sec().throttle
+	if wait := throttle.wait(accountKey(name), addressKey(ip)); wait > 0 {
+		secs := int(math.Ceil(wait.Seconds()))
+		w.Header().Set("Retry-After", strconv.Itoa(secs))
+		return render(w, r, http.StatusTooManyRequests, web.LoginPage(web.LoginVM{Name: name, Next: next,
+			Error: fmt.Sprintf("Too many failed sign-ins; try again in %d s.", secs)}))
+	}
 	u, err := h.store.Authenticate(r.Context(), name, r.PostFormValue("password"))
 	if errors.Is(err, store.ErrBadCredentials) {
-		h.audit(r, "user.login_failed", name, "")
+		throttle.fail(name, ip)
+		e := store.AuditEntry{Actor: actor(r.Context()), Action: "user.login_failed", Target: name, IP: ip}
+		if err := h.store.AuditCounted(r.Context(), e, failedLoginWindow); err != nil {
+			h.log.Error("audit", "action", e.Action, "err", err, "request_id", requestID(r))
+		}
 		return render(w, r, http.StatusUnauthorized, web.LoginPage(web.LoginVM{Name: name, Next: next,
 			Error: "Wrong user name or password."}))
 	}
 	if err != nil {
 		return err
 	}
+	throttle.succeed(name)
 	token, _, err := h.store.CreateSession(r.Context(), u.ID, h.sessionTTL, r.UserAgent(), clientIP(r))
 	if err != nil {
 		return err
 	}
+	// Secure is added by frontDoor whenever the browser reaches us over TLS.
 	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: token, Path: "/", HttpOnly: true,
-		Secure: r.TLS != nil, SameSite: http.SameSiteLaxMode})
+		SameSite: http.SameSiteLaxMode})
 	r = r.WithContext(context.WithValue(r.Context(), userKey, u))
 	h.audit(r, "user.login", u.Name, "")
 	http.Redirect(w, r, next, http.StatusSeeOther)
 	return nil
 }
 
+// logout ends the session and closes its live connections, which would otherwise go on
+// streaming to a tab that signed out.
 func (h *Handler) logout(w http.ResponseWriter, r *http.Request) error {
 	if c, err := r.Cookie(sessionCookie); err == nil {
 		if err := h.store.DeleteSession(r.Context(), c.Value); err != nil {
 			return err
 		}
+	}
+	if sess, ok := sessionFrom(r.Context()); ok {
+		h.sec().live.closeSession(sess.TokenHash)
 	}
 	h.audit(r, "user.logout", actor(r.Context()), "")
 	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: "", Path: "/", MaxAge: -1, HttpOnly: true})
@@ -149,12 +187,11 @@ func takeFlash(w http.ResponseWriter, r *http.Request) web.Flash {
 	return web.Flash{Kind: web.FlashKind(kind), Message: msg}
 }
 
-// clientIP is the peer address of the request. Backstop listens directly, not behind a
-// proxy, so forwarded headers are not trusted.
+// clientIP is the client's address as frontDoor settled it: the peer, or behind a
+// configured TLS proxy the address that proxy reported.
 func clientIP(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
+	if ip, ok := r.Context().Value(addrKey{}).(string); ok {
+		return ip
 	}
-	return host
+	return peerIP(r)
 }

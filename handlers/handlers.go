@@ -27,6 +27,8 @@ type Handler struct {
 	now    func() time.Time
 	// sessionTTL is how long a session lasts without use.
 	sessionTTL time.Duration
+	// guard is the front door: sign-in throttling, live connections by session, TLS mode.
+	guard guard
 	// restoreRoot holds the data directories of restored instances.
 	restoreRoot string
 }

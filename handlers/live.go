@@ -3,9 +3,11 @@ package handlers
 import (
 	"bytes"
 	"context"
+	"errors"
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/a-h/templ"
@@ -48,14 +50,80 @@ func parseLivePage(s string) (livePage, bool) {
 	return livePage{kind: kind, id: n}, true
 }
 
+// liveConns holds the open live connections by session (the hash of its token), so that
+// signing out can close them at once.
+type liveConns struct {
+	mu    sync.Mutex
+	conns map[string]map[chan struct{}]struct{}
+}
+
+func newLiveConns() *liveConns {
+	return &liveConns{conns: map[string]map[chan struct{}]struct{}{}}
+}
+
+// add registers a connection of a session; the returned channel is closed when the session
+// is signed out, and remove must be called when the connection ends.
+func (l *liveConns) add(session string) (ended chan struct{}, remove func()) {
+	ended = make(chan struct{})
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.conns[session] == nil {
+		l.conns[session] = map[chan struct{}]struct{}{}
+	}
+	l.conns[session][ended] = struct{}{}
+	return ended, func() {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		if _, ok := l.conns[session][ended]; ok {
+			delete(l.conns[session], ended)
+			if len(l.conns[session]) == 0 {
+				delete(l.conns, session)
+			}
+		}
+	}
+}
+
+// closeSession ends every live connection of a session.
+func (l *liveConns) closeSession(session string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for ended := range l.conns[session] {
+		close(ended)
+	}
+	delete(l.conns, session)
+}
+
+// count returns the number of open connections, for tests.
+func (l *liveConns) count() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n := 0
+	for _, cs := range l.conns {
+		n += len(cs)
+	}
+	return n
+}
+
 // serveLive upgrades to a websocket and pushes HTML fragments for the page's live parts, one
-// fragment per message, until the client goes away, falls behind, or the server stops.
+// fragment per message, until the client goes away, falls behind, the server stops, or
+// the session ends: at sign-out at once, and when it expires or its user is removed within
+// one recheck period.
 func (h *Handler) serveLive(w http.ResponseWriter, r *http.Request) {
 	page, ok := parseLivePage(r.URL.Query().Get("page"))
 	if !ok {
 		h.serveError(w, r, badRequest("Unknown live page."))
 		return
 	}
+	sess, ok := sessionFrom(r.Context())
+	cookie, err := r.Cookie(sessionCookie)
+	if !ok || err != nil {
+		http.Error(w, "sign in first", http.StatusUnauthorized)
+		return
+	}
+	token := cookie.Value
+	g := h.sec()
+	ended, unregister := g.live.add(sess.TokenHash)
+	defer unregister()
 	conn, err := upgrader.Upgrade(w, r, nil)
 	if err != nil {
 		return // the upgrader has answered
@@ -83,12 +151,29 @@ func (h *Handler) serveLive(w http.ResponseWriter, r *http.Request) {
 		}
 	}()
 
+	sessionEnded := func() {
+		conn.WriteControl(websocket.CloseMessage,
+			websocket.FormatCloseMessage(websocket.ClosePolicyViolation, "signed out"), time.Now().Add(writeWait))
+	}
+	recheck := time.NewTicker(g.recheck)
+	defer recheck.Stop()
 	ping := time.NewTicker(pingPeriod)
 	defer ping.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
+		case <-ended:
+			sessionEnded()
+			return
+		case <-recheck.C:
+			// Expiry and a removed user delete no session through us: ask the catalog.
+			if _, _, err := h.store.SessionByToken(ctx, token); errors.Is(err, store.ErrNotFound) {
+				sessionEnded()
+				return
+			} else if err != nil {
+				h.log.Warn("live: session check", "err", err, "request_id", requestID(r))
+			}
 		case <-ping.C:
 			conn.SetWriteDeadline(time.Now().Add(writeWait))
 			if err := conn.WriteMessage(websocket.PingMessage, nil); err != nil {

@@ -17,6 +17,7 @@ import (
 // Routes returns every route of the dashboard.
 func (h *Handler) Routes() http.Handler {
 	r := chi.NewRouter()
+	r.Use(h.frontDoor)
 	r.Use(middleware.RequestID, h.logRequests, middleware.Recoverer, securityHeaders)
 	r.Use(http.NewCrossOriginProtection().Handler)
 
