@@ -7,6 +7,7 @@ import (
 
 	"github.com/go-chi/chi/v5/middleware"
 
+	"github.com/backstop/backstop/jobs/usecase"
 	"github.com/backstop/backstop/store"
 	"github.com/backstop/backstop/web"
 )
@@ -49,7 +50,14 @@ func (h *Handler) serveError(w http.ResponseWriter, r *http.Request, err error) 
 		RequestID: requestID(r)}
 	var he *httpError
 	var ve *store.ValidationError
+	var fe *usecase.ForbiddenError
+	var ce *usecase.ConflictError
 	switch {
+	case errors.As(err, &fe):
+		vm.Status, vm.Title = http.StatusForbidden, "Not allowed"
+		vm.Message = fmt.Sprintf("Your role (%s) may not do this. Ask an admin if you need it.", fe.Actor.Role)
+	case errors.As(err, &ce):
+		vm.Status, vm.Title, vm.Message = http.StatusConflict, "Not now", sentence(ce.Message)
 	case errors.As(err, &he):
 		vm.Status, vm.Title, vm.Message = he.status, he.title, he.message
 	case errors.Is(err, store.ErrNotFound):

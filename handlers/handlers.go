@@ -12,41 +12,43 @@ import (
 	"github.com/a-h/templ"
 
 	"github.com/backstop/backstop/jobs"
+	"github.com/backstop/backstop/jobs/usecase"
 	"github.com/backstop/backstop/store"
-	"github.com/backstop/backstop/store/repository"
 	"github.com/backstop/backstop/web"
 )
 
-// Handler holds what the handlers need. Its methods are the routes' handlers.
+// Handler holds what the handlers need. Its methods are the routes' handlers. Pages read
+// the catalog; every action goes through the use cases, which authorize, check and audit.
 type Handler struct {
-	store  *store.Store
-	repo   *repository.Repo
-	runner *jobs.Runner
-	hub    *jobs.Hub
-	log    *slog.Logger
-	now    func() time.Time
+	store *store.Store
+	svc   *usecase.Service
+	hub   *jobs.Hub
+	log   *slog.Logger
+	now   func() time.Time
 	// sessionTTL is how long a session lasts without use.
 	sessionTTL time.Duration
 	// guard is the front door: sign-in throttling, live connections by session, TLS mode.
 	guard guard
-	// restoreRoot holds the data directories of restored instances.
-	restoreRoot string
 }
 
-// New returns the handlers for a catalog and repository, a job runner and its progress
-// hub; restored instances get their data directories below restoreRoot.
-func New(st *store.Store, repo *repository.Repo, runner *jobs.Runner, hub *jobs.Hub, log *slog.Logger, restoreRoot string) *Handler {
-	return &Handler{store: st, repo: repo, runner: runner, hub: hub, log: log, now: time.Now, sessionTTL: 12 * time.Hour,
-		restoreRoot: restoreRoot}
+// New returns the handlers for a catalog, the use cases and the jobs' progress hub.
+func New(st *store.Store, svc *usecase.Service, hub *jobs.Hub, log *slog.Logger) *Handler {
+	return &Handler{store: st, svc: svc, hub: hub, log: log, now: time.Now, sessionTTL: 12 * time.Hour}
 }
 
 // page renders a signed-in page inside the layout.
 func (h *Handler) page(w http.ResponseWriter, r *http.Request, title string, nav web.Nav, content templ.Component) error {
-	vm := web.LayoutVM{Title: title, Nav: nav, Flash: takeFlash(w, r)}
+	return h.pageStatus(w, r, http.StatusOK, title, nav, content)
+}
+
+// pageStatus renders a signed-in page inside the layout with a status, such as 422 for a
+// form shown again with its errors.
+func (h *Handler) pageStatus(w http.ResponseWriter, r *http.Request, status int, title string, nav web.Nav, content templ.Component) error {
+	vm := web.LayoutVM{Title: title, Nav: nav, Flash: takeFlash(w, r), Health: h.navHealth(r.Context(), nav)}
 	if u, ok := userFrom(r.Context()); ok {
-		vm.UserName = u.Name
+		vm.UserName, vm.Role = u.Name, string(u.Role)
 	}
-	return render(w, r, http.StatusOK, web.Layout(vm, content))
+	return render(w, r, status, web.Layout(vm, content))
 }
 
 // render writes a component with a status, buffering it so that a rendering error still
@@ -70,6 +72,12 @@ func actor(ctx context.Context) string {
 		return u.Name
 	}
 	return "anonymous"
+}
+
+// actorOf is the signed-in user of a request, as the use cases see them.
+func actorOf(r *http.Request) usecase.Actor {
+	u, _ := userFrom(r.Context())
+	return usecase.Actor{Name: u.Name, Role: u.Role, IP: clientIP(r)}
 }
 
 // audit records an action; a failure to record is logged, not shown: the action happened.

@@ -98,14 +98,13 @@ func eventRow(e store.JobEvent) web.EventRow {
 
 func (h *Handler) cancelJob(w http.ResponseWriter, r *http.Request) error {
 	j := jobFrom(r)
-	err := h.runner.Cancel(r.Context(), j.ID)
+	err := h.svc.CancelJob(r.Context(), actorOf(r), j.ID)
 	switch {
 	case errors.Is(err, store.ErrConflict):
 		setFlash(w, web.FlashError, fmt.Sprintf("Job %d has already ended.", j.ID))
 	case err != nil:
 		return err
 	default:
-		h.audit(r, "job.cancel", fmt.Sprintf("job %d", j.ID), "")
 		setFlash(w, web.FlashSuccess, fmt.Sprintf("Job %d is being cancelled.", j.ID))
 	}
 	// Back to the page the button was on.

@@ -2,19 +2,18 @@ package handlers
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
+	"maps"
 	"net/http"
 	"os"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/backstop/backstop/jobs"
+	"github.com/backstop/backstop/jobs/usecase"
 	"github.com/backstop/backstop/store"
 	"github.com/backstop/backstop/web"
 )
@@ -25,7 +24,7 @@ func (h *Handler) showRestore(w http.ResponseWriter, r *http.Request) error {
 	src := sourceFrom(r)
 	q := r.URL.Query()
 	form := restoreForm(q.Get, q.Has("mode"))
-	vm, err := h.restoreVM(r.Context(), src, form, q.Has("mode"))
+	vm, err := h.restoreVM(r.Context(), actorOf(r), src, form, q.Has("mode"))
 	if err != nil {
 		return err
 	}
@@ -48,21 +47,20 @@ func restoreForm(get func(string) string, submitted bool) web.RestoreFormVM {
 }
 
 // restoreVM builds the restore page: the window, and the plan when withPlan.
-func (h *Handler) restoreVM(ctx context.Context, src store.Source, form web.RestoreFormVM, withPlan bool) (web.RestoreVM, error) {
+func (h *Handler) restoreVM(ctx context.Context, a usecase.Actor, src store.Source, form web.RestoreFormVM, withPlan bool) (web.RestoreVM, error) {
 	vm := web.RestoreVM{Now: h.now(), SourceID: src.ID, SourceName: src.Name, PGVersion: pgVersion(src.PGVersion),
 		Form: form, Errors: map[string]string{}}
-	in, err := jobs.LoadWindowInput(ctx, h.store, h.repo, src)
+	in, win, err := h.svc.Window(ctx, a, src)
 	if err != nil {
 		return vm, err
 	}
-	win := jobs.ComputeWindow(in)
 	vm.Window = windowVM(win)
 	for i := len(win.RestorePoints) - 1; i >= 0; i-- {
 		p := win.RestorePoints[i]
 		vm.RestorePoints = append(vm.RestorePoints, web.RestorePointVM{Name: p.Name, At: p.At, LSN: p.LSN.String()})
 	}
 	if vm.Form.Port == "" {
-		vm.Form.Port = strconv.Itoa(suggestPort())
+		vm.Form.Port = strconv.Itoa(h.svc.SuggestPort(ctx))
 	}
 	if vm.Form.Target == "" && !win.Latest.IsZero() {
 		vm.Form.Target = web.FormatTargetTime(win.Latest)
@@ -75,7 +73,7 @@ func (h *Handler) restoreVM(ctx context.Context, src store.Source, form web.Rest
 		vm.Errors["target"] = err.Error()
 		return vm, nil
 	}
-	plan, err := jobs.PlanRestore(in, target, restoreThroughput)
+	plan, err := jobs.PlanRestore(in, target, usecase.RestoreThroughput)
 	var te *jobs.TargetError
 	switch {
 	case errors.As(err, &te):
@@ -91,10 +89,6 @@ func (h *Handler) restoreVM(ctx context.Context, src store.Source, form web.Rest
 	}
 	return vm, nil
 }
-
-// restoreThroughput is the planning estimate of restore speed, bytes a second: measured
-// restores on the development machine run at several hundred MB/s; this is conservative.
-const restoreThroughput = 200e6
 
 // formTarget turns the form's target fields into a restore target.
 func formTarget(f web.RestoreFormVM) (jobs.Target, error) {
@@ -186,87 +180,57 @@ func refusalVM(te *jobs.TargetError) *web.PlanRefusalVM {
 	return vm
 }
 
-// suggestPort offers a free TCP port on 127.0.0.1 for a new instance, from 5433 up.
-func suggestPort() int {
-	for p := 5433; p < 5533; p++ {
-		if portFree(p) {
-			return p
-		}
-	}
-	return 5433
-}
-
-func portFree(port int) bool {
-	l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
-	if err != nil {
-		return false
-	}
-	l.Close()
-	return true
-}
-
-// startRestore checks the form (confirmation, port, directory, and the plan, again) and
-// enqueues the restore, then shows its job.
+// startRestore checks the form (confirmation, then through the use case the target, the
+// directory and the port) and starts the restore, then shows its job. A refused restore
+// shows the form again with each reason next to its field, and nothing was written.
 func (h *Handler) startRestore(w http.ResponseWriter, r *http.Request) error {
 	ctx := r.Context()
+	a := actorOf(r)
 	src := sourceFrom(r)
 	form := restoreForm(r.PostFormValue, true)
-	vm, err := h.restoreVM(ctx, src, form, true)
+	vm, err := h.restoreVM(ctx, a, src, form, true)
 	if err != nil {
 		return err
 	}
 	if form.Confirm != src.Name {
 		vm.Errors["confirm"] = fmt.Sprintf("Type %s to confirm.", src.Name)
 	}
-	args := jobs.PITRArgs{SourceID: src.ID, Owner: defaultOwner()}
+	req := usecase.RestoreRequest{SourceID: src.ID, Owner: defaultOwner()}
 	if form.Into == web.IntoDir {
-		switch {
-		case form.Dir == "" || !filepath.IsAbs(form.Dir):
+		req.Into = form.Dir
+		if req.Into == "" {
 			vm.Errors["dir"] = "Enter an absolute path for the new data directory."
-		case !emptyOrMissing(form.Dir):
-			vm.Errors["dir"] = fmt.Sprintf("%s is not empty: choose an empty or new directory.", form.Dir)
 		}
-		args.Into = filepath.Clean(form.Dir)
-	} else {
-		port, err := strconv.Atoi(form.Port)
-		switch {
-		case err != nil || port < 1024 || port > 65535:
-			vm.Errors["port"] = "Enter a port from 1024 to 65535."
-		case !portFree(port):
-			vm.Errors["port"] = fmt.Sprintf("Port %d is in use: choose another (%d is free).", port, suggestPort())
-		}
-		args.Port = port
-		args.Into = filepath.Join(h.restoreRoot, fmt.Sprintf("%s-%s", src.Name, h.now().UTC().Format("20060102T150405Z")))
+	} else if req.Port, err = strconv.Atoi(form.Port); err != nil {
+		vm.Errors["port"] = "Enter a port from 1024 to 65535."
 	}
 	target, terr := formTarget(form)
-	if terr == nil {
-		args.Target, args.Exclusive = target.Text(), !target.Inclusive
-	}
-	if len(vm.Errors) > 0 || vm.PlanError != nil || vm.Plan == nil {
-		if vm.Plan == nil && vm.PlanError == nil && len(vm.Errors) == 0 {
-			vm.Errors[""] = "Nothing can be restored yet: the source needs a complete backup."
+	req.Target = target
+	if len(vm.Errors) == 0 && terr == nil && vm.PlanError == nil && vm.Plan != nil {
+		job, _, err := h.svc.StartRestore(ctx, a, req)
+		var de *usecase.DestinationError
+		var te *jobs.TargetError
+		switch {
+		case errors.As(err, &de):
+			maps.Copy(vm.Errors, de.Fields)
+		case errors.As(err, &te):
+			vm.PlanError = refusalVM(te)
+		case err != nil:
+			return err
+		default:
+			setFlash(w, web.FlashSuccess, fmt.Sprintf("Restore of %s to %s started as job %d.", src.Name, target, job.ID))
+			http.Redirect(w, r, fmt.Sprintf("/jobs/%d", job.ID), http.StatusSeeOther)
+			return nil
 		}
-		lvm := web.LayoutVM{Title: "Restore " + src.Name, Nav: web.NavSources}
-		if u, ok := userFrom(ctx); ok {
-			lvm.UserName = u.Name
-		}
-		return render(w, r, http.StatusUnprocessableEntity, web.Layout(lvm, web.RestorePage(vm)))
 	}
-	job, err := h.runner.Enqueue(ctx, jobs.Params{Kind: jobs.KindPITR, SourceID: src.ID, LockKey: jobs.RestoreLockKey(args.Into),
-		Args: args, RequestedBy: actor(ctx)})
-	if err != nil {
-		return err
+	if vm.Plan == nil && vm.PlanError == nil && len(vm.Errors) == 0 {
+		vm.Errors[""] = "Nothing can be restored yet: the source needs a complete backup."
 	}
-	detail, _ := json.Marshal(map[string]any{"job_id": job.ID, "target": args.Target, "into": args.Into, "port": args.Port})
-	h.audit(r, "restore.start", src.Name, string(detail))
-	setFlash(w, web.FlashSuccess, fmt.Sprintf("Restore of %s to %s started as job %d.", src.Name, target, job.ID))
-	http.Redirect(w, r, fmt.Sprintf("/jobs/%d", job.ID), http.StatusSeeOther)
-	return nil
-}
-
-func emptyOrMissing(dir string) bool {
-	entries, err := os.ReadDir(dir)
-	return errors.Is(err, os.ErrNotExist) || (err == nil && len(entries) == 0)
+	lvm := web.LayoutVM{Title: "Restore " + src.Name, Nav: web.NavSources}
+	if u, ok := userFrom(ctx); ok {
+		lvm.UserName = u.Name
+	}
+	return render(w, r, http.StatusUnprocessableEntity, web.Layout(lvm, web.RestorePage(vm)))
 }
 
 // defaultOwner is the OS user restored files belong to: postgres when running as root.

@@ -27,10 +27,11 @@ func (h *Handler) Routes() http.Handler {
 	r.Post("/login", h.wrap(h.login))
 
 	r.Group(func(r chi.Router) {
-		r.Use(h.requireSession)
+		r.Use(h.requireSession, h.requireView)
 		r.Post("/logout", h.wrap(h.logout))
 		r.Get("/", h.wrap(h.showOverview))
 		r.Get("/ws", h.serveLive)
+		r.Get("/health", h.wrap(h.showHealth))
 		r.Get("/audit", h.wrap(h.showAudit))
 
 		r.Route("/sources", func(r chi.Router) {
@@ -43,6 +44,9 @@ func (h *Handler) Routes() http.Handler {
 				r.Post("/backups", h.wrap(h.startBackup))
 				r.Get("/restore", h.wrap(h.showRestore))
 				r.Post("/restore", h.wrap(h.startRestore))
+				r.Get("/edit", h.wrap(h.showSourceEdit))
+				r.Post("/edit", h.wrap(h.changeSource))
+				r.Post("/remove", h.wrap(h.removeSource))
 			})
 		})
 		r.Route("/backups", func(r chi.Router) {
@@ -61,6 +65,15 @@ func (h *Handler) Routes() http.Handler {
 				r.Post("/delete", h.wrap(h.changeRestore("delete")))
 			})
 		})
+		r.Route("/users", func(r chi.Router) {
+			r.Get("/", h.wrap(h.showUsers))
+			r.Post("/", h.wrap(h.addUser))
+			r.Route("/{userName}", func(r chi.Router) {
+				for _, action := range []string{"role", "password", "disable", "enable", "remove"} {
+					r.Post("/"+action, h.wrap(h.changeUser(action)))
+				}
+			})
+		})
 		r.Route("/jobs", func(r chi.Router) {
 			r.Get("/", h.wrap(h.showJobList))
 			r.Route("/{jobID}", func(r chi.Router) {
@@ -72,17 +85,6 @@ func (h *Handler) Routes() http.Handler {
 	})
 	r.NotFound(h.wrap(func(w http.ResponseWriter, r *http.Request) error { return notFound("Page") }))
 	return r
-}
-
-func (h *Handler) healthz(w http.ResponseWriter, r *http.Request) {
-	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
-	defer cancel()
-	if _, err := h.store.UserCount(ctx); err != nil {
-		http.Error(w, "catalog unavailable", http.StatusServiceUnavailable)
-		return
-	}
-	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-	w.Write([]byte("ok\n"))
 }
 
 // logRequests logs each request once, with its request ID, status and duration.

@@ -6,8 +6,7 @@ import (
 	"net/http"
 	"strings"
 
-	"github.com/backstop/backstop/jobs"
-	"github.com/backstop/backstop/jobs/pg"
+	"github.com/backstop/backstop/jobs/usecase"
 	"github.com/backstop/backstop/store"
 	"github.com/backstop/backstop/web"
 )
@@ -32,9 +31,9 @@ func (h *Handler) createSource(w http.ResponseWriter, r *http.Request) error {
 		form.Errors = map[string]string{"dsn": "Enter a connection string."}
 		return h.showSourceForm(w, r, form)
 	}
-	src, err := jobs.RegisterSource(r.Context(), h.store, form.Name, form.DSN)
+	src, warnings, err := h.svc.AddSource(r.Context(), actorOf(r), form.Name, form.DSN)
 	var ve *store.ValidationError
-	var ce *pg.CheckError
+	var ce *usecase.CheckError
 	switch {
 	case errors.As(err, &ve) && ve.Field == "name":
 		form.Errors = map[string]string{"name": sentence("Name " + ve.Message)}
@@ -49,14 +48,17 @@ func (h *Handler) createSource(w http.ResponseWriter, r *http.Request) error {
 	}
 	if form.Errors != nil {
 		// The password stays out of the refilled form.
-		if masked := pg.MaskDSN(form.DSN); masked != form.DSN {
+		if masked := usecase.MaskDSN(form.DSN); masked != form.DSN {
 			form.DSN = masked
 			form.Errors["dsn"] = strings.TrimSpace(form.Errors["dsn"] + " The password was removed from the form: enter it again.")
 		}
 		return h.showSourceForm(w, r, form)
 	}
-	h.audit(r, "source.create", src.Name, fmt.Sprintf(`{"dsn":%q}`, pg.MaskDSN(src.DSN)))
-	setFlash(w, web.FlashSuccess, fmt.Sprintf("Source %s added: PostgreSQL %s, system %s.", src.Name, pgVersion(src.PGVersion), src.SystemIdentifier))
+	msg := fmt.Sprintf("Source %s added: PostgreSQL %s, system %s.", src.Name, pgVersion(src.PGVersion), src.SystemIdentifier)
+	for _, w := range warnings {
+		msg += " " + w
+	}
+	setFlash(w, web.FlashSuccess, msg)
 	http.Redirect(w, r, fmt.Sprintf("/sources/%d", src.ID), http.StatusSeeOther)
 	return nil
 }
@@ -85,7 +87,7 @@ func sentence(s string) string {
 func (h *Handler) showSource(w http.ResponseWriter, r *http.Request) error {
 	ctx := r.Context()
 	s := sourceFrom(r)
-	vm := web.SourceVM{Now: h.now(), ID: s.ID, Name: s.Name, MaskedDSN: pg.MaskDSN(s.DSN),
+	vm := web.SourceVM{Now: h.now(), ID: s.ID, Name: s.Name, MaskedDSN: usecase.MaskDSN(s.DSN),
 		SystemIdentifier: s.SystemIdentifier, PGVersion: pgVersion(s.PGVersion), Timeline: s.Timeline,
 		DataChecksums: s.DataChecksums != nil && *s.DataChecksums, CreatedAt: s.CreatedAt}
 	bs, err := h.store.Backups(ctx, store.BackupFilter{SourceID: s.ID, Limit: 20})
@@ -108,14 +110,19 @@ func (h *Handler) showSource(w http.ResponseWriter, r *http.Request) error {
 	if vm.EarliestRestorable, vm.LatestRestorable, err = h.restorable(ctx, s); err != nil {
 		return err
 	}
+	if vm.Health, err = h.sourceHealth(ctx, s); err != nil {
+		return err
+	}
+	if vm.Archiver, err = h.archiverVM(ctx, s); err != nil {
+		return err
+	}
 	return h.page(w, r, s.Name, web.NavSources, web.SourcePage(vm))
 }
 
 // startBackup enqueues a full backup of the source and sends the user to the job's page.
 func (h *Handler) startBackup(w http.ResponseWriter, r *http.Request) error {
 	s := sourceFrom(r)
-	job, err := h.runner.Enqueue(r.Context(), jobs.Params{Kind: jobs.KindBackup, SourceID: s.ID,
-		LockKey: jobs.BackupLockKey(s.ID), Args: jobs.BackupArgs{SourceID: s.ID}, RequestedBy: actor(r.Context())})
+	job, err := h.svc.StartBackup(r.Context(), actorOf(r), s.ID)
 	var le *store.LockedError
 	if errors.As(err, &le) {
 		setFlash(w, web.FlashError, fmt.Sprintf("A backup of %s is already queued or running (job %d).", s.Name, le.JobID))
@@ -125,7 +132,6 @@ func (h *Handler) startBackup(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	h.audit(r, "backup.start", s.Name, fmt.Sprintf(`{"job_id":%d}`, job.ID))
 	setFlash(w, web.FlashSuccess, fmt.Sprintf("Backup of %s started as job %d.", s.Name, job.ID))
 	http.Redirect(w, r, fmt.Sprintf("/jobs/%d", job.ID), http.StatusSeeOther)
 	return nil

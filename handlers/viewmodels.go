@@ -6,8 +6,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/backstop/backstop/jobs"
-	"github.com/backstop/backstop/jobs/pg"
+	"github.com/backstop/backstop/jobs/usecase"
 	"github.com/backstop/backstop/store"
 	"github.com/backstop/backstop/web"
 )
@@ -100,7 +99,7 @@ func (h *Handler) activeJob(ctx context.Context, sourceID int64) (*web.JobProgre
 
 // sourceSummary is a source as the overview card and the sources table show it.
 func (h *Handler) sourceSummary(ctx context.Context, s store.Source) (web.SourceSummary, error) {
-	sum := web.SourceSummary{ID: s.ID, Name: s.Name, MaskedDSN: pg.MaskDSN(s.DSN), PGVersion: pgVersion(s.PGVersion)}
+	sum := web.SourceSummary{ID: s.ID, Name: s.Name, MaskedDSN: usecase.MaskDSN(s.DSN), PGVersion: pgVersion(s.PGVersion)}
 	if b, err := h.store.LatestBackup(ctx, s.ID, store.BackupComplete); err == nil {
 		r := backupRow(b, s.Name)
 		sum.LastComplete = &r
@@ -125,6 +124,9 @@ func (h *Handler) sourceSummary(ctx context.Context, s store.Source) (web.Source
 	if ws.LastArchivedAt != nil {
 		sum.WALArchivedAt = *ws.LastArchivedAt
 	}
+	if sum.Health, err = h.sourceHealth(ctx, s); err != nil {
+		return sum, err
+	}
 	sum.EarliestRestorable, sum.LatestRestorable, err = h.restorable(ctx, s)
 	return sum, err
 }
@@ -147,10 +149,9 @@ func (h *Handler) sourceSummaries(ctx context.Context) ([]web.SourceSummary, err
 
 // restorable returns the ends of a source's restorable window (zero when nothing is).
 func (h *Handler) restorable(ctx context.Context, s store.Source) (earliest, latest time.Time, err error) {
-	in, err := jobs.LoadWindowInput(ctx, h.store, h.repo, s)
+	w, err := h.svc.RestorableWindow(ctx, s)
 	if err != nil {
 		return time.Time{}, time.Time{}, err
 	}
-	w := jobs.ComputeWindow(in)
 	return w.Earliest, w.Latest, nil
 }

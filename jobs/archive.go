@@ -44,29 +44,58 @@ func NewArchiver(st *store.Store, repo *repository.Repo, spoolRoot string, log *
 	return &Archiver{store: st, repo: repo, log: log, SpoolRoot: spoolRoot, PartialEvery: 5 * time.Second}
 }
 
-// RunAll streams the WAL of every source in the catalog, picking up sources added later
-// (checked every 5 s), until ctx is done; each source restarts on its own after errors.
+// RunAll streams the WAL of every active source in the catalog until ctx is done, checking
+// the catalog every 5 s: it picks up sources added later, stops a removed source's stream
+// (so that its slot can be dropped), and restarts a stream whose source changed (a new
+// connection string). Each source restarts on its own after errors.
 func (a *Archiver) RunAll(ctx context.Context) {
 	var wg sync.WaitGroup
 	defer wg.Wait()
-	running := make(map[int64]bool)
+	type stream struct {
+		version time.Time // the source's updated_at when the stream started
+		stop    context.CancelFunc
+	}
+	running := make(map[int64]stream)
+	defer func() {
+		for _, r := range running {
+			r.stop()
+		}
+	}()
 	t := time.NewTicker(5 * time.Second)
 	defer t.Stop()
 	for {
 		srcs, err := a.store.Sources(ctx)
-		if err != nil && ctx.Err() == nil {
+		removed, rerr := a.store.RemovedSourceIDs(ctx)
+		if err = errors.Join(err, rerr); err != nil && ctx.Err() == nil {
 			a.log.Error("list sources for WAL archiving", "err", err)
 		}
-		for _, src := range srcs {
-			if running[src.ID] {
-				continue
+		if err == nil {
+			active := make(map[int64]bool, len(srcs))
+			for _, src := range srcs {
+				if removed[src.ID] {
+					continue
+				}
+				active[src.ID] = true
+				if r, ok := running[src.ID]; ok {
+					if r.version.Equal(src.UpdatedAt) {
+						continue
+					}
+					r.stop()
+				}
+				sctx, stop := context.WithCancel(ctx)
+				running[src.ID] = stream{version: src.UpdatedAt, stop: stop}
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					a.Run(sctx, src)
+				}()
 			}
-			running[src.ID] = true
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				a.Run(ctx, src)
-			}()
+			for id, r := range running {
+				if !active[id] {
+					r.stop()
+					delete(running, id)
+				}
+			}
 		}
 		select {
 		case <-ctx.Done():

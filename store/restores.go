@@ -20,7 +20,7 @@ const (
 	RestoreFailed    RestoreState = "failed"    // the restore did not complete
 	// RestoreInterrupted is a restore whose process died before it ended.
 	RestoreInterrupted RestoreState = "interrupted"
-	RestoreDeleted   RestoreState = "deleted"   // the data directory was removed
+	RestoreDeleted     RestoreState = "deleted" // the data directory was removed
 )
 
 // Restore is what a point-in-time restore produced: a data directory, and an instance on

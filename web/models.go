@@ -14,6 +14,7 @@ const (
 	NavRestores Nav = "restores"
 	NavJobs     Nav = "jobs"
 	NavAudit    Nav = "audit"
+	NavUsers    Nav = "users"
 )
 
 // FlashKind is the tone of a one-time message shown at the top of a page.
@@ -40,8 +41,53 @@ type LayoutVM struct {
 	Nav Nav
 	// UserName is the signed-in user, shown above the Sign out button.
 	UserName string
+	// Role is the signed-in user's role, shown beside their name.
+	Role string
 	// Flash is an optional one-time message.
 	Flash Flash
+	// Health counts the sources that need attention, for the navigation's
+	// indicator; nil shows none.
+	Health *NavHealthVM
+}
+
+// NavHealthVM is the navigation's compact health indicator: it links to the
+// overview and refreshes itself.
+type NavHealthVM struct {
+	// Broken and Warning count the sources at those levels; Total all sources.
+	Broken, Warning, Total int
+	// Overview is set on the overview page: the refresh then also swaps each
+	// card's health.
+	Overview bool
+}
+
+// HealthVM is a source's health as jobs/health judged it: shown by colour and
+// by word, with the reason and what to do.
+type HealthVM struct {
+	// Level is ok, warning or broken; Word is how it reads ("Broken").
+	Level, Word string
+	// Reason is the worst problem (or what is fine); Do what to do about it.
+	Reason, Do string
+}
+
+// ArchiverVM is the WAL archiver's state on a source's page.
+type ArchiverVM struct {
+	// State is starting, streaming, behind, stopped or recovering; Reason why it
+	// is stopped or recovering.
+	State, Reason string
+	Since         time.Time
+	// FlushedLSN is what the spool holds durably; ServerLSN the server's WAL end.
+	FlushedLSN, ServerLSN string
+	BehindBytes           int64
+	BehindSeconds         time.Duration
+	// SlotName, SlotWALStatus and SlotRetainedBytes describe the replication slot.
+	SlotName, SlotWALStatus string
+	SlotRetainedBytes       int64
+	// GapFromLSN, GapToLSN and GapAt are the newest WAL gap, if any;
+	// NeedsBackup is set until a base backup completes after it.
+	GapFromLSN, GapToLSN string
+	GapAt                time.Time
+	NeedsBackup          bool
+	UpdatedAt            time.Time
 }
 
 // LoginVM is the sign-in form.
@@ -173,6 +219,8 @@ type SourceSummary struct {
 	EarliestRestorable, LatestRestorable time.Time
 	// WALArchivedAt is when WAL was last stored in the repository; zero if never.
 	WALArchivedAt time.Time
+	// Health is the source's health; nil falls back to judging by the backups.
+	Health *HealthVM
 }
 
 // OverviewVM is the overview page: one card per source.
@@ -231,6 +279,10 @@ type SourceVM struct {
 	// SourceSummary; zero when nothing is restorable yet. A non-zero
 	// LatestRestorable shows the "Restore…" button.
 	EarliestRestorable, LatestRestorable time.Time
+	// Health is the source's health, Archiver its WAL archiver's state; nil
+	// when unknown.
+	Health   *HealthVM
+	Archiver *ArchiverVM
 }
 
 // BackupsVM is the backups list.

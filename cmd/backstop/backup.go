@@ -36,14 +36,8 @@ func (c *cli) backup(ctx context.Context, args []string) error {
 	if err != nil {
 		return fmt.Errorf("%w (see `backstop source list`)", err)
 	}
-	actor := cliActor()
-	if err := h.store.Audit(ctx, store.AuditEntry{Actor: actor, Action: "backup.start", Target: src.Name}); err != nil {
-		return err
-	}
-	job, err := c.runJob(ctx, h, jobs.Params{
-		Kind: jobs.KindBackup, SourceID: src.ID, LockKey: jobs.BackupLockKey(src.ID),
-		Args: jobs.BackupArgs{SourceID: src.ID}, RequestedBy: actor,
-	})
+	svc, actor := c.cliService(h)
+	job, err := svc.StartBackup(ctx, actor, src.ID)
 	if err != nil {
 		return fmt.Errorf("backup of %s: %w", src.Name, err)
 	}

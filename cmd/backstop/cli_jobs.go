@@ -5,21 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os/user"
 
 	"github.com/schollz/progressbar/v3"
 
 	"github.com/backstop/backstop/jobs"
 	"github.com/backstop/backstop/store"
 )
-
-// cliActor names the person behind a CLI command in the audit log.
-func cliActor() string {
-	if u, err := user.Current(); err == nil {
-		return "cli:" + u.Username
-	}
-	return "cli"
-}
 
 // runJob runs one job in this process, as the CLI does, drawing a progress bar on stderr
 // unless --json is set. It works whether or not a server is running and honours its locks.

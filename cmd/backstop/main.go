@@ -27,13 +27,16 @@ Commands:
   init                     create the home directory, repository and key
   source add NAME DSN      register a PostgreSQL database (checked before it is saved)
   source list              list sources
+  source change NAME DSN   change a source's connection string (same cluster, checked first)
+  source remove NAME       stop archiving and drop its slot; its backups are kept
   backup SOURCE            take a full backup now, with a progress bar
   backup list              list backups
   restore --source NAME --to TIME|latest --into DIR [--start --port N]
                            restore to a point in time (also --lsn LSN, --name POINT)
   restore --backup ID --into DIR
                            write a backup out as a startable data directory
-  user add NAME            create a user (password from --password-stdin, or generated)
+  user add NAME            create a user (--role; password from --password-stdin, or generated)
+  user list | set-role NAME ROLE | passwd NAME | disable NAME | enable NAME | remove NAME
   wal-fetch --socket SOCKET NAME DEST
                            fetch one WAL file during a restore (restore_command, run by PostgreSQL)
   wal-push --source NAME PATH

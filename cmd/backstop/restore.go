@@ -10,7 +10,7 @@ import (
 	"path/filepath"
 
 	"github.com/backstop/backstop/jobs"
-	"github.com/backstop/backstop/store"
+	"github.com/backstop/backstop/jobs/usecase"
 )
 
 const restoreSynopsis = `restore --source NAME (--to TIME|latest | --lsn LSN | --name POINT) --into DIR [--start --port N]
@@ -55,14 +55,8 @@ func (c *cli) restore(ctx context.Context, args []string) error {
 		return err
 	}
 	defer h.Close()
-	actor := cliActor()
-	if err := h.store.Audit(ctx, store.AuditEntry{Actor: actor, Action: "restore.start", Target: fmt.Sprintf("backup %d", *backupID), Detail: mustJSON(map[string]string{"into": dir})}); err != nil {
-		return err
-	}
-	job, err := c.runJob(ctx, h, jobs.Params{
-		Kind: jobs.KindRestore, LockKey: jobs.RestoreLockKey(dir), Args: jobs.RestoreArgs{BackupID: *backupID, Into: dir, Owner: *owner, Verify: !*noVerify},
-		RequestedBy: actor,
-	})
+	svc, actor := c.cliService(h)
+	job, err := svc.RestoreBackup(ctx, actor, *backupID, dir, *owner, !*noVerify)
 	if err != nil {
 		return err
 	}
@@ -116,21 +110,12 @@ func (c *cli) restorePITR(ctx context.Context, source string, args jobs.PITRArgs
 	if err != nil {
 		return err
 	}
-	in, err := jobs.LoadWindowInput(ctx, h.store, h.repo, src)
-	if err != nil {
-		return err
+	if args.Exclusive {
+		target.Inclusive = false
 	}
-	if _, err := jobs.PlanRestore(in, target, 0); err != nil {
-		return err
-	}
-	args.SourceID = src.ID
-	actor := cliActor()
-	if err := h.store.Audit(ctx, store.AuditEntry{Actor: actor, Action: "restore.start", Target: src.Name,
-		Detail: mustJSON(map[string]any{"target": args.Target, "into": args.Into, "port": args.Port})}); err != nil {
-		return err
-	}
-	job, err := c.runJob(ctx, h, jobs.Params{Kind: jobs.KindPITR, SourceID: src.ID, LockKey: jobs.RestoreLockKey(args.Into),
-		Args: args, RequestedBy: actor})
+	svc, actor := c.cliService(h)
+	job, _, err := svc.StartRestore(ctx, actor, usecase.RestoreRequest{SourceID: src.ID, Target: target, Into: args.Into,
+		Port: args.Port, Owner: args.Owner})
 	if err != nil {
 		return err
 	}

@@ -68,7 +68,7 @@ func (c *cli) serveHome(ctx context.Context, h *home, listen string, ready func(
 		return fmt.Errorf("serve: %w", err)
 	}
 	srv := &http.Server{
-		Handler:           handlers.New(h.store, h.repo, runner, hub, c.log, h.restoreRoot()).Routes(),
+		Handler:           handlers.New(h.store, h.service(runnerStarter{runner}, c.log), hub, c.log).Routes(),
 		ReadHeaderTimeout: 10 * time.Second,
 	}
 	served := make(chan error, 1)

@@ -6,22 +6,25 @@ import (
 	"fmt"
 	"text/tabwriter"
 
-	"github.com/backstop/backstop/jobs"
 	"github.com/backstop/backstop/jobs/pg"
 	"github.com/backstop/backstop/store"
 )
 
 func (c *cli) source(ctx context.Context, args []string) error {
 	if len(args) == 0 {
-		return errors.New("usage: backstop source add NAME DSN | backstop source list")
+		return errors.New("usage: backstop source add NAME DSN | list | change NAME DSN | remove NAME")
 	}
 	switch args[0] {
 	case "add":
 		return c.sourceAdd(ctx, args[1:])
 	case "list":
 		return c.sourceList(ctx, args[1:])
+	case "change":
+		return c.sourceChange(ctx, args[1:])
+	case "remove":
+		return c.sourceRemove(ctx, args[1:])
 	}
-	return fmt.Errorf("unknown source command %q (add, list)", args[0])
+	return fmt.Errorf("unknown source command %q (add, list, change, remove)", args[0])
 }
 
 func (c *cli) sourceAdd(ctx context.Context, args []string) error {
@@ -39,20 +42,87 @@ func (c *cli) sourceAdd(ctx context.Context, args []string) error {
 		return err
 	}
 	defer h.Close()
-	src, err := jobs.RegisterSource(ctx, h.store, pos[0], pos[1])
+	svc, actor := c.cliService(h)
+	src, warnings, err := svc.AddSource(ctx, actor, pos[0], pos[1])
 	if err != nil {
-		var ce *pg.CheckError
-		if errors.As(err, &ce) && ce.Hint != "" {
-			return hinted{ce}
-		}
-		return err
+		return checkHint(err)
 	}
-	if err := h.store.Audit(ctx, store.AuditEntry{Actor: cliActor(), Action: "source.create", Target: src.Name}); err != nil {
-		return err
+	for _, w := range warnings {
+		fmt.Fprintln(c.stderr, "warning:", w)
 	}
 	return c.printResult(sourceJSON(src),
 		fmt.Sprintf("Added source %s: PostgreSQL %d, system %s (%s)", src.Name, src.PGVersion, src.SystemIdentifier, pg.MaskDSN(src.DSN)),
 		fmt.Sprint(src.ID))
+}
+
+// checkHint prints a failed source check's hint on a line of its own.
+func checkHint(err error) error {
+	var ce *pg.CheckError
+	if errors.As(err, &ce) && ce.Hint != "" {
+		return hinted{ce}
+	}
+	return err
+}
+
+func (c *cli) sourceChange(ctx context.Context, args []string) error {
+	fs := c.flags("source change", "source change NAME DSN")
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 2 {
+		fs.Usage()
+		return errors.New("source change takes a NAME and the new DSN")
+	}
+	h, err := openHome(ctx, c.home, false)
+	if err != nil {
+		return err
+	}
+	defer h.Close()
+	src, err := h.store.SourceByName(ctx, pos[0])
+	if err != nil {
+		return fmt.Errorf("%w (see `backstop source list`)", err)
+	}
+	svc, actor := c.cliService(h)
+	src, err = svc.ChangeSource(ctx, actor, src.ID, pos[1])
+	if err != nil {
+		return checkHint(err)
+	}
+	return c.printResult(sourceJSON(src), fmt.Sprintf("Source %s now connects with %s", src.Name, pg.MaskDSN(src.DSN)))
+}
+
+func (c *cli) sourceRemove(ctx context.Context, args []string) error {
+	fs := c.flags("source remove", "source remove NAME")
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		fs.Usage()
+		return errors.New("source remove takes one NAME")
+	}
+	h, err := openHome(ctx, c.home, false)
+	if err != nil {
+		return err
+	}
+	defer h.Close()
+	src, err := h.store.SourceByName(ctx, pos[0])
+	if err != nil {
+		return fmt.Errorf("%w (see `backstop source list`)", err)
+	}
+	svc, actor := c.cliService(h)
+	res, err := svc.RemoveSource(ctx, actor, src.ID)
+	if err != nil {
+		return err
+	}
+	lines := []string{fmt.Sprintf("Removed source %s; its replication slot was dropped.", src.Name)}
+	if !res.SlotDropped {
+		lines = []string{fmt.Sprintf("Removed source %s, but %s.", src.Name, res.SlotNote)}
+	}
+	if !res.Deleted {
+		lines = append(lines, "Its backups and archived WAL are kept and stay restorable.")
+	}
+	return c.printResult(map[string]any{"name": src.Name, "deleted": res.Deleted, "slot_dropped": res.SlotDropped, "slot_note": res.SlotNote}, lines...)
 }
 
 func (c *cli) sourceList(ctx context.Context, args []string) error {

@@ -7,52 +7,123 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"text/tabwriter"
 
 	"github.com/backstop/backstop/store"
 )
 
+const userUsage = `usage: backstop user add NAME [--role admin|operator|oncall|auditor] [--password-stdin]
+       backstop user list
+       backstop user set-role NAME ROLE
+       backstop user passwd NAME [--password-stdin]
+       backstop user disable NAME | enable NAME | remove NAME`
+
 func (c *cli) user(ctx context.Context, args []string) error {
-	if len(args) == 0 || args[0] != "add" {
-		return errors.New("usage: backstop user add NAME [--role admin|operator|auditor] [--password-stdin]")
+	if len(args) == 0 {
+		return errors.New(userUsage)
 	}
-	fs := c.flags("user add", "user add NAME [--role admin|operator|auditor] [--password-stdin]")
-	role := fs.String("role", "admin", "admin, operator or auditor")
+	fs := c.flags("user "+args[0], userUsage[len("usage: backstop "):])
+	role := fs.String("role", "admin", "admin, operator, oncall or auditor")
 	fromStdin := fs.Bool("password-stdin", false, "read the password from the first line of standard input")
 	pos, err := parse(fs, args[1:])
 	if err != nil {
 		return err
 	}
-	if len(pos) != 1 {
-		fs.Usage()
-		return errors.New("user add takes one NAME")
+	want := map[string]int{"add": 1, "list": 0, "set-role": 2, "passwd": 1, "disable": 1, "enable": 1, "remove": 1}
+	n, ok := want[args[0]]
+	if !ok {
+		return fmt.Errorf("unknown user command %q\n%s", args[0], userUsage)
 	}
-	password := rand.Text()
-	if *fromStdin {
-		line, err := bufio.NewReader(c.stdin).ReadString('\n')
-		if err != nil && line == "" {
-			return fmt.Errorf("read password: %w", err)
-		}
-		password = strings.TrimRight(line, "\r\n")
+	if len(pos) != n {
+		return errors.New(userUsage)
 	}
-	h, err := openHome(ctx, c.home, true)
+	h, err := openHome(ctx, c.home, args[0] == "add")
 	if err != nil {
 		return err
 	}
 	defer h.Close()
-	u, err := h.store.CreateUser(ctx, pos[0], password, store.Role(*role))
-	if err != nil {
-		return err
+	svc, actor := c.cliService(h)
+	password := func() (string, bool, error) {
+		if !*fromStdin {
+			return rand.Text(), true, nil
+		}
+		line, err := bufio.NewReader(c.stdin).ReadString('\n')
+		if err != nil && line == "" {
+			return "", false, fmt.Errorf("read password: %w", err)
+		}
+		return strings.TrimRight(line, "\r\n"), false, nil
 	}
-	if err := h.store.Audit(ctx, store.AuditEntry{Actor: cliActor(), Action: "user.create", Target: u.Name}); err != nil {
-		return err
+	switch args[0] {
+	case "add":
+		pw, generated, err := password()
+		if err != nil {
+			return err
+		}
+		u, err := svc.AddUser(ctx, actor, pos[0], pw, store.Role(*role))
+		if err != nil {
+			return err
+		}
+		lines := []string{fmt.Sprintf("Created %s %s.", u.Role, u.Name)}
+		out := map[string]any{"id": u.ID, "name": u.Name, "role": u.Role}
+		if generated {
+			lines = append(lines, "Password (shown once): "+pw)
+			out["password"] = pw
+		}
+		return c.printResult(out, append(lines, fmt.Sprint(u.ID))...)
+	case "list":
+		us, err := svc.Users(ctx, actor)
+		if err != nil {
+			return err
+		}
+		if c.json {
+			out := make([]map[string]any, 0, len(us))
+			for _, u := range us {
+				out = append(out, map[string]any{"id": u.ID, "name": u.Name, "role": u.Role, "disabled": u.DisabledAt != nil,
+					"last_login_at": u.LastLoginAt})
+			}
+			return c.printResult(out)
+		}
+		tw := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "NAME\tROLE\tSTATE")
+		for _, u := range us {
+			state := "active"
+			if u.DisabledAt != nil {
+				state = "disabled"
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\n", u.Name, u.Role, state)
+		}
+		return tw.Flush()
+	case "set-role":
+		u, err := svc.SetRole(ctx, actor, pos[0], store.Role(pos[1]))
+		if err != nil {
+			return err
+		}
+		return c.printResult(map[string]any{"name": u.Name, "role": u.Role}, fmt.Sprintf("%s is now %s.", u.Name, u.Role))
+	case "passwd":
+		pw, generated, err := password()
+		if err != nil {
+			return err
+		}
+		if err := svc.SetPassword(ctx, actor, pos[0], pw); err != nil {
+			return err
+		}
+		lines := []string{fmt.Sprintf("Password of %s changed; their sessions were ended.", pos[0])}
+		out := map[string]any{"name": pos[0]}
+		if generated {
+			lines = append(lines, "Password (shown once): "+pw)
+			out["password"] = pw
+		}
+		return c.printResult(out, lines...)
+	case "disable", "enable":
+		u, err := svc.SetDisabled(ctx, actor, pos[0], args[0] == "disable")
+		if err != nil {
+			return err
+		}
+		return c.printResult(map[string]any{"name": u.Name, "disabled": u.DisabledAt != nil}, fmt.Sprintf("%s is %sd.", u.Name, args[0]))
+	default: // remove
+		if err := svc.RemoveUser(ctx, actor, pos[0]); err != nil {
+			return err
+		}
+		return c.printResult(map[string]any{"name": pos[0], "removed": true}, fmt.Sprintf("%s was removed.", pos[0]))
 	}
-	lines := []string{fmt.Sprintf("Created %s %s.", u.Role, u.Name)}
-	if !*fromStdin {
-		lines = append(lines, "Password (shown once): "+password)
-	}
-	out := map[string]any{"id": u.ID, "name": u.Name, "role": u.Role}
-	if !*fromStdin {
-		out["password"] = password
-	}
-	return c.printResult(out, append(lines, fmt.Sprint(u.ID))...)
 }

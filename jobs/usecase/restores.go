@@ -33,6 +33,16 @@ func (s *Service) Window(ctx context.Context, a Actor, src store.Source) (jobs.W
 	return in, jobs.ComputeWindow(in), nil
 }
 
+// RestorableWindow is Window for pages whose reader was already authorized to view (the
+// dashboard's read paths pass the same policy's View check first).
+func (s *Service) RestorableWindow(ctx context.Context, src store.Source) (jobs.Window, error) {
+	in, err := jobs.LoadWindowInput(ctx, s.store, s.repo, src)
+	if err != nil {
+		return jobs.Window{}, err
+	}
+	return jobs.ComputeWindow(in), nil
+}
+
 // Plan returns the restore plan for a target, or a *jobs.TargetError saying why it cannot
 // be reached and what can.
 func (s *Service) Plan(ctx context.Context, a Actor, src store.Source, target jobs.Target) (jobs.Plan, error) {

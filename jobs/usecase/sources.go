@@ -134,3 +134,7 @@ func (s *Service) RemoveSource(ctx context.Context, a Actor, sourceID int64) (Re
 	s.audit(ctx, a, "source.remove", src.Name, map[string]any{"deleted": res.Deleted, "slot": slot, "slot_dropped": res.SlotDropped})
 	return res, nil
 }
+
+// CheckError is a failed check of a source's database, naming the field at fault and a
+// hint; the dashboard shows it next to the connection string.
+type CheckError = pg.CheckError
