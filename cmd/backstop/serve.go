@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -14,9 +15,17 @@ import (
 )
 
 func (c *cli) serve(ctx context.Context, args []string) error {
-	fs := c.flags("serve", "serve [--listen ADDR]")
+	fs := c.flags("serve", "serve [--listen ADDR] [--tls-cert FILE --tls-key FILE | --behind-tls-proxy]")
 	listen := fs.String("listen", "127.0.0.1:8080", "address to serve the dashboard on")
+	certFile := fs.String("tls-cert", "", "serve HTTPS with this certificate (PEM, chain included)")
+	keyFile := fs.String("tls-key", "", "the private key (PEM) of --tls-cert")
+	behindProxy := fs.Bool("behind-tls-proxy", false,
+		"a reverse proxy terminates TLS in front of Backstop: mark cookies Secure and take the client's address from the last X-Forwarded-For entry")
 	if _, err := parse(fs, args); err != nil {
+		return err
+	}
+	opts := serveOptions{listen: *listen, certFile: *certFile, keyFile: *keyFile, behindTLSProxy: *behindProxy}
+	if err := opts.check(); err != nil {
 		return err
 	}
 	h, err := openHome(ctx, c.home, true)
@@ -28,7 +37,7 @@ func (c *cli) serve(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	return c.serveHome(ctx, h, *listen, func(url string, _ *jobs.Runner) {
+	return c.serveHomeWith(ctx, h, opts, func(url string, _ *jobs.Runner) {
 		fmt.Fprintf(c.stdout, "Backstop is serving %s\n", url)
 		if n == 0 {
 			fmt.Fprintln(c.stdout, "No user exists yet: create one with `backstop user add NAME`.")
@@ -36,9 +45,85 @@ func (c *cli) serve(ctx context.Context, args []string) error {
 	})
 }
 
-// serveHome runs the dashboard and the job runner until ctx is done, then shuts down in
-// order: stop accepting requests, end live connections, interrupt running jobs.
+// serveOptions say where and how the dashboard is served.
+type serveOptions struct {
+	listen string
+	// certFile and keyFile, when set, make Backstop serve HTTPS itself.
+	certFile, keyFile string
+	// behindTLSProxy says a reverse proxy terminates TLS in front of Backstop.
+	behindTLSProxy bool
+}
+
+// check refuses contradictory options before anything starts.
+func (o serveOptions) check() error {
+	switch {
+	case (o.certFile == "") != (o.keyFile == ""):
+		return errors.New("serve: --tls-cert and --tls-key go together")
+	case o.certFile != "" && o.behindTLSProxy:
+		return errors.New("serve: --tls-cert serves HTTPS itself; --behind-tls-proxy is for a proxy that does: choose one")
+	}
+	return nil
+}
+
+func (o serveOptions) tlsMode() handlers.TLSMode {
+	switch {
+	case o.certFile != "":
+		return handlers.DirectTLS
+	case o.behindTLSProxy:
+		return handlers.BehindTLSProxy
+	}
+	return handlers.PlainHTTP
+}
+
+// serverLimits bound what one client can hold: a connection that sends its request slowly,
+// a response read slowly, an idle keep-alive, oversized headers. Request bodies are bounded
+// by the handlers (handlers.MaxFormBytes).
+type serverLimits struct {
+	readHeader, read, write, idle time.Duration
+	maxHeaderBytes                int
+}
+
+// defaultLimits suit the dashboard: every request is a small form or a page, read in well
+// under a second. WriteTimeout covers rendering a page or a report download. The websocket
+// outlives both: net/http clears a connection's deadlines when it hands it over by Hijack,
+// and live.go keeps its own, per write and per pong (TestWebsocketOutlivesServerTimeouts).
+var defaultLimits = serverLimits{
+	readHeader:     10 * time.Second,
+	read:           30 * time.Second,
+	write:          2 * time.Minute,
+	idle:           2 * time.Minute,
+	maxHeaderBytes: 64 << 10,
+}
+
+// newHTTPServer returns the dashboard's server with the limits set.
+func newHTTPServer(h http.Handler, l serverLimits) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: l.readHeader,
+		ReadTimeout:       l.read,
+		WriteTimeout:      l.write,
+		IdleTimeout:       l.idle,
+		MaxHeaderBytes:    l.maxHeaderBytes,
+	}
+}
+
+// serveHome runs the dashboard over plain HTTP on listen; see serveHomeWith.
 func (c *cli) serveHome(ctx context.Context, h *home, listen string, ready func(url string, r *jobs.Runner)) error {
+	return c.serveHomeWith(ctx, h, serveOptions{listen: listen}, ready)
+}
+
+// serveHomeWith runs the dashboard and the job runner until ctx is done, then shuts down in
+// order: stop accepting requests, end live connections, interrupt running jobs.
+func (c *cli) serveHomeWith(ctx context.Context, h *home, opts serveOptions, ready func(url string, r *jobs.Runner)) error {
+	// A certificate that cannot be loaded is refused before anything starts.
+	var tlsConfig *tls.Config
+	if opts.certFile != "" {
+		cert, err := tls.LoadX509KeyPair(opts.certFile, opts.keyFile)
+		if err != nil {
+			return fmt.Errorf("serve: TLS certificate: %w", err)
+		}
+		tlsConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	}
 	hubCtx, stopHub := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopHub()
 	hub := jobs.NewHub()
@@ -63,17 +148,21 @@ func (c *cli) serveHome(ctx context.Context, h *home, listen string, ready func(
 		<-archived
 	}()
 
-	ln, err := net.Listen("tcp", listen)
+	ln, err := net.Listen("tcp", opts.listen)
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
-	srv := &http.Server{
-		Handler:           handlers.New(h.store, h.service(runnerStarter{runner}, c.log), hub, c.log).Routes(),
-		ReadHeaderTimeout: 10 * time.Second,
+	dash := handlers.New(h.store, h.service(runnerStarter{runner}, c.log), hub, c.log)
+	srv := newHTTPServer(dash.SetTLSMode(opts.tlsMode()).Routes(), defaultLimits)
+	scheme := "http"
+	if tlsConfig != nil {
+		srv.TLSConfig = tlsConfig
+		ln = tls.NewListener(ln, tlsConfig)
+		scheme = "https"
 	}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
-	ready("http://"+ln.Addr().String()+"/", runner)
+	ready(scheme+"://"+ln.Addr().String()+"/", runner)
 
 	select {
 	case err := <-served:
