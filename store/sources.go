@@ -14,8 +14,12 @@ type Source struct {
 	ID   int64
 	Name string
 	// DSN is the connection string, password included: mask it before
-	// showing or logging it.
+	// showing or logging it. The catalog keeps it sealed (see WithSealer); a
+	// store opened without the key reads it as "" with SecretsSealed set.
 	DSN string
+	// SecretsSealed reports a DSN that this store cannot open: it was opened
+	// without the key that sealed it.
+	SecretsSealed bool
 	// SystemIdentifier is the cluster's system identifier, from
 	// IDENTIFY_SYSTEM or pg_control_system().
 	SystemIdentifier string
@@ -74,11 +78,16 @@ func (p SourceParams) validate() error {
 
 const sourceColumns = `id, name, dsn, system_identifier, pg_version, timeline, data_checksums, created_at, updated_at`
 
-// scanSource scans a row of sourceColumns.
-func scanSource(r rowScanner) (Source, error) {
+// scanSource scans a row of sourceColumns, opening its sealed DSN.
+func (s *Store) scanSource(r rowScanner) (Source, error) {
 	var src Source
-	err := r.Scan(&src.ID, &src.Name, &src.DSN, &src.SystemIdentifier, &src.PGVersion,
+	var stored string
+	err := r.Scan(&src.ID, &src.Name, &stored, &src.SystemIdentifier, &src.PGVersion,
 		orZero(&src.Timeline), orNil(&src.DataChecksums), scanTime(&src.CreatedAt), scanTime(&src.UpdatedAt))
+	if err != nil {
+		return Source{}, err
+	}
+	src.DSN, src.SecretsSealed, err = s.openDSN(src.Name, stored)
 	return src, err
 }
 
@@ -93,12 +102,16 @@ func (s *Store) CreateSource(ctx context.Context, p SourceParams) (Source, error
 	if err := p.validate(); err != nil {
 		return Source{}, fmt.Errorf("create source: %w", err)
 	}
+	dsn, err := s.sealDSN(p.Name, p.DSN)
+	if err != nil {
+		return Source{}, fmt.Errorf("create source: %w", err)
+	}
 	now := formatTime(s.clock())
-	src, err := scanSource(s.wdb.QueryRowContext(ctx, `
+	src, err := s.scanSource(s.wdb.QueryRowContext(ctx, `
 		INSERT INTO sources (name, dsn, system_identifier, pg_version, timeline, data_checksums, created_at, updated_at)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?)
 		RETURNING `+sourceColumns,
-		p.Name, p.DSN, p.SystemIdentifier, p.PGVersion, nullIfZero(p.Timeline), p.DataChecksums, now, now))
+		p.Name, dsn, p.SystemIdentifier, p.PGVersion, nullIfZero(p.Timeline), p.DataChecksums, now, now))
 	if isUnique(err, "sources.name") {
 		return Source{}, fmt.Errorf("create source: %w", sourceNameTaken(p.Name))
 	}
@@ -110,7 +123,7 @@ func (s *Store) CreateSource(ctx context.Context, p SourceParams) (Source, error
 
 // Source returns the source with the given id.
 func (s *Store) Source(ctx context.Context, id int64) (Source, error) {
-	src, err := scanSource(s.db.QueryRowContext(ctx, `SELECT `+sourceColumns+` FROM sources WHERE id = ?`, id))
+	src, err := s.scanSource(s.db.QueryRowContext(ctx, `SELECT `+sourceColumns+` FROM sources WHERE id = ?`, id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return Source{}, fmt.Errorf("source %d: %w", id, ErrNotFound)
 	}
@@ -122,7 +135,7 @@ func (s *Store) Source(ctx context.Context, id int64) (Source, error) {
 
 // SourceByName returns the source with the given name.
 func (s *Store) SourceByName(ctx context.Context, name string) (Source, error) {
-	src, err := scanSource(s.db.QueryRowContext(ctx, `SELECT `+sourceColumns+` FROM sources WHERE name = ?`, name))
+	src, err := s.scanSource(s.db.QueryRowContext(ctx, `SELECT `+sourceColumns+` FROM sources WHERE name = ?`, name))
 	if errors.Is(err, sql.ErrNoRows) {
 		return Source{}, fmt.Errorf("source %q: %w", name, ErrNotFound)
 	}
@@ -134,7 +147,7 @@ func (s *Store) SourceByName(ctx context.Context, name string) (Source, error) {
 
 // Sources returns every source, by name.
 func (s *Store) Sources(ctx context.Context) ([]Source, error) {
-	srcs, err := queryAll(ctx, s.db, scanSource, `SELECT `+sourceColumns+` FROM sources ORDER BY name`)
+	srcs, err := queryAll(ctx, s.db, s.scanSource, `SELECT `+sourceColumns+` FROM sources ORDER BY name`)
 	if err != nil {
 		return nil, fmt.Errorf("sources: %w", err)
 	}
@@ -147,12 +160,17 @@ func (s *Store) UpdateSource(ctx context.Context, id int64, p SourceParams) (Sou
 	if err := p.validate(); err != nil {
 		return Source{}, fmt.Errorf("update source: %w", err)
 	}
-	src, err := scanSource(s.wdb.QueryRowContext(ctx, `
+	// Sealed again under the (maybe new) name: the name is the sealed value's associated data.
+	dsn, err := s.sealDSN(p.Name, p.DSN)
+	if err != nil {
+		return Source{}, fmt.Errorf("update source: %w", err)
+	}
+	src, err := s.scanSource(s.wdb.QueryRowContext(ctx, `
 		UPDATE sources
 		SET name = ?, dsn = ?, system_identifier = ?, pg_version = ?, timeline = ?, data_checksums = ?, updated_at = ?
 		WHERE id = ?
 		RETURNING `+sourceColumns,
-		p.Name, p.DSN, p.SystemIdentifier, p.PGVersion, nullIfZero(p.Timeline), p.DataChecksums, formatTime(s.clock()), id))
+		p.Name, dsn, p.SystemIdentifier, p.PGVersion, nullIfZero(p.Timeline), p.DataChecksums, formatTime(s.clock()), id))
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 		return Source{}, fmt.Errorf("update source %d: %w", id, ErrNotFound)

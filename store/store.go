@@ -50,17 +50,28 @@ type Store struct {
 	// dummyHash is compared against when a user does not exist, so that an
 	// unknown name costs as much time as a wrong password.
 	dummyHash func() ([]byte, error)
+	// sealer seals source secrets; nil keeps them as given (see WithSealer).
+	sealer Sealer
 }
 
 // Open opens the catalog at path, creating it (mode 0600, and its directory,
 // mode 0700) if needed, and applies pending migrations. It refuses a catalog
-// whose schema is newer than this binary knows, with ErrSchemaTooNew.
-func Open(ctx context.Context, path string) (*Store, error) {
+// whose schema is newer than this binary knows, with ErrSchemaTooNew, and one
+// whose sealed secrets do not open with the WithSealer option's key, with
+// ErrSecretsUnreadable.
+func Open(ctx context.Context, path string, opts ...Option) (*Store, error) {
 	s, err := open(ctx, path)
 	if err != nil {
 		return nil, err
 	}
+	for _, o := range opts {
+		o(s)
+	}
 	if err := s.migrate(ctx, migrations.FS); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("open catalog %s: %w", path, err)
+	}
+	if err := s.sealSources(ctx); err != nil {
 		s.Close()
 		return nil, fmt.Errorf("open catalog %s: %w", path, err)
 	}
