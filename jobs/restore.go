@@ -131,7 +131,7 @@ func (w *RestoreWorker) Work(ctx context.Context, job *Job) (err error) {
 		if err != nil {
 			job.Logf(ctx, LevelWarn, "verifying", "not verified with pg_verifybackup: %v", err)
 		} else {
-			if err := pg.VerifyBackup(ctx, bin, args.Into, dest.MarkerName); err != nil {
+			if err := pg.VerifyBackup(ctx, bin, args.Into, append(verifyIgnores(m), dest.MarkerName)...); err != nil {
 				return fmt.Errorf("restore: %w", err)
 			}
 			res.Verified = true
@@ -203,6 +203,9 @@ func RestoreFiles(ctx context.Context, repo *repository.Repo, m *repository.Mani
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("restore: %w", context.Cause(ctx))
 	}
+	if err := allowInPlaceTablespaces(dir, m, opts.UID, opts.GID); err != nil {
+		return fmt.Errorf("restore: %w", err)
+	}
 	if err := syncTree(dir); err != nil {
 		return fmt.Errorf("restore: %w", err)
 	}
@@ -215,6 +218,9 @@ func RestoreFiles(ctx context.Context, repo *repository.Repo, m *repository.Mani
 // restoreEntry creates one entry; a regular file's blocks are fetched and written on g.
 func restoreEntry(ctx context.Context, g *errgroup.Group, repo *repository.Repo, blockSize int, dir string, f repository.File, opts RestoreOptions, report func(int)) error {
 	if err := repository.ValidatePath(f.Path); err != nil {
+		return err
+	}
+	if skip, err := restoredEntry(f); skip || err != nil {
 		return err
 	}
 	target := filepath.Join(dir, filepath.FromSlash(f.Path))

@@ -70,6 +70,9 @@ type WindowInput struct {
 	// SegmentSize is the cluster's WAL segment size; 0 means: as the WAL rows show it
 	// (wal.DefaultSegmentSize when they cannot).
 	SegmentSize int64
+	// Tablespaces are the tablespace creations found in the source's archived WAL: a
+	// plan that replays one is refused.
+	Tablespaces []store.TablespaceCreation
 }
 
 // WindowInputs loads the WindowInput of source sourceID: its complete backups, WAL files
@@ -88,7 +91,11 @@ func WindowInputs(ctx context.Context, st *store.Store, sourceID int64, readHist
 	if err != nil {
 		return WindowInput{}, fmt.Errorf("window inputs: %w", err)
 	}
-	in := WindowInput{Backups: backups, Histories: map[uint32][]wal.HistoryEntry{}, RestorePoints: points}
+	tablespaces, err := st.TablespaceCreations(ctx, sourceID)
+	if err != nil {
+		return WindowInput{}, fmt.Errorf("window inputs: %w", err)
+	}
+	in := WindowInput{Backups: backups, Histories: map[uint32][]wal.HistoryEntry{}, RestorePoints: points, Tablespaces: tablespaces}
 	for _, f := range files {
 		if f.Kind != store.WALHistory {
 			in.WAL = append(in.WAL, f)
@@ -460,7 +467,8 @@ func ComputeWindow(in WindowInput) Window {
 // PlanRestore plans a restore of in to t, following the history of t.Timeline (0: the
 // default timeline of ComputeWindow; for an immediate target naming a backup that is not
 // in that history, the backup's own timeline). A target that cannot be restored exactly
-// is a *TargetError; throughput (bytes per second, 0 for none) gives EstimatedDuration.
+// is a *TargetError, and so is one whose replay would create a tablespace (see
+// in.Tablespaces); throughput (bytes per second, 0 for none) gives EstimatedDuration.
 func PlanRestore(in WindowInput, t Target, throughput float64) (Plan, error) {
 	tli := t.Timeline
 	if tli == 0 {
@@ -496,7 +504,97 @@ func PlanRestore(in WindowInput, t Target, throughput float64) (Plan, error) {
 	if err != nil {
 		return Plan{}, err
 	}
+	if err := p.checkTablespaces(c, t); err != nil {
+		return Plan{}, err
+	}
 	return p.plan(c, throughput), nil
+}
+
+// checkTablespaces refuses a choice whose replay, from the backup's StartLSN to where c
+// stops, holds a CREATE TABLESPACE with a location. Recovery creates the tablespace at
+// that location, with no setting to move it: on the source's host, that is the source's
+// live tablespace directory, which the restored copy would then share (a TRUNCATE in the
+// copy removes the source's files). In-place tablespaces (no location) are created inside
+// the restored directory and are harmless.
+func (p *pathView) checkTablespaces(c choice, t Target) error {
+	b := p.backups[c.backup]
+	tcs := slices.Clone(p.in.Tablespaces)
+	slices.SortFunc(tcs, func(x, y store.TablespaceCreation) int {
+		lx, _ := parseLSN(x.LSN)
+		ly, _ := parseLSN(y.LSN)
+		return cmp.Compare(lx, ly)
+	})
+	for _, tc := range tcs {
+		lsn, ok1 := parseLSN(tc.LSN)
+		prev, ok2 := parseLSN(tc.PrevLSN)
+		if !ok1 || !ok2 || tc.Location == "" || tc.Timeline <= 0 || tc.Timeline > math.MaxUint32 {
+			continue
+		}
+		if lsn < b.StartLSN || lsn >= c.walTo || !p.lin.holds(uint32(tc.Timeline), lsn) {
+			continue
+		}
+		prevCommit := p.commitBefore(tc, lsn)
+		if !replays(c, lsn, prev, prevCommit) {
+			continue
+		}
+		e := &TargetError{Target: t, Window: p.window(), Reason: fmt.Sprintf(
+			"cannot be restored from backup %d: the WAL it replays creates tablespace %d at %s (record at %s on timeline %d), "+
+				"and recovery would create it at that same path, the source's own tablespace directory on this host, "+
+				"so the restored copy would share files with the live cluster; take a new base backup (its start will be after %s) "+
+				"to restore past it, or choose a target before it (the last state before it: LSN %s, exclusive)",
+			b.ID, tc.OID, tc.Location, tc.LSN, tc.Timeline, tc.LSN, tc.LSN)}
+		w := e.Window
+		switch {
+		case c.target.Kind == TargetLSN && p.rangeOfLSN(prev, true) >= 0:
+			e.NearestLSN = prev
+		case !prevCommit.IsZero() && w.Contains(prevCommit.Add(-time.Microsecond)):
+			e.NearestTime = prevCommit.Add(-time.Microsecond)
+		case p.rangeOfLSN(prev, true) >= 0:
+			e.NearestLSN = prev
+		}
+		return e
+	}
+	return nil
+}
+
+// commitBefore returns the time of the last commit or abort before tablespace creation
+// tc (at lsn): recorded with it from its own WAL file, or else the newest commit of the
+// nearest earlier file on the path; zero when none is known.
+func (p *pathView) commitBefore(tc store.TablespaceCreation, lsn pglogrepl.LSN) time.Time {
+	if tc.PrevCommitAt != nil {
+		return *tc.PrevCommitAt
+	}
+	seg := wal.SegmentOf(lsn, p.segSize)
+	for i := len(p.files) - 1; i >= 0; i-- {
+		if f := p.files[i]; f.segNo < seg && f.commits > 0 {
+			return f.last
+		}
+	}
+	return time.Time{}
+}
+
+// replays reports whether replay for c applies the record at lsn (the record before it
+// at prev; prevCommit the last commit or abort time before it, zero if unknown), given
+// that lsn lies in c's WAL. Replay stops at a time target before the first commit or
+// abort after it, at an LSN target before the first record at or after it (just after
+// that record when inclusive), and just after a named restore point.
+func replays(c choice, lsn, prev pglogrepl.LSN, prevCommit time.Time) bool {
+	if c.toEnd {
+		return true
+	}
+	t := c.target
+	switch {
+	case c.recovery["recovery_target_time"] != "":
+		return prevCommit.IsZero() || !prevCommit.After(t.Time)
+	case c.recovery["recovery_target_lsn"] != "":
+		if t.Inclusive {
+			return prev < t.LSN
+		}
+		return lsn < t.LSN
+	case c.recovery["recovery_target_name"] != "":
+		return lsn < t.LSN
+	}
+	return true // to the consistency point (immediate), which c.walTo already bounds
 }
 
 // choice is a plan in the making: the backup (an index into pathView.backups), where
@@ -554,6 +652,19 @@ func (l lineage) at(lsn pglogrepl.LSN) uint32 {
 		}
 	}
 	return l[0].tli
+}
+
+// holds reports whether a WAL record at lsn, on a page whose header names timeline tli,
+// is part of this history: tli owns lsn, or tli is the parent and lsn is on the page of
+// the switch point, whose header keeps the parent's timeline.
+func (l lineage) holds(tli uint32, lsn pglogrepl.LSN) bool {
+	at := l.at(lsn)
+	if tli == at {
+		return true
+	}
+	cur, _ := l.span(at)
+	parent, ok := l.span(tli)
+	return ok && parent.end == cur.begin && lsn/wal.PageSize == cur.begin/wal.PageSize
 }
 
 // owner returns the timeline whose file of segment segNo a restore reads: the newest
