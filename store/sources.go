@@ -200,3 +200,17 @@ func (s *Store) DeleteSource(ctx context.Context, id int64) error {
 	}
 	return nil
 }
+
+// HadSources reports whether this catalog ever registered a source, removed ones included.
+// A catalog that never did, beside a repository holding backups, is not this home's catalog
+// but a fresh one that replaced a lost file: the command line refuses to run on it.
+func (s *Store) HadSources(ctx context.Context) (bool, error) {
+	var had bool
+	err := s.db.QueryRowContext(ctx, `
+		SELECT EXISTS (SELECT 1 FROM sources)
+			OR EXISTS (SELECT 1 FROM sqlite_sequence WHERE name = 'sources' AND seq > 0)`).Scan(&had)
+	if err != nil {
+		return false, fmt.Errorf("had sources: %w", err)
+	}
+	return had, nil
+}

@@ -70,9 +70,34 @@ func openHome(ctx context.Context, dir string, create bool) (*home, error) {
 	if err != nil {
 		return nil, fmt.Errorf("home: %w", err)
 	}
-	st, err := store.Open(ctx, h.catalogPath())
+	// The repository is the truth and the catalog its index: a lost catalog must not be
+	// replaced, silently, by an empty one that lists nothing of what the repository holds.
+	holds, err := repoHolds(h.repoDir())
 	if err != nil {
 		return nil, fmt.Errorf("home: %w", err)
+	}
+	if _, err := os.Stat(h.catalogPath()); errors.Is(err, fs.ErrNotExist) && holds != "" {
+		return nil, h.lostCatalog("is missing", holds)
+	}
+	// Source passwords are sealed with a subkey of the repository key: a copy of the
+	// catalog alone opens no database.
+	sealer, err := store.NewSealer(key)
+	if err != nil {
+		return nil, fmt.Errorf("home: %w", err)
+	}
+	st, err := store.Open(ctx, h.catalogPath(), store.WithSealer(sealer))
+	if err != nil {
+		return nil, fmt.Errorf("home: %w", err)
+	}
+	if holds != "" {
+		had, err := st.HadSources(ctx)
+		if err == nil && !had {
+			err = h.lostCatalog("holds no source (it was created anew)", holds)
+		}
+		if err != nil {
+			st.Close()
+			return nil, err
+		}
 	}
 	h.repo, h.store = repo, st
 	if err := os.MkdirAll(h.restoreRoot(), 0o711); err != nil {
@@ -85,6 +110,57 @@ func openHome(ctx context.Context, dir string, create bool) (*home, error) {
 		return nil, err
 	}
 	return h, nil
+}
+
+// lostCatalog is the error for a catalog that cannot be the index of the repository beside it.
+func (h *home) lostCatalog(what, holds string) error {
+	return fmt.Errorf("catalog %s %s, but the repository %s holds %s: refusing to run on an empty catalog, "+
+		"which would show none of them. Restore catalog.db (with catalog.db-wal if there is one) from a copy "+
+		"into %s, or rebuild it from the repository with `backstop catalog rebuild` (coming); move an empty "+
+		"catalog.db aside first", h.catalogPath(), what, h.repoDir(), holds, h.dir)
+}
+
+// repoHolds describes the backups, WAL and objects in the repository directory, "" for none
+// (a new repository, or none yet). It reads the directory layout alone: no key is needed.
+func repoHolds(dir string) (string, error) {
+	count := func(rel string) (int, error) {
+		es, err := os.ReadDir(filepath.Join(dir, rel))
+		if errors.Is(err, fs.ErrNotExist) {
+			return 0, nil
+		}
+		return len(es), err
+	}
+	var parts []string
+	manifests, err := count("backups")
+	if err != nil {
+		return "", err
+	}
+	if manifests > 0 {
+		parts = append(parts, fmt.Sprintf("%d backup manifest(s)", manifests))
+	}
+	systems, err := count("wal")
+	if err != nil {
+		return "", err
+	}
+	if systems > 0 {
+		parts = append(parts, fmt.Sprintf("WAL of %d system(s)", systems))
+	}
+	if len(parts) == 0 {
+		// Objects without a manifest: an interrupted first backup, or manifests lost too.
+		fans, err := os.ReadDir(filepath.Join(dir, "objects"))
+		if err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return "", err
+		}
+		for _, f := range fans {
+			if n, err := count(filepath.Join("objects", f.Name())); err != nil {
+				return "", err
+			} else if n > 0 {
+				parts = append(parts, "stored objects")
+				break
+			}
+		}
+	}
+	return strings.Join(parts, " and "), nil
 }
 
 // loadKey returns the repository key from the environment or the key file, generating the
