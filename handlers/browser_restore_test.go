@@ -24,6 +24,7 @@ import (
 	"github.com/backstop/backstop/jobs"
 	"github.com/backstop/backstop/jobs/pg"
 	"github.com/backstop/backstop/jobs/pg/pgtest"
+	"github.com/backstop/backstop/jobs/usecase"
 	"github.com/backstop/backstop/store"
 	"github.com/backstop/backstop/store/repository"
 )
@@ -68,7 +69,8 @@ func setupPITR(t *testing.T, backstop string) *pitrApp {
 		t.Fatal(err)
 	}
 	restoreRoot := reachable(t)
-	srv := httptest.NewServer(handlers.New(st, repo, runner, hub, log, restoreRoot).Routes())
+	svc := usecase.New(st, repo, usecase.Enqueuer(runner), usecase.Paths{RestoreRoot: restoreRoot}, log)
+	srv := httptest.NewServer(handlers.New(st, svc, hub, log).Routes())
 	t.Cleanup(func() {
 		srv.Close()
 		runner.Stop()

@@ -41,9 +41,7 @@ func (h *Handler) changeSource(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	if dsn == "" {
-		vm.Errors["dsn"] = "Enter the new connection string."
-	} else {
+	{
 		_, err = h.svc.ChangeSource(r.Context(), actorOf(r), s.ID, dsn)
 		var ve *store.ValidationError
 		var ce *usecase.CheckError

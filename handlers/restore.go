@@ -90,29 +90,38 @@ func (h *Handler) restoreVM(ctx context.Context, a usecase.Actor, src store.Sour
 	return vm, nil
 }
 
-// formTarget turns the form's target fields into a restore target.
-func formTarget(f web.RestoreFormVM) (jobs.Target, error) {
-	var text string
+// formTargetText turns the form's target fields into the text jobs.ParseTarget reads, and
+// whether the target is inclusive.
+func formTargetText(f web.RestoreFormVM) (string, bool) {
 	switch f.Mode {
 	case web.TargetTime:
 		t, err := web.ParseTargetTime(f.Target)
 		if err != nil {
+			return "time:" + f.Target, f.Inclusive // refused by ParseTarget with the reason
+		}
+		return t.Format(time.RFC3339Nano), f.Inclusive
+	case web.TargetLSN:
+		return "lsn:" + f.LSN, f.Inclusive
+	case web.TargetName:
+		return "name:" + f.Point, true
+	}
+	return "latest", true
+}
+
+// formTarget turns the form's target fields into a restore target.
+func formTarget(f web.RestoreFormVM) (jobs.Target, error) {
+	if f.Mode == web.TargetTime {
+		if _, err := web.ParseTargetTime(f.Target); err != nil {
 			return jobs.Target{}, err
 		}
-		text = t.Format(time.RFC3339Nano)
-	case web.TargetLSN:
-		text = "lsn:" + f.LSN
-	case web.TargetName:
-		text = "name:" + f.Point
-	default:
-		text = "latest"
 	}
+	text, inclusive := formTargetText(f)
 	t, err := jobs.ParseTarget(text)
 	if err != nil {
 		return jobs.Target{}, err
 	}
 	if f.Mode == web.TargetTime || f.Mode == web.TargetLSN {
-		t.Inclusive = f.Inclusive
+		t.Inclusive = inclusive
 	}
 	return t, nil
 }
@@ -180,57 +189,48 @@ func refusalVM(te *jobs.TargetError) *web.PlanRefusalVM {
 	return vm
 }
 
-// startRestore checks the form (confirmation, then through the use case the target, the
-// directory and the port) and starts the restore, then shows its job. A refused restore
-// shows the form again with each reason next to its field, and nothing was written.
+// startRestore hands the form to the use case, which checks everything (role, the typed
+// confirmation, target and plan, directory, port) and starts the restore; then it shows the
+// job. A refused restore shows the form again with each reason next to its field, and
+// nothing was written.
 func (h *Handler) startRestore(w http.ResponseWriter, r *http.Request) error {
 	ctx := r.Context()
 	a := actorOf(r)
 	src := sourceFrom(r)
 	form := restoreForm(r.PostFormValue, true)
-	vm, err := h.restoreVM(ctx, a, src, form, true)
-	if err != nil {
-		return err
-	}
-	if form.Confirm != src.Name {
-		vm.Errors["confirm"] = fmt.Sprintf("Type %s to confirm.", src.Name)
-	}
-	req := usecase.RestoreRequest{SourceID: src.ID, Owner: defaultOwner()}
+	text, inclusive := formTargetText(form)
+	req := usecase.RestoreRequest{SourceID: src.ID, Target: text, Exclusive: !inclusive, Confirm: &form.Confirm, Owner: defaultOwner()}
 	if form.Into == web.IntoDir {
 		req.Into = form.Dir
-		if req.Into == "" {
-			vm.Errors["dir"] = "Enter an absolute path for the new data directory."
-		}
-	} else if req.Port, err = strconv.Atoi(form.Port); err != nil {
-		vm.Errors["port"] = "Enter a port from 1024 to 65535."
+	} else if req.Port, _ = strconv.Atoi(form.Port); req.Port == 0 {
+		req.Port = -1 // not a number: refused with the range
 	}
-	target, terr := formTarget(form)
-	req.Target = target
-	if len(vm.Errors) == 0 && terr == nil && vm.PlanError == nil && vm.Plan != nil {
-		job, _, err := h.svc.StartRestore(ctx, a, req)
-		var de *usecase.DestinationError
-		var te *jobs.TargetError
-		switch {
-		case errors.As(err, &de):
-			maps.Copy(vm.Errors, de.Fields)
-		case errors.As(err, &te):
-			vm.PlanError = refusalVM(te)
-		case err != nil:
-			return err
-		default:
-			setFlash(w, web.FlashSuccess, fmt.Sprintf("Restore of %s to %s started as job %d.", src.Name, target, job.ID))
-			http.Redirect(w, r, fmt.Sprintf("/jobs/%d", job.ID), http.StatusSeeOther)
-			return nil
-		}
+	job, _, err := h.svc.StartRestore(ctx, a, req)
+	var ie *usecase.InputError
+	var te *jobs.TargetError
+	switch {
+	case err == nil:
+		setFlash(w, web.FlashSuccess, fmt.Sprintf("Restore of %s started as job %d.", src.Name, job.ID))
+		http.Redirect(w, r, fmt.Sprintf("/jobs/%d", job.ID), http.StatusSeeOther)
+		return nil
+	case errors.As(err, &ie), errors.As(err, &te):
+	default:
+		return err
+	}
+	vm, verr := h.restoreVM(ctx, a, src, form, true)
+	if verr != nil {
+		return verr
+	}
+	if ie != nil {
+		maps.Copy(vm.Errors, ie.Fields)
+	}
+	if te != nil && vm.PlanError == nil {
+		vm.PlanError = refusalVM(te)
 	}
 	if vm.Plan == nil && vm.PlanError == nil && len(vm.Errors) == 0 {
 		vm.Errors[""] = "Nothing can be restored yet: the source needs a complete backup."
 	}
-	lvm := web.LayoutVM{Title: "Restore " + src.Name, Nav: web.NavSources}
-	if u, ok := userFrom(ctx); ok {
-		lvm.UserName = u.Name
-	}
-	return render(w, r, http.StatusUnprocessableEntity, web.Layout(lvm, web.RestorePage(vm)))
+	return h.pageStatus(w, r, http.StatusUnprocessableEntity, "Restore "+src.Name, web.NavSources, web.RestorePage(vm))
 }
 
 // defaultOwner is the OS user restored files belong to: postgres when running as root.

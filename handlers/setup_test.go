@@ -16,6 +16,7 @@ import (
 	"github.com/backstop/backstop/handlers"
 	"github.com/backstop/backstop/jobs"
 	"github.com/backstop/backstop/jobs/pg/pgtest"
+	"github.com/backstop/backstop/jobs/usecase"
 	"github.com/backstop/backstop/store"
 	"github.com/backstop/backstop/store/repository"
 )
@@ -36,6 +37,7 @@ const (
 // app is a running dashboard over a fresh catalog and repository.
 type app struct {
 	srv    *httptest.Server
+	routes http.Handler
 	store  *store.Store
 	runner *jobs.Runner
 }
@@ -71,14 +73,17 @@ func setup(t *testing.T) *app {
 	if err := runner.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(handlers.New(st, repo, runner, hub, log, filepath.Join(dir, "restores")).Routes())
+	svc := usecase.New(st, repo, usecase.Enqueuer(runner), usecase.Paths{Home: dir, Repository: filepath.Join(dir, "repository"),
+		RestoreRoot: filepath.Join(dir, "restores")}, log)
+	routes := handlers.New(st, svc, hub, log).Routes()
+	srv := httptest.NewServer(routes)
 	t.Cleanup(func() {
 		srv.Close()
 		runner.Stop()
 		cancel()
 		st.Close()
 	})
-	return &app{srv: srv, store: st, runner: runner}
+	return &app{srv: srv, routes: routes, store: st, runner: runner}
 }
 
 // client returns an HTTP client with a cookie jar that does not follow redirects.
@@ -129,4 +134,13 @@ func (a *app) get(t *testing.T, c *http.Client, path string) (*http.Response, st
 		t.Fatal(err)
 	}
 	return resp, string(b)
+}
+
+// loginAs signs the client in as a user whose password is testPassword.
+func (a *app) loginAs(t *testing.T, c *http.Client, name string) {
+	t.Helper()
+	resp := a.postForm(t, c, "/login", url.Values{"name": {name}, "password": {testPassword}})
+	if resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("POST /login as %s = %d, want 303", name, resp.StatusCode)
+	}
 }

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/backstop/backstop/jobs"
 	"github.com/backstop/backstop/jobs/usecase"
 	"github.com/backstop/backstop/store"
 	"github.com/backstop/backstop/web"
@@ -27,10 +28,6 @@ func (h *Handler) showSourceNew(w http.ResponseWriter, r *http.Request) error {
 // with the message next to the field at fault, and nothing is saved.
 func (h *Handler) createSource(w http.ResponseWriter, r *http.Request) error {
 	form := web.SourceFormVM{Name: strings.TrimSpace(r.PostFormValue("name")), DSN: strings.TrimSpace(r.PostFormValue("dsn"))}
-	if form.DSN == "" {
-		form.Errors = map[string]string{"dsn": "Enter a connection string."}
-		return h.showSourceForm(w, r, form)
-	}
 	src, warnings, err := h.svc.AddSource(r.Context(), actorOf(r), form.Name, form.DSN)
 	var ve *store.ValidationError
 	var ce *usecase.CheckError
@@ -40,6 +37,8 @@ func (h *Handler) createSource(w http.ResponseWriter, r *http.Request) error {
 		if strings.HasPrefix(ve.Message, "a source") {
 			form.Errors["name"] = sentence(ve.Message)
 		}
+	case errors.As(err, &ve):
+		form.Errors = map[string]string{ve.Field: sentence(ve.Message)}
 	case errors.As(err, &ce):
 		// Every check is about the database the DSN points at; the message says which part.
 		form.Errors, form.Hint = map[string]string{"dsn": ce.Message}, ce.Hint
@@ -109,6 +108,13 @@ func (h *Handler) showSource(w http.ResponseWriter, r *http.Request) error {
 	}
 	if vm.EarliestRestorable, vm.LatestRestorable, err = h.restorable(ctx, s); err != nil {
 		return err
+	}
+	tcs, err := h.store.TablespaceCreations(ctx, s.ID)
+	if err != nil {
+		return err
+	}
+	for _, tc := range jobs.BlockingTablespaces(bs, tcs) {
+		vm.Tablespaces = append(vm.Tablespaces, web.TablespaceNoteVM{OID: tc.OID, Location: tc.Location, LSN: tc.LSN})
 	}
 	if vm.Health, err = h.sourceHealth(ctx, s); err != nil {
 		return err

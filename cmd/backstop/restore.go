@@ -106,16 +106,9 @@ func (c *cli) restorePITR(ctx context.Context, source string, args jobs.PITRArgs
 	if err != nil {
 		return fmt.Errorf("source %q: %w (see `backstop source list`)", source, err)
 	}
-	target, err := jobs.ParseTarget(args.Target)
-	if err != nil {
-		return err
-	}
-	if args.Exclusive {
-		target.Inclusive = false
-	}
 	svc, actor := c.cliService(h)
-	job, _, err := svc.StartRestore(ctx, actor, usecase.RestoreRequest{SourceID: src.ID, Target: target, Into: args.Into,
-		Port: args.Port, Owner: args.Owner})
+	job, _, err := svc.StartRestore(ctx, actor, usecase.RestoreRequest{SourceID: src.ID, Target: args.Target, Exclusive: args.Exclusive,
+		Into: args.Into, Port: args.Port, Owner: args.Owner})
 	if err != nil {
 		return err
 	}

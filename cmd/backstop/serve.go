@@ -12,6 +12,7 @@ import (
 
 	"github.com/backstop/backstop/handlers"
 	"github.com/backstop/backstop/jobs"
+	"github.com/backstop/backstop/jobs/usecase"
 )
 
 func (c *cli) serve(ctx context.Context, args []string) error {
@@ -152,7 +153,7 @@ func (c *cli) serveHomeWith(ctx context.Context, h *home, opts serveOptions, rea
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
-	dash := handlers.New(h.store, h.service(runnerStarter{runner}, c.log), hub, c.log)
+	dash := handlers.New(h.store, h.service(usecase.Enqueuer(runner), c.log), hub, c.log)
 	srv := newHTTPServer(dash.SetTLSMode(opts.tlsMode()).Routes(), defaultLimits)
 	scheme := "http"
 	if tlsConfig != nil {

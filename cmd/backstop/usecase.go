@@ -18,15 +18,6 @@ func (h *home) service(starter usecase.Starter, log *slog.Logger) *usecase.Servi
 		Spool: filepath.Join(h.dir, "spool"), RestoreRoot: h.restoreRoot()}, log)
 }
 
-// runnerStarter starts jobs on the server's runner: they are queued and run in the
-// background.
-type runnerStarter struct{ r *jobs.Runner }
-
-func (s runnerStarter) Start(ctx context.Context, p jobs.Params) (store.Job, error) {
-	return s.r.Enqueue(ctx, p)
-}
-func (s runnerStarter) Cancel(ctx context.Context, id int64) error { return s.r.Cancel(ctx, id) }
-
 // cliStarter runs jobs in the foreground of a CLI command, with a progress bar, and
 // returns them finished.
 type cliStarter struct {

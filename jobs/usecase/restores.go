@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"net/url"
 	"path/filepath"
@@ -59,7 +60,12 @@ func (s *Service) Plan(ctx context.Context, a Actor, src store.Source, target jo
 // RestoreRequest is a point-in-time restore as a person asks for it.
 type RestoreRequest struct {
 	SourceID int64
-	Target   jobs.Target
+	// Target is read by jobs.ParseTarget: "latest", a time, "lsn:…", "name:…".
+	Target string
+	// Exclusive stops just before a time or LSN target rather than just after it.
+	Exclusive bool
+	// Confirm, when not nil, must be the source's name: the dashboard's typed confirmation.
+	Confirm *string
 	// Into is the new data directory; "" lets Backstop choose one below its restore root
 	// (for a new instance).
 	Into string
@@ -69,25 +75,26 @@ type RestoreRequest struct {
 	Owner string
 }
 
-// DestinationError collects what is wrong with a restore's destination and target, by
-// form field ("dir", "port", "target"), so a form can show each next to its field.
-type DestinationError struct {
+// InputError collects what is wrong with a request, by form field ("confirm", "target",
+// "dir", "port"), so that a form can show each next to its field.
+type InputError struct {
 	Fields map[string]string
 }
 
-func (e *DestinationError) Error() string {
+func (e *InputError) Error() string {
 	var parts []string
-	for _, f := range []string{"target", "dir", "port"} {
+	for _, f := range []string{"confirm", "target", "dir", "port"} {
 		if m, ok := e.Fields[f]; ok {
 			parts = append(parts, m)
 		}
 	}
-	return strings.Join(parts, "; ")
+	return strings.Join(parts, " ")
 }
 
-// StartRestore checks a point-in-time restore completely (the plan, the directory, the
-// port) and only then starts it. A refused restore has recorded and written nothing: the
-// error is a *jobs.TargetError, a *DestinationError or a *ForbiddenError.
+// StartRestore checks a point-in-time restore completely (the confirmation, the target and
+// its plan, the directory, the port) and only then starts it. A refused restore has
+// recorded and written nothing: the error is a *ForbiddenError, an *InputError or a
+// *jobs.TargetError.
 func (s *Service) StartRestore(ctx context.Context, a Actor, req RestoreRequest) (store.Job, jobs.Plan, error) {
 	if err := Authorize(a, StartRestore); err != nil {
 		return store.Job{}, jobs.Plan{}, err
@@ -96,18 +103,36 @@ func (s *Service) StartRestore(ctx context.Context, a Actor, req RestoreRequest)
 	if err != nil {
 		return store.Job{}, jobs.Plan{}, err
 	}
-	plan, err := s.Plan(ctx, a, src, req.Target)
-	if err != nil {
-		return store.Job{}, jobs.Plan{}, err
+	fields := map[string]string{}
+	if req.Confirm != nil && strings.TrimSpace(*req.Confirm) != src.Name {
+		fields["confirm"] = fmt.Sprintf("Type %s to confirm.", src.Name)
 	}
-	if req.Into == "" {
+	var plan jobs.Plan
+	target, err := jobs.ParseTarget(req.Target)
+	if err != nil {
+		fields["target"] = sentence(err.Error())
+	} else {
+		if req.Exclusive {
+			target.Inclusive = false
+		}
+		if plan, err = s.Plan(ctx, a, src, target); err != nil {
+			return store.Job{}, jobs.Plan{}, err
+		}
+	}
+	if req.Into == "" && req.Port != 0 {
 		req.Into = filepath.Join(s.paths.RestoreRoot, fmt.Sprintf("%s-%s", src.Name, s.now().UTC().Format("20060102T150405Z")))
 	}
 	into, err := s.CheckDestination(ctx, req.Into, req.Port)
-	if err != nil {
+	var ie *InputError
+	if errors.As(err, &ie) {
+		maps.Copy(fields, ie.Fields)
+	} else if err != nil {
 		return store.Job{}, jobs.Plan{}, err
 	}
-	args := jobs.PITRArgs{SourceID: src.ID, Target: req.Target.Text(), Exclusive: !req.Target.Inclusive, Into: into,
+	if len(fields) > 0 {
+		return store.Job{}, plan, &InputError{Fields: fields}
+	}
+	args := jobs.PITRArgs{SourceID: src.ID, Target: target.Text(), Exclusive: !target.Inclusive, Into: into,
 		Port: req.Port, Owner: req.Owner, Marker: dest.NewToken()}
 	job, err := s.jobs.Start(ctx, jobs.Params{Kind: jobs.KindPITR, SourceID: src.ID, LockKey: jobs.RestoreLockKey(into),
 		Args: args, RequestedBy: a.Name})
@@ -145,7 +170,7 @@ func (s *Service) RestoreBackup(ctx context.Context, a Actor, backupID int64, in
 
 // CheckDestination applies every rule on where a restore may write (dest.CheckDir against
 // this installation's protected places and every live cluster on the host) and, for an
-// instance, on its port. It returns the cleaned absolute directory, or a *DestinationError.
+// instance, on its port. It returns the cleaned absolute directory, or an *InputError.
 // It writes nothing.
 func (s *Service) CheckDestination(ctx context.Context, into string, port int) (string, error) {
 	fields := map[string]string{}
@@ -182,7 +207,7 @@ func (s *Service) CheckDestination(ctx context.Context, into string, port int) (
 		}
 	}
 	if len(fields) > 0 {
-		return "", &DestinationError{Fields: fields}
+		return "", &InputError{Fields: fields}
 	}
 	return dir, nil
 }

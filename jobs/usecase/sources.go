@@ -10,6 +10,7 @@ import (
 	"github.com/backstop/backstop/jobs"
 	"github.com/backstop/backstop/jobs/pg"
 	"github.com/backstop/backstop/store"
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // AddSource checks a database and registers it. It returns warnings a person should read
@@ -17,6 +18,9 @@ import (
 func (s *Service) AddSource(ctx context.Context, a Actor, name, dsn string) (store.Source, []string, error) {
 	if err := Authorize(a, AddSource); err != nil {
 		return store.Source{}, nil, err
+	}
+	if strings.TrimSpace(dsn) == "" {
+		return store.Source{}, nil, &store.ValidationError{Field: "dsn", Message: "enter a connection string"}
 	}
 	src, err := jobs.RegisterSource(ctx, s.store, name, dsn)
 	if err != nil {
@@ -55,6 +59,9 @@ func (s *Service) sameSystem(ctx context.Context, src store.Source) ([]string, e
 func (s *Service) ChangeSource(ctx context.Context, a Actor, sourceID int64, dsn string) (store.Source, error) {
 	if err := Authorize(a, ChangeSource); err != nil {
 		return store.Source{}, err
+	}
+	if strings.TrimSpace(dsn) == "" {
+		return store.Source{}, &store.ValidationError{Field: "dsn", Message: "enter the new connection string"}
 	}
 	src, err := s.activeSource(ctx, sourceID)
 	if err != nil {
@@ -117,7 +124,9 @@ func (s *Service) RemoveSource(ctx context.Context, a Actor, sourceID int64) (Re
 	deadline := s.now().Add(20 * time.Second)
 	for {
 		err = pg.DropSlot(ctx, src.DSN, slot)
-		if err == nil || s.now().After(deadline) || ctx.Err() != nil {
+		var pgErr *pgconn.PgError
+		inUse := errors.As(err, &pgErr) && pgErr.Code == "55006" // object_in_use: still streaming
+		if !inUse || s.now().After(deadline) || ctx.Err() != nil {
 			break
 		}
 		select {

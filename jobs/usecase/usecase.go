@@ -129,3 +129,14 @@ var ErrNotPermitted = errors.New("not permitted")
 
 // Is lets errors.Is(err, ErrNotPermitted) match a *ForbiddenError.
 func (e *ForbiddenError) Is(target error) bool { return target == ErrNotPermitted }
+
+// Enqueuer starts jobs on a runner: they are queued and run in the background, as the
+// server does.
+func Enqueuer(r *jobs.Runner) Starter { return enqueuer{r} }
+
+type enqueuer struct{ r *jobs.Runner }
+
+func (e enqueuer) Start(ctx context.Context, p jobs.Params) (store.Job, error) {
+	return e.r.Enqueue(ctx, p)
+}
+func (e enqueuer) Cancel(ctx context.Context, id int64) error { return e.r.Cancel(ctx, id) }

@@ -1,0 +1,219 @@
+package handlers_test
+
+import (
+	"context"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/go-chi/chi/v5"
+
+	"github.com/backstop/backstop/jobs/usecase"
+	"github.com/backstop/backstop/store"
+)
+
+// routePolicy is what each route needs: "" for a public route, else the use-case action
+// whose roles may use it. A route missing here fails TestRouteRoleMatrix, so a new route
+// cannot be added without deciding who may use it.
+var routePolicy = map[string]usecase.Action{
+	"GET /healthz":                      "",
+	"* /static/*":                       "",
+	"GET /health":                       usecase.View,
+	"GET /login":                        "",
+	"POST /login":                       "",
+	"POST /logout":                      usecase.View,
+	"GET /":                             usecase.View,
+	"GET /ws":                           usecase.View,
+	"GET /audit":                        usecase.View,
+	"GET /sources/":                     usecase.View,
+	"GET /sources/new":                  usecase.View,
+	"POST /sources/":                    usecase.AddSource,
+	"GET /sources/{sourceID}/":          usecase.View,
+	"POST /sources/{sourceID}/backups":  usecase.StartBackup,
+	"GET /sources/{sourceID}/restore":   usecase.View,
+	"POST /sources/{sourceID}/restore":  usecase.StartRestore,
+	"GET /sources/{sourceID}/edit":      usecase.View,
+	"POST /sources/{sourceID}/edit":     usecase.ChangeSource,
+	"POST /sources/{sourceID}/remove":   usecase.RemoveSource,
+	"GET /backups/":                     usecase.View,
+	"GET /backups/{backupID}/":          usecase.View,
+	"GET /restores/":                    usecase.View,
+	"POST /restores/{restoreID}/stop":   usecase.ManageInstance,
+	"POST /restores/{restoreID}/start":  usecase.ManageInstance,
+	"POST /restores/{restoreID}/delete": usecase.ManageInstance,
+	"GET /users/":                       usecase.ManageUsers,
+	"POST /users/":                      usecase.ManageUsers,
+	"POST /users/{userName}/role":       usecase.ManageUsers,
+	"POST /users/{userName}/password":   usecase.ManageUsers,
+	"POST /users/{userName}/disable":    usecase.ManageUsers,
+	"POST /users/{userName}/enable":     usecase.ManageUsers,
+	"POST /users/{userName}/remove":     usecase.ManageUsers,
+	"GET /jobs/":                        usecase.View,
+	"GET /jobs/{jobID}/":                usecase.View,
+	"POST /jobs/{jobID}/cancel":         usecase.CancelJob,
+}
+
+// TestRouteRoleMatrix walks every route of the router and, for every role, checks that the
+// server allows exactly what the policy allows: a refused request answers 403 and changes
+// nothing (no job, no audit entry, no restore state), an allowed one is not refused.
+func TestRouteRoleMatrix(t *testing.T) {
+	a := setup(t)
+	ids := matrixFixtures(t, a)
+
+	var routes []string
+	err := chi.Walk(a.routes.(chi.Routes), func(method, route string, _ http.Handler, _ ...func(http.Handler) http.Handler) error {
+		if route == "/static/*" { // served for every method by one handler
+			method = "*"
+		}
+		if r := method + " " + route; !slices.Contains(routes, r) {
+			routes = append(routes, r)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range routes {
+		if _, ok := routePolicy[r]; !ok {
+			t.Errorf("route %q has no entry in routePolicy: decide which action it needs", r)
+		}
+	}
+	for r := range routePolicy {
+		if !slices.Contains(routes, r) {
+			t.Errorf("routePolicy names %q, which the router does not have", r)
+		}
+	}
+	// Destructive routes last, so that the requests before them find what they act on.
+	slices.SortStableFunc(routes, func(x, y string) int {
+		rank := func(r string) int {
+			switch {
+			case strings.HasSuffix(r, "/remove"), strings.HasSuffix(r, "/delete"), strings.HasSuffix(r, "/disable"):
+				return 2
+			case strings.HasSuffix(r, "/logout"):
+				return 3
+			}
+			return 0
+		}
+		return rank(x) - rank(y)
+	})
+
+	roles := []store.Role{store.RoleAuditor, store.RoleOnCall, store.RoleOperator, store.RoleAdmin}
+	clients := map[store.Role]*http.Client{}
+	for _, role := range roles {
+		clients[role] = a.client(t)
+		a.loginAs(t, clients[role], string(role))
+	}
+	for _, route := range routes {
+		method, pattern, _ := strings.Cut(route, " ")
+		action := routePolicy[route]
+		if action == "" {
+			continue
+		}
+		path := strings.NewReplacer("{sourceID}", ids["source"], "{backupID}", ids["backup"], "{restoreID}", ids["restore"],
+			"{jobID}", ids["job"], "{userName}", "victim").Replace(pattern)
+		for _, role := range roles {
+			t.Run(strings.ReplaceAll(route, "/", "_")+"/"+string(role), func(t *testing.T) {
+				c := clients[role]
+				if method == http.MethodPost && pattern == "/logout" {
+					c = a.client(t)
+					a.loginAs(t, c, string(role))
+				}
+				before := sideEffects(t, a)
+				var status int
+				if method == http.MethodGet {
+					resp, _ := a.get(t, c, path+"?page=overview")
+					status = resp.StatusCode
+				} else {
+					status = a.postForm(t, c, path, url.Values{"confirm": {"matrix"}, "role": {"auditor"}}).StatusCode
+				}
+				allowed := usecase.Can(role, action)
+				switch {
+				case allowed && (status == http.StatusForbidden || status == http.StatusUnauthorized):
+					t.Errorf("%s %s as %s = %d, want it allowed (%s)", method, path, role, status, action)
+				case !allowed && status != http.StatusForbidden:
+					t.Errorf("%s %s as %s = %d, want 403 (%s is not for %s)", method, path, role, status, action, role)
+				case !allowed:
+					if after := sideEffects(t, a); after != before {
+						t.Errorf("%s %s as %s was refused but changed the catalog: %s → %s", method, path, role, before, after)
+					}
+				}
+			})
+		}
+	}
+}
+
+// matrixFixtures makes one of everything a route can name, and a user per role.
+func matrixFixtures(t *testing.T, a *app) map[string]string {
+	t.Helper()
+	ctx := t.Context()
+	for _, role := range append(store.Roles, "victim") {
+		r := role
+		if role == "victim" {
+			r = store.RoleOperator
+		}
+		if string(role) == testUser {
+			continue // setup made it
+		}
+		if _, err := a.store.CreateUser(ctx, string(role), testPassword, r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A source whose server does not exist: actions on it fail after authorization, fast.
+	src, err := a.store.CreateSource(ctx, store.SourceParams{Name: "matrix", DSN: "postgres://backstop@127.0.0.1:1/postgres",
+		SystemIdentifier: "7300000000000000001", PGVersion: 150004})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := a.store.CreateBackup(ctx, store.BackupParams{SourceID: src.ID, RepoID: "matrix-backup"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	j, err := a.store.InsertJob(ctx, store.JobParams{Kind: "matrix", SourceID: src.ID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	x, err := a.store.CreateRestore(ctx, store.RestoreParams{SourceID: src.ID, Target: "latest", DataDir: t.TempDir() + "/r",
+		Port: 55999, PGMajor: 15, Marker: "m"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.store.UpdateRestore(ctx, x.ID, store.RestoreUpdate{State: store.RestoreStopped}); err != nil {
+		t.Fatal(err)
+	}
+	return map[string]string{"source": itoa(src.ID), "backup": itoa(b.ID), "job": itoa(j.ID), "restore": itoa(x.ID)}
+}
+
+// sideEffects summarizes what an action could have changed.
+func sideEffects(t *testing.T, a *app) string {
+	t.Helper()
+	ctx := context.Background()
+	js, err := a.store.Jobs(ctx, store.JobFilter{Limit: 10000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	es, err := a.store.AuditEntries(ctx, 100000, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var actions []string
+	for _, e := range es {
+		if !strings.HasPrefix(e.Action, "user.login") && e.Action != "user.logout" {
+			actions = append(actions, e.Action)
+		}
+	}
+	us, err := a.store.Users(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var roles []string
+	for _, u := range us {
+		roles = append(roles, u.Name+"="+string(u.Role)+map[bool]string{true: "(disabled)"}[u.DisabledAt != nil])
+	}
+	srcs, err := a.store.Sources(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.Join([]string{itoa(int64(len(js))), strings.Join(actions, ","), strings.Join(roles, ","), itoa(int64(len(srcs)))}, " | ")
+}
