@@ -1474,3 +1474,29 @@ func ParseTarget(s string) (Target, error) {
 	}
 	return fail("not a time, LSN or keyword: want latest, immediate, a time such as 2026-11-25 09:30:00 (UTC) or 2026-11-25T09:30:00+01:00, lsn:0/3A000028 or name:NAME")
 }
+
+// BlockingTablespaces returns the tablespace creations (with a location) at or after the
+// StartLSN of the newest complete backup among backups, by LSN: restores past them are
+// refused until a base backup starts after them. With no complete backup, none: nothing
+// is restorable yet anyway.
+func BlockingTablespaces(backups []store.Backup, tcs []store.TablespaceCreation) []store.TablespaceCreation {
+	var newest pglogrepl.LSN
+	found := false
+	for _, b := range backups {
+		if start, ok := parseLSN(b.StartLSN); ok && b.State == store.BackupComplete && start >= newest {
+			newest, found = start, true
+		}
+	}
+	var out []store.TablespaceCreation
+	for _, tc := range tcs {
+		if l, ok := parseLSN(tc.LSN); found && ok && tc.Location != "" && l >= newest {
+			out = append(out, tc)
+		}
+	}
+	slices.SortFunc(out, func(a, b store.TablespaceCreation) int {
+		la, _ := parseLSN(a.LSN)
+		lb, _ := parseLSN(b.LSN)
+		return cmp.Compare(la, lb)
+	})
+	return out
+}

@@ -84,3 +84,27 @@ func TestPlanRestoreTablespaces(t *testing.T) {
 		})
 	}
 }
+
+func TestBlockingTablespaces(t *testing.T) {
+	t.Parallel()
+	failed := backup(3, 1, "0/5000028", "0/5000100", at(45*minute), 3000)
+	failed.State = store.BackupFailed
+	backups := []store.Backup{backup(1, 1, "0/2000028", "0/2000200", at(5*minute), 1000),
+		backup(2, 1, "0/4000028", "0/4000100", at(25*minute), 2000), failed}
+	tcs := []store.TablespaceCreation{
+		{OID: 4, LSN: "0/5000300", Location: "/srv/d"},
+		{OID: 1, LSN: "0/3000100", Location: "/srv/a"}, // before backup 2: it holds it
+		{OID: 2, LSN: "0/4000200", Location: "/srv/b"},
+		{OID: 3, LSN: "0/4000300", Location: ""}, // in place: harmless
+	}
+	var got []uint32
+	for _, tc := range BlockingTablespaces(backups, tcs) {
+		got = append(got, tc.OID)
+	}
+	if len(got) != 2 || got[0] != 2 || got[1] != 4 {
+		t.Errorf("BlockingTablespaces() = OIDs %v, want [2 4]", got)
+	}
+	if n := len(BlockingTablespaces([]store.Backup{failed}, tcs)); n != 0 {
+		t.Errorf("BlockingTablespaces(no complete backup) = %d, want none", n)
+	}
+}

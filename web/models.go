@@ -283,6 +283,17 @@ type SourceVM struct {
 	// when unknown.
 	Health   *HealthVM
 	Archiver *ArchiverVM
+	// Tablespaces are the tablespaces created in the archived WAL after the newest
+	// backup started: restores past them are refused until a new base backup.
+	Tablespaces []TablespaceNoteVM
+}
+
+// TablespaceNoteVM is a CREATE TABLESPACE found in archived WAL.
+type TablespaceNoteVM struct {
+	OID      uint32
+	Location string
+	// LSN is where its WAL record starts, as PostgreSQL prints it.
+	LSN string
 }
 
 // BackupsVM is the backups list.
