@@ -7,7 +7,6 @@ import (
 	"strings"
 
 	"github.com/backstop/backstop/jobs"
-	"github.com/backstop/backstop/jobs"
 	"github.com/backstop/backstop/jobs/usecase"
 	"github.com/backstop/backstop/store"
 	"github.com/backstop/backstop/web"
@@ -109,13 +108,6 @@ func (h *Handler) showSource(w http.ResponseWriter, r *http.Request) error {
 	}
 	if vm.EarliestRestorable, vm.LatestRestorable, err = h.restorable(ctx, s); err != nil {
 		return err
-	}
-	tcs, err := h.store.TablespaceCreations(ctx, s.ID)
-	if err != nil {
-		return err
-	}
-	for _, tc := range jobs.BlockingTablespaces(bs, tcs) {
-		vm.Tablespaces = append(vm.Tablespaces, web.TablespaceNoteVM{OID: tc.OID, Location: tc.Location, LSN: tc.LSN})
 	}
 	tcs, err := h.store.TablespaceCreations(ctx, s.ID)
 	if err != nil {
