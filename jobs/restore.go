@@ -220,6 +220,11 @@ func restoreEntry(ctx context.Context, g *errgroup.Group, repo *repository.Repo,
 	if err := repository.ValidatePath(f.Path); err != nil {
 		return err
 	}
+	if f.Path == dest.MarkerName {
+		// The marker of the restore this backup was taken from: it names another restore,
+		// and this one's own marker is already in place.
+		return nil
+	}
 	if skip, err := restoredEntry(f); skip || err != nil {
 		return err
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/backstop/backstop/jobs"
+	"github.com/backstop/backstop/jobs/dest"
 	"github.com/backstop/backstop/jobs/pg"
 	"github.com/backstop/backstop/jobs/pg/pgtest"
 	"github.com/backstop/backstop/store"
@@ -181,8 +182,9 @@ func TestRestoreIntoNonEmptyDirectory(t *testing.T) {
 	before := snapshotTree(t, into)
 
 	job, err := e.runner.Run(ctx, restoreParams(b.ID, into))
-	if !errors.Is(err, jobs.ErrNotEmpty) {
-		t.Errorf("Run(restore into non-empty %s) = %v, want an error wrapping jobs.ErrNotEmpty", into, err)
+	var de *dest.Error
+	if !errors.As(err, &de) || de.Field != "dir" {
+		t.Errorf("Run(restore into non-empty %s) = %v, want a *dest.Error on the directory", into, err)
 	}
 	if err != nil && !strings.Contains(err.Error(), into) {
 		t.Errorf("Run(restore into non-empty %s) = %q, want it to name the directory", into, err)
