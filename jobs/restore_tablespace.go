@@ -18,10 +18,11 @@ const tablespaceMap = "tablespace_map"
 // <dir>/pg_tblspc/OID/... (PostgreSQL 15 accepts a directory there, an "in-place"
 // tablespace), and tablespace_map is not written, because recovery would replace that
 // directory with a link to the source's own tablespace directory. Symbolic links are
-// refused for the same reason. skip reports an entry that is left out.
+// refused for the same reason. skip reports an entry that is left out. (A backup of a
+// source without tablespaces holds an empty tablespace_map, which is harmless and kept.)
 func restoredEntry(f repository.File) (skip bool, err error) {
 	switch {
-	case f.Path == tablespaceMap:
+	case f.Path == tablespaceMap && f.Size > 0:
 		return true, nil
 	case f.Type == "symlink":
 		what := "symbolic link"
@@ -84,7 +85,12 @@ func allowInPlaceTablespaces(dir string, m *repository.Manifest, uid, gid int) e
 // verifyIgnores are the files pg_verifybackup must not check in a restore of m: those
 // that the restore leaves out or changes on purpose, besides the claim's marker.
 func verifyIgnores(m *repository.Manifest) []string {
-	ignore := []string{tablespaceMap}
+	var ignore []string
+	for _, f := range m.Files {
+		if skip, _ := restoredEntry(f); skip {
+			ignore = append(ignore, f.Path)
+		}
+	}
 	if hasTablespaces(m) {
 		ignore = append(ignore, "postgresql.auto.conf")
 	}
