@@ -24,8 +24,8 @@ const minVersionNum = 150000
 // person who registers it: the UI shows Message and Hint next to Field.
 type CheckError struct {
 	// Field names what is wrong: "dsn", "host", "auth", "version",
-	// "wal_level", "max_wal_senders", "max_replication_slots", "replication"
-	// or "tablespaces".
+	// "wal_level", "max_wal_senders", "max_replication_slots" or
+	// "replication". (Tablespaces are backed up: they are no longer refused.)
 	Field string
 	// Message says what is wrong.
 	Message string

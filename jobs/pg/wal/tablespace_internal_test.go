@@ -38,3 +38,17 @@ func TestParseTablespaceCreation(t *testing.T) {
 		})
 	}
 }
+
+// FuzzParseTablespaceCreation: any main data is refused or read without panic, and a
+// location never holds its terminating NUL.
+func FuzzParseTablespaceCreation(f *testing.F) {
+	f.Add(append(append(le32(16390), "/srv/ts"...), 0))
+	f.Add(le32(1))
+	f.Add([]byte{})
+	f.Fuzz(func(t *testing.T, data []byte) {
+		tc, ok, err := parseTablespaceCreation(Record{RMID: RMTablespace, MainData: data})
+		if err == nil && ok && (strings.IndexByte(tc.Location, 0) >= 0 || len(tc.Location) >= maxTablespacePath) {
+			t.Errorf("parseTablespaceCreation(%q) location %q", data, tc.Location)
+		}
+	})
+}
