@@ -15,6 +15,7 @@ import (
 
 	"github.com/backstop/backstop/jobs"
 	"github.com/backstop/backstop/jobs/pg"
+	"github.com/backstop/backstop/jobs/usecase"
 	"github.com/backstop/backstop/store"
 )
 
@@ -56,6 +57,13 @@ func (c *cli) demo(ctx context.Context, args []string) error {
 	defer func() {
 		stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 		defer cancel()
+		// Instances restored during the demo are stopped with it (their data stays; a
+		// later serve or demo can start them again from the Restores page).
+		if stopped, err := jobs.StopRunningInstances(stopCtx, h.store); err != nil {
+			c.log.Error("stop restored instances", "err", err)
+		} else if len(stopped) > 0 {
+			fmt.Fprintf(c.stderr, "Stopped the restored instances the demo was running: %v.\n", stopped)
+		}
 		if err := cluster.Stop(stopCtx, "fast"); err != nil {
 			c.log.Error("stop demo cluster", "err", err)
 		}
@@ -77,11 +85,11 @@ func (c *cli) demo(ctx context.Context, args []string) error {
 	}()
 	defer func() { <-writerDone }()
 
+	// The demo acts as an admin named "demo", through the same use cases as everyone.
+	demo := usecase.Actor{Name: "demo", Role: store.RoleAdmin}
 	src, err := h.store.SourceByName(ctx, "demo")
 	if errors.Is(err, store.ErrNotFound) {
-		if src, err = jobs.RegisterSource(ctx, h.store, "demo", dsn); err == nil {
-			err = h.store.Audit(ctx, store.AuditEntry{Actor: "demo", Action: "source.create", Target: src.Name})
-		}
+		src, _, err = h.service(cliStarter{c, h}, c.log).AddSource(ctx, demo, "demo", dsn)
 	}
 	if err != nil {
 		return fmt.Errorf("demo: register source: %w", err)
@@ -93,11 +101,7 @@ func (c *cli) demo(ctx context.Context, args []string) error {
 	return c.serveHome(ctx, h, *listen, func(url string, runner *jobs.Runner) {
 		if _, err := h.store.LatestBackup(ctx, src.ID, store.BackupComplete); errors.Is(err, store.ErrNotFound) {
 			// The server's runner takes it; the dashboard shows it live.
-			_, err := runner.Enqueue(ctx, jobs.Params{Kind: jobs.KindBackup, SourceID: src.ID,
-				LockKey: jobs.BackupLockKey(src.ID), Args: jobs.BackupArgs{SourceID: src.ID}, RequestedBy: "demo"})
-			if err == nil {
-				err = h.store.Audit(ctx, store.AuditEntry{Actor: "demo", Action: "backup.start", Target: src.Name})
-			}
+			_, err := h.service(usecase.Enqueuer(runner), c.log).StartBackup(ctx, demo, src.ID)
 			if err != nil && !errors.Is(err, store.ErrLocked) {
 				c.log.Error("first backup", "err", err)
 			}
