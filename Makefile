@@ -14,7 +14,7 @@ build:
 demo: deps-demo build
 	./$(BIN) demo
 
-## test: everything CI runs: generated code current, vet, gofmt, the whole test suite
+## test: everything CI runs: generated code current, go.mod tidy, vet, gofmt, the whole test suite
 test: deps-test check-generated lint
 	$(GO) test -count=1 -timeout 14m $(PKGS)
 
@@ -26,6 +26,7 @@ check-generated:
 	./.ci/check-generated
 
 lint:
+	$(GO) mod tidy -diff || { echo "go mod tidy would change go.mod/go.sum (run go mod tidy)"; exit 1; }
 	$(GO) vet $(PKGS)
 	@out="$$(gofmt -l cmd web handlers store jobs migrations static)"; \
 	  if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi

@@ -93,7 +93,7 @@ func (h *Handler) logRequests(next http.Handler) http.Handler {
 		ww := middleware.NewWrapResponseWriter(w, r.ProtoMajor)
 		start := time.Now()
 		next.ServeHTTP(ww, r)
-		h.log.Debug("request", "method", r.Method, "path", r.URL.Path, "status", ww.Status(),
+		h.log.Info("request", "method", r.Method, "path", r.URL.Path, "status", ww.Status(),
 			"duration", time.Since(start), "request_id", requestID(r))
 	})
 }
