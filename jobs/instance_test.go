@@ -47,7 +47,9 @@ func restoreRow(t *testing.T, e *env, dir string, claim bool, state store.Restor
 	return x
 }
 
-func instanceWorker(st *store.Store, _ *repository.Repo) jobs.Worker { return jobs.NewInstanceWorker(st) }
+func instanceWorker(st *store.Store, _ *repository.Repo) jobs.Worker {
+	return jobs.NewInstanceWorker(st)
+}
 
 // TestDeleteLeavesWhatBackstopDidNotCreate: Delete of a restored instance removes its
 // directory when the restore's marker is there; a directory placed at the same path since

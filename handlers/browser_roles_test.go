@@ -1,0 +1,125 @@
+package handlers_test
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/backstop/backstop/jobs"
+	"github.com/backstop/backstop/jobs/pg/pgtest"
+	"github.com/backstop/backstop/store"
+)
+
+// postForms lists the POST forms on the page other than sign-out, and the controls that
+// start or change something.
+const postForms = `[...document.querySelectorAll('form')]
+  .filter(f => (f.getAttribute('method') || '').toLowerCase() === 'post' && f.getAttribute('action') !== '/logout')
+  .map(f => f.getAttribute('action'))
+  .concat([...document.querySelectorAll('[data-testid="add-source"], [data-testid="restore-link"], [data-testid="source-settings"], a[href="/users"], a[href="/sources/new"]')]
+  .map(e => e.getAttribute('data-testid') || e.getAttribute('href')))`
+
+// TestBrowserAuditorSeesNoControlItMayNotUse: an admin sees the controls on every page; an
+// auditor, on the same pages, sees none (no form that posts, no link to an action), only
+// a note where a restore would be confirmed. The server refuses them anyway (see
+// TestRouteRoleMatrix); this is what the auditor sees.
+func TestBrowserAuditorSeesNoControlItMayNotUse(t *testing.T) {
+	t.Parallel()
+	a := setup(t)
+	ctx0 := t.Context()
+	cl := pgtest.Start(t)
+	src, err := jobs.RegisterSource(ctx0, a.store, "orders", cl.DSN("postgres"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.runner.Run(ctx0, jobs.Params{Kind: jobs.KindBackup, SourceID: src.ID, LockKey: jobs.BackupLockKey(src.ID),
+		Args: jobs.BackupArgs{SourceID: src.ID}}); err != nil {
+		t.Fatal(err)
+	}
+	x, err := a.store.CreateRestore(ctx0, store.RestoreParams{SourceID: src.ID, Target: "latest", DataDir: t.TempDir() + "/r",
+		Port: 55998, PGMajor: 15, Marker: "m"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.store.UpdateRestore(ctx0, x.ID, store.RestoreUpdate{State: store.RestoreStopped}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.store.CreateUser(ctx0, "audrey", testPassword, store.RoleAuditor); err != nil {
+		t.Fatal(err)
+	}
+	pages := []string{"/", "/sources", fmt.Sprintf("/sources/%d", src.ID), fmt.Sprintf("/sources/%d/restore", src.ID),
+		"/backups", "/restores", "/jobs", "/audit"}
+
+	controls := func(t *testing.T, user string) map[string][]string {
+		t.Helper()
+		ctx, consoleProblems := browser(t)
+		ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+		defer cancel()
+		err := chromedp.Do(ctx,
+			chromedp.Navigate(a.srv.URL+"/login"),
+			chromedp.WaitVisible(chromedp.CSS(`[data-testid="login-name"]`)),
+			chromedp.SendKeys(chromedp.CSS(`[data-testid="login-name"]`), user),
+			chromedp.SendKeys(chromedp.CSS(`[data-testid="login-password"]`), testPassword),
+			chromedp.Click(chromedp.CSS(`[data-testid="login-submit"]`)),
+			chromedp.WaitVisible(chromedp.CSS(`main`)),
+		)
+		if err != nil {
+			t.Fatalf("sign in as %s: %v", user, err)
+		}
+		out := map[string][]string{}
+		for _, p := range pages {
+			if err := chromedp.Do(ctx, chromedp.Navigate(a.srv.URL+p), chromedp.WaitVisible(chromedp.CSS(`main`))); err != nil {
+				t.Fatalf("%s: %v", p, err)
+			}
+			found, err := chromedp.Run(ctx, chromedp.Evaluate[[]string](postForms))
+			if err != nil {
+				t.Fatal(err)
+			}
+			out[p] = found
+		}
+		if p := consoleProblems(); len(p) > 0 {
+			t.Errorf("console errors as %s: %v", user, p)
+		}
+		return out
+	}
+
+	admin := controls(t, testUser)
+	for _, p := range []string{"/", fmt.Sprintf("/sources/%d", src.ID), "/restores"} {
+		if len(admin[p]) == 0 {
+			t.Errorf("as admin, %s shows no control; the check below would prove nothing", p)
+		}
+	}
+	auditor := controls(t, "audrey")
+	for _, p := range pages {
+		if len(auditor[p]) > 0 {
+			t.Errorf("as auditor, %s shows controls the role may not use: %v", p, auditor[p])
+		}
+	}
+
+	// The restore page explains why there is no Restore button.
+	ctx, _ := browser(t)
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	err = chromedp.Do(ctx,
+		chromedp.Navigate(a.srv.URL+"/login"),
+		chromedp.WaitVisible(chromedp.CSS(`[data-testid="login-name"]`)),
+		chromedp.SendKeys(chromedp.CSS(`[data-testid="login-name"]`), "audrey"),
+		chromedp.SendKeys(chromedp.CSS(`[data-testid="login-password"]`), testPassword),
+		chromedp.Click(chromedp.CSS(`[data-testid="login-submit"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`main`)),
+		chromedp.Navigate(fmt.Sprintf("%s/sources/%d/restore?mode=latest", a.srv.URL, src.ID)),
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	text, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(`main`)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(text, "can preview restore plans but not start restores") {
+		t.Errorf("the auditor's restore page does not say why there is no Restore button")
+	}
+}
