@@ -18,6 +18,7 @@ import (
 	"github.com/backstop/backstop/jobs/pg"
 	"github.com/backstop/backstop/jobs/pg/wal"
 	"github.com/backstop/backstop/store"
+	"github.com/backstop/backstop/store/pgwal"
 	"github.com/backstop/backstop/store/repository"
 )
 
@@ -250,24 +251,24 @@ func StoreWALFile(ctx context.Context, st *store.Store, repo *repository.Repo, s
 	p := store.WALFileParams{SourceID: src.ID, Name: name, Size: size, Via: via, ArchivedAt: time.Now().UTC()}
 	repoName := name
 	switch {
-	case wal.IsHistoryFile(name):
-		tli, err := wal.ParseHistoryFileName(name)
+	case pgwal.IsHistoryFile(name):
+		tli, err := pgwal.ParseHistoryFileName(name)
 		if err != nil {
 			return fmt.Errorf("archive %s: %w", name, err)
 		}
 		p.Kind, p.Timeline = store.WALHistory, int64(tli)
 	default:
-		tli, segNo, err := wal.ParseSegmentName(name, segSize)
+		tli, segNo, err := pgwal.ParseSegmentName(name, segSize)
 		if err != nil {
 			return fmt.Errorf("archive %s: %w", name, err)
 		}
-		seg := strings.TrimSuffix(name, wal.PartialSuffix)
+		seg := strings.TrimSuffix(name, pgwal.PartialSuffix)
 		p.Kind, p.Timeline, p.SegNo = store.WALSegment, int64(tli), int64(segNo)
 		if seg != name {
 			p.Kind, repoName = store.WALPartial, repository.PartialWALName(seg, size)
 		}
 		p.Name = repoName
-		start := wal.SegmentStart(segNo, segSize)
+		start := pgwal.SegmentStart(segNo, segSize)
 		p.StartLSN, p.EndLSN = start.String(), (start + pglogrepl.LSN(size)).String()
 		if err := summarizeWAL(f, segSize, start, &p); err != nil {
 			return fmt.Errorf("archive %s: %w", name, err)
@@ -347,8 +348,8 @@ func (s *spoolUploader) uploadPieces(ctx context.Context) error {
 
 func (s *spoolUploader) uploadPiece(ctx context.Context) error {
 	flushed := pglogrepl.LSN(s.flushed.Load())
-	segNo := wal.SegmentOf(flushed, s.segSize)
-	end := int64(flushed) - int64(wal.SegmentStart(segNo, s.segSize))
+	segNo := pgwal.SegmentOf(flushed, s.segSize)
+	end := int64(flushed) - int64(pgwal.SegmentStart(segNo, s.segSize))
 	if flushed <= s.pieceAt || end == 0 {
 		return nil
 	}
@@ -358,10 +359,10 @@ func (s *spoolUploader) uploadPiece(ctx context.Context) error {
 	}
 	for _, e := range entries {
 		name := e.Name()
-		if !strings.HasSuffix(name, wal.PartialSuffix) {
+		if !strings.HasSuffix(name, pgwal.PartialSuffix) {
 			continue
 		}
-		tli, n, err := wal.ParseSegmentName(name, s.segSize)
+		tli, n, err := pgwal.ParseSegmentName(name, s.segSize)
 		if err != nil || n != segNo {
 			continue
 		}
@@ -370,9 +371,9 @@ func (s *spoolUploader) uploadPiece(ctx context.Context) error {
 			return err // renamed meanwhile: the segment is complete and archive() stores it
 		}
 		defer f.Close()
-		seg := strings.TrimSuffix(name, wal.PartialSuffix)
+		seg := strings.TrimSuffix(name, pgwal.PartialSuffix)
 		pieceName := repository.PartialWALName(seg, end)
-		start := wal.SegmentStart(segNo, s.segSize)
+		start := pgwal.SegmentStart(segNo, s.segSize)
 		p := store.WALFileParams{SourceID: s.src.ID, Name: pieceName, Kind: store.WALPartial, Timeline: int64(tli),
 			SegNo: int64(segNo), StartLSN: start.String(), EndLSN: flushed.String(), Size: end,
 			Via: store.WALViaStream, ArchivedAt: time.Now().UTC()}

@@ -17,8 +17,8 @@ import (
 	"github.com/jackc/pglogrepl"
 
 	"github.com/backstop/backstop/jobs/pg"
-	"github.com/backstop/backstop/jobs/pg/wal"
 	"github.com/backstop/backstop/store"
+	"github.com/backstop/backstop/store/pgwal"
 )
 
 // Thresholds of the archiver's state.
@@ -319,7 +319,7 @@ func (a *Archiver) recoverLostSlot(ctx context.Context, src store.Source, t *sta
 	if err != nil {
 		return err
 	}
-	to := wal.SegmentStart(wal.SegmentOf(restart, info.WALSegmentSize), info.WALSegmentSize)
+	to := pgwal.SegmentStart(pgwal.SegmentOf(restart, info.WALSegmentSize), info.WALSegmentSize)
 	now := time.Now().UTC()
 	detail := map[string]any{"slot": SlotName(src), "reason": reason, "restart_lsn": restart.String()}
 	if to > from && from != 0 {
@@ -387,7 +387,7 @@ func (s *spoolUploader) drain(ctx context.Context) error {
 			if err := os.Remove(path); err != nil {
 				return fmt.Errorf("spool: %w", err)
 			}
-		case strings.HasSuffix(name, wal.PartialSuffix):
+		case strings.HasSuffix(name, pgwal.PartialSuffix):
 			fi, err := e.Info()
 			if err != nil {
 				return fmt.Errorf("spool: %w", err)
@@ -400,7 +400,7 @@ func (s *spoolUploader) drain(ctx context.Context) error {
 			if err := os.Remove(path); err != nil {
 				return fmt.Errorf("spool: %w", err)
 			}
-		case wal.IsHistoryFile(name), s.isSegment(name):
+		case pgwal.IsHistoryFile(name), s.isSegment(name):
 			if err := s.archive(ctx, name); err != nil {
 				return err
 			}
@@ -413,6 +413,6 @@ func (s *spoolUploader) drain(ctx context.Context) error {
 
 // isSegment reports whether name is a complete segment's name.
 func (s *spoolUploader) isSegment(name string) bool {
-	_, _, err := wal.ParseSegmentName(name, s.segSize)
+	_, _, err := pgwal.ParseSegmentName(name, s.segSize)
 	return err == nil
 }

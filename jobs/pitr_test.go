@@ -20,8 +20,8 @@ import (
 	"github.com/backstop/backstop/jobs"
 	"github.com/backstop/backstop/jobs/pg"
 	"github.com/backstop/backstop/jobs/pg/pgtest"
-	"github.com/backstop/backstop/jobs/pg/wal"
 	"github.com/backstop/backstop/store"
+	"github.com/backstop/backstop/store/pgwal"
 	"github.com/backstop/backstop/store/repository"
 )
 
@@ -221,7 +221,7 @@ func TestPointInTimeRestoreGroundTruth(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		lost := wal.SegmentName(uint32(b1.Timeline), wal.SegmentOf(b1End, wal.DefaultSegmentSize), wal.DefaultSegmentSize)
+		lost := pgwal.SegmentName(uint32(b1.Timeline), pgwal.SegmentOf(b1End, pgwal.DefaultSegmentSize), pgwal.DefaultSegmentSize)
 		if err := os.Remove(filepath.Join(e.dir, "wal", src.SystemIdentifier, lost+".wal")); err != nil {
 			t.Fatalf("remove %s from the repository: %v", lost, err)
 		}

@@ -15,7 +15,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/backstop/backstop/jobs/pg/wal"
+	"github.com/backstop/backstop/store/pgwal"
 	"github.com/backstop/backstop/store/repository"
 )
 
@@ -40,7 +40,7 @@ func WALSources(names []string, segSize int64) map[string]WALSource {
 	files := make(map[string]WALSource, len(names))
 	partial := make(map[string]string) // segment → newest piece
 	for _, n := range names {
-		seg, _, ok := strings.Cut(n, wal.PartialSuffix+".")
+		seg, _, ok := strings.Cut(n, pgwal.PartialSuffix+".")
 		if !ok {
 			files[n] = WALSource{File: n}
 			continue
@@ -209,9 +209,9 @@ func (s *WALServer) check() error {
 		if name == "" || strings.ContainsAny(name, "/\x00") {
 			return fmt.Errorf("invalid WAL file name %q", name)
 		}
-		if _, end, ok := strings.Cut(src.File, wal.PartialSuffix+"."); ok {
+		if _, end, ok := strings.Cut(src.File, pgwal.PartialSuffix+"."); ok {
 			n, err := strconv.ParseInt(end, 16, 64)
-			if err != nil || wal.CheckSegmentSize(src.SegmentSize) != nil || n > src.SegmentSize {
+			if err != nil || pgwal.CheckSegmentSize(src.SegmentSize) != nil || n > src.SegmentSize {
 				return fmt.Errorf("%s is served from partial piece %s, which needs the segment size to pad it to (got %d)",
 					name, src.File, src.SegmentSize)
 			}
@@ -277,7 +277,7 @@ func (s *WALServer) fetch(ctx context.Context, src WALSource) (*os.File, int64, 
 		f.Close()
 		return nil, 0, err
 	}
-	if strings.Contains(src.File, wal.PartialSuffix+".") && size < src.SegmentSize {
+	if strings.Contains(src.File, pgwal.PartialSuffix+".") && size < src.SegmentSize {
 		// Extending a file fills it with zeros.
 		if err := f.Truncate(src.SegmentSize); err != nil {
 			f.Close()

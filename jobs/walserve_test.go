@@ -24,8 +24,8 @@ import (
 	"github.com/backstop/backstop/jobs"
 	"github.com/backstop/backstop/jobs/pg"
 	"github.com/backstop/backstop/jobs/pg/pgtest"
-	"github.com/backstop/backstop/jobs/pg/wal"
 	"github.com/backstop/backstop/store"
+	"github.com/backstop/backstop/store/pgwal"
 	"github.com/backstop/backstop/store/repository"
 )
 
@@ -144,8 +144,8 @@ func newPITR(t *testing.T) *pitr {
 			p.complete = append(p.complete, n)
 		}
 	}
-	p.current = wal.SegmentName(1, wal.SegmentOf(flush, p.segSize), p.segSize)
-	end := wal.SegmentOffset(flush, p.segSize)
+	p.current = pgwal.SegmentName(1, pgwal.SegmentOf(flush, p.segSize), p.segSize)
+	end := pgwal.SegmentOffset(flush, p.segSize)
 	if p.current <= lastComplete || end == 0 {
 		t.Fatalf("flushed up to %s: segment %s offset %d, want inside the segment after %s", flush, p.current, end, lastComplete)
 	}

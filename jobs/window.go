@@ -52,6 +52,7 @@ import (
 
 	"github.com/backstop/backstop/jobs/pg/wal"
 	"github.com/backstop/backstop/store"
+	"github.com/backstop/backstop/store/pgwal"
 	"github.com/backstop/backstop/store/repository"
 )
 
@@ -64,11 +65,11 @@ type WindowInput struct {
 	// history files are read through Histories.
 	WAL []store.WALFile
 	// Histories holds the parsed history file of each timeline that has one.
-	Histories map[uint32][]wal.HistoryEntry
+	Histories map[uint32][]pgwal.HistoryEntry
 	// RestorePoints are the source's named restore points.
 	RestorePoints []store.RestorePoint
 	// SegmentSize is the cluster's WAL segment size; 0 means: as the WAL rows show it
-	// (wal.DefaultSegmentSize when they cannot).
+	// (pgwal.DefaultSegmentSize when they cannot).
 	SegmentSize int64
 	// Tablespaces are the tablespace creations found in the source's archived WAL: a
 	// plan that replays one is refused.
@@ -95,7 +96,7 @@ func WindowInputs(ctx context.Context, st *store.Store, sourceID int64, readHist
 	if err != nil {
 		return WindowInput{}, fmt.Errorf("window inputs: %w", err)
 	}
-	in := WindowInput{Backups: backups, Histories: map[uint32][]wal.HistoryEntry{}, RestorePoints: points, Tablespaces: tablespaces}
+	in := WindowInput{Backups: backups, Histories: map[uint32][]pgwal.HistoryEntry{}, RestorePoints: points, Tablespaces: tablespaces}
 	for _, f := range files {
 		if f.Kind != store.WALHistory {
 			in.WAL = append(in.WAL, f)
@@ -108,7 +109,7 @@ func WindowInputs(ctx context.Context, st *store.Store, sourceID int64, readHist
 		if err != nil {
 			return WindowInput{}, fmt.Errorf("window inputs: history file %s: %w", f.Name, err)
 		}
-		entries, err := wal.ParseHistoryFile(bytes.NewReader(data))
+		entries, err := pgwal.ParseHistoryFile(bytes.NewReader(data))
 		if err != nil {
 			return WindowInput{}, fmt.Errorf("window inputs: history file %s: %w", f.Name, err)
 		}
@@ -564,7 +565,7 @@ func (p *pathView) commitBefore(tc store.TablespaceCreation, lsn pglogrepl.LSN) 
 	if tc.PrevCommitAt != nil {
 		return *tc.PrevCommitAt
 	}
-	seg := wal.SegmentOf(lsn, p.segSize)
+	seg := pgwal.SegmentOf(lsn, p.segSize)
 	for i := len(p.files) - 1; i >= 0; i-- {
 		if f := p.files[i]; f.segNo < seg && f.commits > 0 {
 			return f.last
@@ -621,7 +622,7 @@ type lineage []span
 
 // lineageOf returns timeline tli's history from its history file (none: it has no
 // parent, as PostgreSQL assumes).
-func lineageOf(tli uint32, hist map[uint32][]wal.HistoryEntry) lineage {
+func lineageOf(tli uint32, hist map[uint32][]pgwal.HistoryEntry) lineage {
 	var l lineage
 	var begin pglogrepl.LSN
 	for _, e := range hist[tli] {
@@ -671,7 +672,7 @@ func (l lineage) holds(tli uint32, lsn pglogrepl.LSN) bool {
 // whose span begins in or before that segment (PostgreSQL's XLogFileReadAnyTLI order).
 func (l lineage) owner(segNo uint64, segSize int64) uint32 {
 	for i := len(l) - 1; i > 0; i-- {
-		if wal.SegmentOf(l[i].begin, segSize) <= segNo {
+		if pgwal.SegmentOf(l[i].begin, segSize) <= segNo {
 			return l[i].tli
 		}
 	}
@@ -760,19 +761,19 @@ func segmentSizeOf(in *WindowInput) int64 {
 		return in.SegmentSize
 	}
 	for _, f := range in.WAL {
-		if f.Kind == store.WALSegment && wal.CheckSegmentSize(f.Size) == nil {
+		if f.Kind == store.WALSegment && pgwal.CheckSegmentSize(f.Size) == nil {
 			return f.Size
 		}
 	}
 	for _, f := range in.WAL {
 		start, ok := parseLSN(f.StartLSN)
 		if f.Kind == store.WALPartial && ok && f.SegNo > 0 && uint64(start)%uint64(f.SegNo) == 0 {
-			if size := int64(uint64(start) / uint64(f.SegNo)); wal.CheckSegmentSize(size) == nil {
+			if size := int64(uint64(start) / uint64(f.SegNo)); pgwal.CheckSegmentSize(size) == nil {
 				return size
 			}
 		}
 	}
-	return wal.DefaultSegmentSize
+	return pgwal.DefaultSegmentSize
 }
 
 // loadFiles keeps, for each segment, the file of the timeline that owns it on the path:
@@ -792,7 +793,7 @@ func (p *pathView) loadFiles() {
 		}
 		start, ok1 := parseLSN(f.StartLSN)
 		end, ok2 := parseLSN(f.EndLSN)
-		segStart := wal.SegmentStart(segNo, p.segSize)
+		segStart := pgwal.SegmentStart(segNo, p.segSize)
 		segEnd := segStart + pglogrepl.LSN(p.segSize)
 		if !ok1 || !ok2 || start != segStart || end <= start || end > segEnd {
 			continue
@@ -843,7 +844,7 @@ func (p *pathView) fileBySeg(segNo uint64) int {
 
 // fileAt returns the index of the file that holds the byte at lsn, or -1.
 func (p *pathView) fileAt(lsn pglogrepl.LSN) int {
-	i := p.fileBySeg(wal.SegmentOf(lsn, p.segSize))
+	i := p.fileBySeg(pgwal.SegmentOf(lsn, p.segSize))
 	if i < 0 || lsn < p.files[i].start || lsn >= p.files[i].end {
 		return -1
 	}
@@ -909,7 +910,7 @@ func (p *pathView) consistency(end pglogrepl.LSN, finished time.Time) (time.Time
 	var lo time.Time
 	known := false
 	for pos > 0 {
-		i := p.fileBySeg(wal.SegmentOf(pos-1, p.segSize))
+		i := p.fileBySeg(pgwal.SegmentOf(pos-1, p.segSize))
 		if i < 0 || p.files[i].end != pos {
 			break
 		}
@@ -981,10 +982,10 @@ func (p *pathView) findGaps() {
 		} else if resume == lsnMax {
 			break
 		}
-		segNo := wal.SegmentOf(r.ToLSN, p.segSize)
+		segNo := pgwal.SegmentOf(r.ToLSN, p.segSize)
 		tli := p.lin.owner(segNo, p.segSize)
 		p.gaps = append(p.gaps, Gap{
-			Segment: wal.SegmentName(tli, segNo, p.segSize), Timeline: tli,
+			Segment: pgwal.SegmentName(tli, segNo, p.segSize), Timeline: tli,
 			FromLSN: r.ToLSN, ToLSN: resume, RestorableUntil: r.To,
 		})
 	}
@@ -997,7 +998,7 @@ func (p *pathView) loadPoints() {
 		if !ok || rp.Timeline <= 0 || rp.Timeline > math.MaxUint32 {
 			continue
 		}
-		if p.lin.owner(wal.SegmentOf(lsn, p.segSize), p.segSize) != uint32(rp.Timeline) {
+		if p.lin.owner(pgwal.SegmentOf(lsn, p.segSize), p.segSize) != uint32(rp.Timeline) {
 			continue
 		}
 		p.points = append(p.points, NamedPoint{Name: rp.Name, LSN: lsn, At: rp.At, Timeline: uint32(rp.Timeline)})
@@ -1329,14 +1330,14 @@ func (p *pathView) plan(c choice, throughput float64) Plan {
 		Target: c.target, ReplayToEnd: c.toEnd, Recovery: c.recovery, SegmentSize: p.segSize,
 	}
 	if _, ok := p.in.Histories[p.tli]; ok && p.tli > 1 {
-		pl.HistoryFile = wal.HistoryFileName(p.tli)
+		pl.HistoryFile = pgwal.HistoryFileName(p.tli)
 	}
 	for _, f := range p.files {
 		if f.end <= b.StartLSN || f.start >= c.walTo {
 			continue
 		}
 		pl.WAL = append(pl.WAL, WALNeed{
-			Name: f.name, Segment: wal.SegmentName(f.tli, f.segNo, p.segSize), Timeline: f.tli, SegNo: f.segNo,
+			Name: f.name, Segment: pgwal.SegmentName(f.tli, f.segNo, p.segSize), Timeline: f.tli, SegNo: f.segNo,
 			StartLSN: f.start, EndLSN: f.end, Size: f.size, Partial: f.partial,
 		})
 		pl.WALBytes += f.size

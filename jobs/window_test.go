@@ -12,8 +12,8 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/jackc/pglogrepl"
 
-	"github.com/backstop/backstop/jobs/pg/wal"
 	"github.com/backstop/backstop/store"
+	"github.com/backstop/backstop/store/pgwal"
 	"github.com/backstop/backstop/store/repository"
 )
 
@@ -50,18 +50,18 @@ func withCommits(f store.WALFile, first, last time.Time) store.WALFile {
 
 // seg is complete segment segNo of timeline tli, with commits from first to last.
 func seg(tli int64, segNo int64, first, last time.Time) store.WALFile {
-	start := wal.SegmentStart(uint64(segNo), segSize)
+	start := pgwal.SegmentStart(uint64(segNo), segSize)
 	return withCommits(store.WALFile{
-		Name: wal.SegmentName(uint32(tli), uint64(segNo), segSize), Kind: store.WALSegment, Timeline: tli, SegNo: segNo,
+		Name: pgwal.SegmentName(uint32(tli), uint64(segNo), segSize), Kind: store.WALSegment, Timeline: tli, SegNo: segNo,
 		StartLSN: start.String(), EndLSN: (start + segSize).String(), Size: segSize, Via: store.WALViaStream,
 	}, first, last)
 }
 
 // piece is the first size bytes of segment segNo of timeline tli.
 func piece(tli int64, segNo int64, size int64, first, last time.Time) store.WALFile {
-	start := wal.SegmentStart(uint64(segNo), segSize)
+	start := pgwal.SegmentStart(uint64(segNo), segSize)
 	return withCommits(store.WALFile{
-		Name: repository.PartialWALName(wal.SegmentName(uint32(tli), uint64(segNo), segSize), size),
+		Name: repository.PartialWALName(pgwal.SegmentName(uint32(tli), uint64(segNo), segSize), size),
 		Kind: store.WALPartial, Timeline: tli, SegNo: segNo,
 		StartLSN: start.String(), EndLSN: (start + pglogrepl.LSN(size)).String(), Size: size, Via: store.WALViaStream,
 	}, first, last)
@@ -75,7 +75,7 @@ func backup(id, tli int64, start, end string, finished time.Time, bytes int64) s
 
 // need is what a plan lists for file f.
 func need(f store.WALFile) WALNeed {
-	name, _, _ := strings.Cut(f.Name, wal.PartialSuffix)
+	name, _, _ := strings.Cut(f.Name, pgwal.PartialSuffix)
 	return WALNeed{Name: f.Name, Segment: name, Timeline: uint32(f.Timeline), SegNo: uint64(f.SegNo),
 		StartLSN: lsn(f.StartLSN), EndLSN: lsn(f.EndLSN), Size: f.Size, Partial: f.Kind == store.WALPartial}
 }
@@ -175,7 +175,7 @@ func forkedInput() forked {
 			backup(3, 1, "0/6000028", "0/6000100", at(100*minute+30*second), 3000),
 		},
 		WAL:       []store.WALFile{f.s1, f.s2, f.s3, f.s4, f.p5, f.s6old, hist, f.s5, f.s6, f.p7},
-		Histories: map[uint32][]wal.HistoryEntry{2: {{Parent: 1, SwitchLSN: lsn("0/5000100"), Reason: "no recovery target specified"}}},
+		Histories: map[uint32][]pgwal.HistoryEntry{2: {{Parent: 1, SwitchLSN: lsn("0/5000100"), Reason: "no recovery target specified"}}},
 	}
 	f.b1 = BackupPoint{ID: 1, Timeline: 1, StartLSN: lsn("0/2000028"), EndLSN: lsn("0/2000200"),
 		ConsistentAt: at(2 * minute), ConsistentFrom: ConsistencyWALBound, FinishedAt: at(3 * minute), Bytes: 1000}
@@ -803,7 +803,7 @@ func TestPlanRestoreWithinWindow(t *testing.T) {
 func TestLineage(t *testing.T) {
 	t.Parallel()
 	// Timeline 3: 1 until 0/5000100, 2 until 0/8000000 (a segment boundary), then 3.
-	hist := map[uint32][]wal.HistoryEntry{3: {{Parent: 1, SwitchLSN: lsn("0/5000100")}, {Parent: 2, SwitchLSN: lsn("0/8000000")}}}
+	hist := map[uint32][]pgwal.HistoryEntry{3: {{Parent: 1, SwitchLSN: lsn("0/5000100")}, {Parent: 2, SwitchLSN: lsn("0/8000000")}}}
 	l := lineageOf(3, hist)
 	want := lineage{{1, 0, lsn("0/5000100")}, {2, lsn("0/5000100"), lsn("0/8000000")}, {3, lsn("0/8000000"), lsnMax}}
 	if diff := cmp.Diff(want, l, cmp.AllowUnexported(span{})); diff != "" {
@@ -969,7 +969,7 @@ func TestWindowInputs(t *testing.T) {
 	if diff := cmp.Diff([]string{"00000002.history"}, asked); diff != "" {
 		t.Errorf("history files read mismatch (-want +got):\n%s", diff)
 	}
-	wantHist := map[uint32][]wal.HistoryEntry{2: {{Parent: 1, SwitchLSN: lsn("0/3000100"), Reason: "no recovery target specified"}}}
+	wantHist := map[uint32][]pgwal.HistoryEntry{2: {{Parent: 1, SwitchLSN: lsn("0/3000100"), Reason: "no recovery target specified"}}}
 	if diff := cmp.Diff(wantHist, in.Histories); diff != "" {
 		t.Errorf("Histories mismatch (-want +got):\n%s", diff)
 	}
@@ -988,8 +988,8 @@ func TestWindowInputs(t *testing.T) {
 		t.Errorf("WindowInputs() with an unreadable history file = %v, want an error naming it", err)
 	}
 	_, err = WindowInputs(ctx, st, src.ID, func(string) ([]byte, error) { return []byte("x\n"), nil })
-	if !errors.Is(err, wal.ErrInvalidHistory) {
-		t.Errorf("WindowInputs() with an invalid history file = %v, want wal.ErrInvalidHistory", err)
+	if !errors.Is(err, pgwal.ErrInvalidHistory) {
+		t.Errorf("WindowInputs() with an invalid history file = %v, want pgwal.ErrInvalidHistory", err)
 	}
 	if _, err := WindowInputs(ctx, st, src.ID+1, nil); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("WindowInputs(unknown source) = %v, want store.ErrNotFound", err)

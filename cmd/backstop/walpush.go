@@ -8,8 +8,8 @@ import (
 	"path/filepath"
 
 	"github.com/backstop/backstop/jobs"
-	"github.com/backstop/backstop/jobs/pg/wal"
 	"github.com/backstop/backstop/store"
+	"github.com/backstop/backstop/store/pgwal"
 )
 
 // walPush archives one WAL file, for sites that set archive_command instead of letting
@@ -43,8 +43,8 @@ func (c *cli) walPush(ctx context.Context, args []string) error {
 	}
 	// A complete segment's size is the cluster's segment size; other files name segments of
 	// the default size (history files have no segment).
-	segSize := int64(wal.DefaultSegmentSize)
-	if wal.CheckSegmentSize(fi.Size()) == nil && filepath.Ext(path) == "" {
+	segSize := int64(pgwal.DefaultSegmentSize)
+	if pgwal.CheckSegmentSize(fi.Size()) == nil && filepath.Ext(path) == "" {
 		segSize = fi.Size()
 	}
 	if err := jobs.StoreWALFile(ctx, h.store, h.repo, src, path, segSize, store.WALViaPush); err != nil {

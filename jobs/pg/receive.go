@@ -16,7 +16,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgproto3"
 
-	"github.com/backstop/backstop/jobs/pg/wal"
+	"github.com/backstop/backstop/store/pgwal"
 )
 
 // slotNamePattern is the server's rule for replication slot names (lower-case
@@ -355,7 +355,7 @@ func (r *receiver) setup() error {
 		trusted := seg.size
 		if start.resume && i == len(st.segments)-1 {
 			// What lies past the start point is received again.
-			trusted = min(seg.size, int64(start.lsn-wal.SegmentStart(seg.segNo, segSize)))
+			trusted = min(seg.size, int64(start.lsn-pgwal.SegmentStart(seg.segNo, segSize)))
 		}
 		if err := sp.checkHeader(seg, trusted, sysID); err != nil {
 			return err
@@ -384,7 +384,7 @@ func (r *receiver) setup() error {
 		}
 	}
 	// The resumed partial segment may have been whole already.
-	if r.file != nil && r.written == wal.SegmentStart(r.fileSeg+1, segSize) {
+	if r.file != nil && r.written == pgwal.SegmentStart(r.fileSeg+1, segSize) {
 		return r.completeSegment()
 	}
 	return nil
@@ -403,7 +403,7 @@ func (r *receiver) resumePartial(seg spoolSegment) error {
 		return fmt.Errorf("spool: %s: %w", seg.name, err)
 	}
 	r.file, r.fileSeg = f, seg.segNo
-	r.cutTail = int64(r.written-wal.SegmentStart(seg.segNo, r.segSize)) < seg.size
+	r.cutTail = int64(r.written-pgwal.SegmentStart(seg.segNo, r.segSize)) < seg.size
 	return nil
 }
 
@@ -412,7 +412,7 @@ func (r *receiver) cutUnconfirmedTail() error {
 	if !r.cutTail {
 		return nil
 	}
-	if err := r.file.Truncate(wal.SegmentOffset(r.written, r.segSize)); err != nil {
+	if err := r.file.Truncate(pgwal.SegmentOffset(r.written, r.segSize)); err != nil {
 		return fmt.Errorf("spool: %s: %w", r.partialName(), err)
 	}
 	r.cutTail = false
@@ -575,7 +575,7 @@ func (r *receiver) write(start pglogrepl.LSN, data []byte) error {
 		if err := r.cutUnconfirmedTail(); err != nil {
 			return err
 		}
-		off := wal.SegmentOffset(r.written, r.segSize)
+		off := pgwal.SegmentOffset(r.written, r.segSize)
 		n := int(min(int64(len(data)), r.segSize-off))
 		if _, err := r.file.WriteAt(data[:n], off); err != nil {
 			return fmt.Errorf("spool: %w", err)
@@ -596,16 +596,16 @@ func (r *receiver) write(start pglogrepl.LSN, data []byte) error {
 
 // partialName returns the name of the current segment's .partial file.
 func (r *receiver) partialName() string {
-	return wal.SegmentName(r.tli, r.fileSeg, r.segSize) + wal.PartialSuffix
+	return pgwal.SegmentName(r.tli, r.fileSeg, r.segSize) + pgwal.PartialSuffix
 }
 
 // createSegment creates the .partial file of the segment that starts at
 // r.written, durably (the directory is fsynced before any of its data is
 // confirmed).
 func (r *receiver) createSegment() error {
-	r.fileSeg = wal.SegmentOf(r.written, r.segSize)
+	r.fileSeg = pgwal.SegmentOf(r.written, r.segSize)
 	name := r.partialName()
-	if wal.SegmentOffset(r.written, r.segSize) != 0 {
+	if pgwal.SegmentOffset(r.written, r.segSize) != 0 {
 		return fmt.Errorf("spool: %s: no file to resume at %s", name, r.written)
 	}
 	f, err := os.OpenFile(r.sp.path(name), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
@@ -639,7 +639,7 @@ func (r *receiver) sync() error {
 // name, tells the server, and hands the segment over.
 func (r *receiver) completeSegment() error {
 	partial := r.partialName()
-	name := wal.SegmentName(r.tli, r.fileSeg, r.segSize)
+	name := pgwal.SegmentName(r.tli, r.fileSeg, r.segSize)
 	err := r.file.Sync()
 	if cerr := r.file.Close(); err == nil {
 		err = cerr
@@ -814,11 +814,11 @@ func (r *receiver) fetchHistory(tli uint32, from *timelineSwitch) error {
 		}
 		return fmt.Errorf("timeline history %d: %w", tli, err)
 	}
-	name := wal.HistoryFileName(tli)
+	name := pgwal.HistoryFileName(tli)
 	if h.FileName != name {
 		return fmt.Errorf("timeline history %d: protocol: the server sent %q", tli, h.FileName)
 	}
-	entries, err := wal.ParseHistoryFile(bytes.NewReader(h.Content))
+	entries, err := pgwal.ParseHistoryFile(bytes.NewReader(h.Content))
 	if err != nil {
 		return fmt.Errorf("timeline history %d: %w", tli, err)
 	}
@@ -884,7 +884,7 @@ func showWALSegmentSize(ctx context.Context, conn *pgconn.PgConn) (int64, error)
 		return 0, errors.New("show wal_segment_size: protocol: unexpected result")
 	}
 	size, err := parseSize(string(results[0].Rows[0][0]))
-	if err != nil || wal.CheckSegmentSize(size) != nil {
+	if err != nil || pgwal.CheckSegmentSize(size) != nil {
 		return 0, fmt.Errorf("show wal_segment_size: unexpected value %q", results[0].Rows[0][0])
 	}
 	return size, nil

@@ -18,7 +18,7 @@ import (
 
 	"github.com/backstop/backstop/jobs/pg"
 	"github.com/backstop/backstop/jobs/pg/pgtest"
-	"github.com/backstop/backstop/jobs/pg/wal"
+	"github.com/backstop/backstop/store/pgwal"
 )
 
 // walRecorder records what ReceiveWAL reports and lets a test wait for it.
@@ -113,7 +113,7 @@ func (w *walRecorder) waitFlushed(t *testing.T, lsn pglogrepl.LSN, timeout time.
 func (w *walRecorder) completeSegments() []string {
 	var segs []string
 	for _, name := range w.handedOver() {
-		if _, _, err := wal.ParseSegmentName(name, 0); err == nil && !strings.HasSuffix(name, wal.PartialSuffix) {
+		if _, _, err := pgwal.ParseSegmentName(name, 0); err == nil && !strings.HasSuffix(name, pgwal.PartialSuffix) {
 			segs = append(segs, name)
 		}
 	}
@@ -260,7 +260,7 @@ func compareSpool(t *testing.T, dataDir, spool string) int {
 		if err != nil {
 			t.Fatal(err)
 		}
-		base, partial := strings.CutSuffix(name, wal.PartialSuffix)
+		base, partial := strings.CutSuffix(name, pgwal.PartialSuffix)
 		want, err := os.ReadFile(filepath.Join(dataDir, "pg_wal", base))
 		if errors.Is(err, os.ErrNotExist) && partial {
 			want, err = os.ReadFile(filepath.Join(dataDir, "pg_wal", name))
@@ -279,7 +279,7 @@ func compareSpool(t *testing.T, dataDir, spool string) int {
 			t.Errorf("spool file %s (%d bytes) differs from the server's (%d bytes) at byte %d", name, len(got), len(want), firstDiff(got, want))
 			continue
 		}
-		if !wal.IsHistoryFile(name) {
+		if !pgwal.IsHistoryFile(name) {
 			complete++
 		}
 	}
@@ -298,7 +298,7 @@ func firstDiff(a, b []byte) int {
 // partialFile returns the name and size of the spool's partial segment.
 func partialFile(t *testing.T, spool string) (string, int64) {
 	t.Helper()
-	matches, _ := filepath.Glob(filepath.Join(spool, "*"+wal.PartialSuffix))
+	matches, _ := filepath.Glob(filepath.Join(spool, "*"+pgwal.PartialSuffix))
 	if len(matches) != 1 {
 		t.Fatalf("spool holds partial segments %v, want one", matches)
 	}
@@ -313,11 +313,11 @@ func partialFile(t *testing.T, spool string) (string, int64) {
 func partialEnd(t *testing.T, spool string) pglogrepl.LSN {
 	t.Helper()
 	name, size := partialFile(t, spool)
-	_, segNo, err := wal.ParseSegmentName(name, 0)
+	_, segNo, err := pgwal.ParseSegmentName(name, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return wal.SegmentStart(segNo, 0) + pglogrepl.LSN(size)
+	return pgwal.SegmentStart(segNo, 0) + pglogrepl.LSN(size)
 }
 
 // makeWAL writes rows to table and switches to a new segment switches
@@ -405,7 +405,7 @@ func TestReceiveWAL(t *testing.T) {
 	began := time.Now()
 	run := startReceiver(t, dsn, slot, spool)
 	run.rec.waitFlushed(t, slotStart, 10*time.Second)
-	if first := run.rec.firstFlush(); first != slotStart-pglogrepl.LSN(wal.SegmentOffset(slotStart, 0)) {
+	if first := run.rec.firstFlush(); first != slotStart-pglogrepl.LSN(pgwal.SegmentOffset(slotStart, 0)) {
 		t.Errorf("first OnFlush = %s, want the start of the slot's segment (slot at %s)", first, slotStart)
 	}
 	stopSampling := checkFlushNeverAhead(t, ctx, dsn, slot, run.rec)
@@ -466,7 +466,7 @@ func TestReceiveWAL(t *testing.T) {
 			t.Errorf("OnSegment on resume: %v, want the complete segments left in the spool", handed)
 		}
 		makeWAL(t, ctx, dsn, table, 500, 2)
-		complete := strings.TrimSuffix(partial, wal.PartialSuffix)
+		complete := strings.TrimSuffix(partial, pgwal.PartialSuffix)
 		if !run.rec.wait(30*time.Second, func() bool { return slices.Contains(run.rec.completeSegments(), complete) }) {
 			run.failed(t)
 			t.Fatalf("OnSegment reported %v, want %s", run.rec.handedOver(), complete)
@@ -493,7 +493,7 @@ func TestReceiveWAL(t *testing.T) {
 		if first := run.rec.firstFlush(); first != resumeAt {
 			t.Errorf("resumed with OnFlush(%s), want the end of the truncated partial segment, %s", first, resumeAt)
 		}
-		complete := strings.TrimSuffix(name, wal.PartialSuffix)
+		complete := strings.TrimSuffix(name, pgwal.PartialSuffix)
 		makeWAL(t, ctx, dsn, table, 100, 1)
 		if !run.rec.wait(30*time.Second, func() bool { return slices.Contains(run.rec.completeSegments(), complete) }) {
 			run.failed(t)
@@ -527,7 +527,7 @@ func TestReceiveWAL(t *testing.T) {
 		if first := run.rec.firstFlush(); first != confirmed {
 			t.Errorf("resumed with OnFlush(%s), want the slot's confirmed position, %s", first, confirmed)
 		}
-		complete := strings.TrimSuffix(name, wal.PartialSuffix)
+		complete := strings.TrimSuffix(name, pgwal.PartialSuffix)
 		makeWAL(t, ctx, dsn, table, 100, 1)
 		if !run.rec.wait(30*time.Second, func() bool { return slices.Contains(run.rec.completeSegments(), complete) }) {
 			run.failed(t)
@@ -633,14 +633,14 @@ func TestReceiveWALRefusesOtherCluster(t *testing.T) {
 	pgtest.Exec(t, dsn, `DROP TABLE IF EXISTS recv_other_rows`, `CREATE TABLE recv_other_rows (id int)`)
 	flushed := queryLSN(t, ctx, dsn, `SELECT pg_current_wal_flush_lsn()::text`)
 	// The server's current segment, as if another cluster had written it.
-	name := wal.SegmentName(1, wal.SegmentOf(flushed-1, 0), 0)
+	name := pgwal.SegmentName(1, pgwal.SegmentOf(flushed-1, 0), 0)
 	data, err := os.ReadFile(filepath.Join(c.DataDir(), "pg_wal", name))
 	if err != nil {
 		t.Fatal(err)
 	}
 	data[24] ^= 0xFF // xlp_sysid
 	spool := t.TempDir()
-	if err := os.WriteFile(filepath.Join(spool, name+wal.PartialSuffix), data[:8192], 0o600); err != nil {
+	if err := os.WriteFile(filepath.Join(spool, name+pgwal.PartialSuffix), data[:8192], 0o600); err != nil {
 		t.Fatal(err)
 	}
 	rctx, rcancel := context.WithTimeout(ctx, 20*time.Second)
@@ -747,7 +747,7 @@ func TestReceiveWALTimelineSwitch(t *testing.T) {
 	pgtest.Exec(t, sdsn, `SELECT pg_promote(true, 60)`)
 	switchLSN := queryLSN(t, ctx, sdsn, `SELECT pg_current_wal_flush_lsn()::text`)
 	makeWAL(t, ctx, sdsn, "tl_rows", 100, 1)
-	history := wal.HistoryFileName(2)
+	history := pgwal.HistoryFileName(2)
 	var tl2 []string
 	ok := run.rec.wait(30*time.Second, func() bool {
 		tl2 = nil
@@ -772,29 +772,29 @@ func TestReceiveWALTimelineSwitch(t *testing.T) {
 	}
 	var ended string
 	for _, name := range handed {
-		if strings.HasPrefix(name, "00000001") && strings.HasSuffix(name, wal.PartialSuffix) {
+		if strings.HasPrefix(name, "00000001") && strings.HasSuffix(name, pgwal.PartialSuffix) {
 			ended = name
 		}
 	}
 	if ended == "" {
 		t.Fatalf("OnSegment reported %v, want the last segment of timeline 1 as .partial", handed)
 	}
-	_, endedSeg, _ := wal.ParseSegmentName(ended, 0)
-	if want := wal.SegmentName(2, endedSeg, 0); tl2[0] != want {
+	_, endedSeg, _ := pgwal.ParseSegmentName(ended, 0)
+	if want := pgwal.SegmentName(2, endedSeg, 0); tl2[0] != want {
 		t.Errorf("first complete segment of timeline 2 = %s, want %s, where timeline 1 ended", tl2[0], want)
 	}
 	fi, err := os.Stat(filepath.Join(spool, ended))
 	if err != nil {
 		t.Fatal(err)
 	}
-	endedAt := wal.SegmentStart(endedSeg, 0) + pglogrepl.LSN(fi.Size())
+	endedAt := pgwal.SegmentStart(endedSeg, 0) + pglogrepl.LSN(fi.Size())
 	t.Logf("timeline 1 ends at %s in the spool (the standby's flush position after promotion: %s)", endedAt, switchLSN)
 	compareSpool(t, standby.DataDir(), spool)
 
 	// Resuming with the ended timeline's .partial still in the spool goes
 	// on with timeline 2.
 	waitSlotInactive(t, ctx, sdsn, "tl_slot")
-	matches, _ := filepath.Glob(filepath.Join(spool, "00000002*"+wal.PartialSuffix))
+	matches, _ := filepath.Glob(filepath.Join(spool, "00000002*"+pgwal.PartialSuffix))
 	if len(matches) != 1 {
 		t.Fatalf("spool holds %v, want one partial segment on timeline 2", matches)
 	}
@@ -803,15 +803,15 @@ func TestReceiveWALTimelineSwitch(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, curSeg, _ := wal.ParseSegmentName(current, 0)
-	resumeAt := wal.SegmentStart(curSeg, 0) + pglogrepl.LSN(fi.Size())
+	_, curSeg, _ := pgwal.ParseSegmentName(current, 0)
+	resumeAt := pgwal.SegmentStart(curSeg, 0) + pglogrepl.LSN(fi.Size())
 	run = startReceiver(t, sdsn, "tl_slot", spool)
 	run.rec.waitFlushed(t, resumeAt, 10*time.Second)
 	if first := run.rec.firstFlush(); first != resumeAt {
 		t.Errorf("resumed with OnFlush(%s), want the end of %s, %s", first, current, resumeAt)
 	}
 	makeWAL(t, ctx, sdsn, "tl_rows", 100, 1)
-	complete := strings.TrimSuffix(current, wal.PartialSuffix)
+	complete := strings.TrimSuffix(current, pgwal.PartialSuffix)
 	if !run.rec.wait(30*time.Second, func() bool { return slices.Contains(run.rec.completeSegments(), complete) }) {
 		run.failed(t)
 		t.Fatalf("OnSegment reported %v, want %s", run.rec.handedOver(), complete)
@@ -843,7 +843,7 @@ func TestReceiveWALTimelineSwitch(t *testing.T) {
 	slotAt := queryLSN(t, ctx, sdsn, `SELECT restart_lsn::text FROM pg_replication_slots WHERE slot_name = 'tl_slot'`)
 	run = startReceiver(t, sdsn, "tl_slot", stale)
 	run.rec.waitFlushed(t, slotAt, 10*time.Second)
-	if first, want := run.rec.firstFlush(), slotAt-pglogrepl.LSN(wal.SegmentOffset(slotAt, 0)); first != want {
+	if first, want := run.rec.firstFlush(), slotAt-pglogrepl.LSN(pgwal.SegmentOffset(slotAt, 0)); first != want {
 		t.Errorf("started with OnFlush(%s), want the start of the slot's segment, %s", first, want)
 	}
 	if handed := run.rec.handedOver(); !slices.Contains(handed, ended) {
@@ -862,7 +862,7 @@ func TestReceiveWALTimelineSwitch(t *testing.T) {
 	// ends the timeline, and streaming goes on with timeline 2.
 	waitSlotInactive(t, ctx, sdsn, "tl_down")
 	down = startReceiver(t, sdsn, "tl_down", downSpool)
-	first := wal.SegmentName(2, endedSeg, 0)
+	first := pgwal.SegmentName(2, endedSeg, 0)
 	if !down.rec.wait(30*time.Second, func() bool { return slices.Contains(down.rec.completeSegments(), first) }) {
 		down.failed(t)
 		t.Fatalf("OnSegment reported %v, want %s", down.rec.handedOver(), first)

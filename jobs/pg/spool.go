@@ -15,7 +15,7 @@ import (
 
 	"github.com/jackc/pglogrepl"
 
-	"github.com/backstop/backstop/jobs/pg/wal"
+	"github.com/backstop/backstop/store/pgwal"
 )
 
 // The spool is the directory where ReceiveWAL keeps the WAL it receives
@@ -82,13 +82,13 @@ func scanSpool(dir string, segSize int64) (spoolState, error) {
 		}
 		switch {
 		case strings.HasSuffix(name, historyTempSuffix):
-			if _, err := wal.ParseHistoryFileName(strings.TrimSuffix(name, ".tmp")); err != nil {
+			if _, err := pgwal.ParseHistoryFileName(strings.TrimSuffix(name, ".tmp")); err != nil {
 				return spoolState{}, fmt.Errorf("spool %s: unexpected file %s: %v", dir, name, err)
 			}
 			st.temps = append(st.temps, name)
 			continue
 		case strings.HasSuffix(name, ".history"):
-			if _, err := wal.ParseHistoryFileName(name); err != nil {
+			if _, err := pgwal.ParseHistoryFileName(name); err != nil {
 				return spoolState{}, fmt.Errorf("spool %s: unexpected file %s: %v", dir, name, err)
 			}
 			if err := checkHistoryFile(filepath.Join(dir, name)); err != nil {
@@ -97,17 +97,17 @@ func scanSpool(dir string, segSize int64) (spoolState, error) {
 			st.histories = append(st.histories, name)
 			continue
 		}
-		tli, segNo, err := wal.ParseSegmentName(name, segSize)
+		tli, segNo, err := pgwal.ParseSegmentName(name, segSize)
 		if err != nil {
 			return spoolState{}, fmt.Errorf("spool %s: unexpected file %s: want WAL segments (optionally %s) and history files only: %v",
-				dir, name, wal.PartialSuffix, err)
+				dir, name, pgwal.PartialSuffix, err)
 		}
 		info, err := e.Info()
 		if err != nil {
 			return spoolState{}, fmt.Errorf("spool %s: %w", dir, err)
 		}
-		seg := spoolSegment{name: name, tli: tli, segNo: segNo, partial: strings.HasSuffix(name, wal.PartialSuffix), size: info.Size()}
-		base := strings.TrimSuffix(name, wal.PartialSuffix)
+		seg := spoolSegment{name: name, tli: tli, segNo: segNo, partial: strings.HasSuffix(name, pgwal.PartialSuffix), size: info.Size()}
+		base := strings.TrimSuffix(name, pgwal.PartialSuffix)
 		if seg.partial {
 			if seg.size > segSize {
 				return spoolState{}, fmt.Errorf("spool %s: %s has %d bytes, more than a whole %d-byte segment", dir, name, seg.size, segSize)
@@ -120,7 +120,7 @@ func scanSpool(dir string, segSize int64) (spoolState, error) {
 			complete[base] = true
 		}
 		if complete[base] && partials[base] {
-			return spoolState{}, fmt.Errorf("spool %s: both %s and %s%s exist", dir, base, base, wal.PartialSuffix)
+			return spoolState{}, fmt.Errorf("spool %s: both %s and %s%s exist", dir, base, base, pgwal.PartialSuffix)
 		}
 		st.segments = append(st.segments, seg)
 	}
@@ -158,7 +158,7 @@ func checkHistoryFile(path string) error {
 		return err
 	}
 	defer f.Close()
-	if _, err := wal.ParseHistoryFile(f); err != nil {
+	if _, err := pgwal.ParseHistoryFile(f); err != nil {
 		return fmt.Errorf("%s: %w", filepath.Base(path), err)
 	}
 	return nil
@@ -300,7 +300,7 @@ func checkSegmentHeader(hdr []byte, segNo uint64, segSize int64, sysID uint64) e
 	if len(hdr) < walPageHeaderSize {
 		return fmt.Errorf("%w: %d bytes, too short", errNoPageHeader, len(hdr))
 	}
-	want := uint64(wal.SegmentStart(segNo, segSize))
+	want := uint64(pgwal.SegmentStart(segNo, segSize))
 	var order binary.ByteOrder = binary.LittleEndian
 	if order.Uint64(hdr[8:]) != want {
 		order = binary.BigEndian
@@ -391,9 +391,9 @@ func chooseStart(st spoolState, slot slotPosition, serverTLI uint32, serverPos p
 	case seg == nil:
 		return startPoint{tli: serverTLI, lsn: segmentFloor(serverPos, segSize)}
 	case !seg.partial:
-		return startPoint{tli: seg.tli, lsn: wal.SegmentStart(seg.segNo+1, segSize)}
+		return startPoint{tli: seg.tli, lsn: pgwal.SegmentStart(seg.segNo+1, segSize)}
 	}
-	base := wal.SegmentStart(seg.segNo, segSize)
+	base := pgwal.SegmentStart(seg.segNo, segSize)
 	end := base + pglogrepl.LSN(seg.size)
 	lsn := base
 	if slot.restartLSN != 0 && slot.restartTLI == seg.tli {
@@ -404,7 +404,7 @@ func chooseStart(st spoolState, slot slotPosition, serverTLI uint32, serverPos p
 
 // segmentFloor returns the start of the segment that holds lsn.
 func segmentFloor(lsn pglogrepl.LSN, segSize int64) pglogrepl.LSN {
-	return wal.SegmentStart(wal.SegmentOf(lsn, segSize), segSize)
+	return pgwal.SegmentStart(pgwal.SegmentOf(lsn, segSize), segSize)
 }
 
 // finished returns the files of the spool that are complete and will not

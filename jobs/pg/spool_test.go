@@ -11,7 +11,7 @@ import (
 	"github.com/google/go-cmp/cmp/cmpopts"
 	"github.com/jackc/pglogrepl"
 
-	"github.com/backstop/backstop/jobs/pg/wal"
+	"github.com/backstop/backstop/store/pgwal"
 )
 
 // testSegSize keeps spool test files small (they are sparse anyway).
@@ -49,7 +49,7 @@ func makeSpool(t *testing.T, files ...spoolFile) string {
 
 // seg names segment segNo of timeline tli (1 MiB segments).
 func seg(tli uint32, segNo uint64) string {
-	return wal.SegmentName(tli, segNo, testSegSize)
+	return pgwal.SegmentName(tli, segNo, testSegSize)
 }
 
 const history2 = "1\t0/4080000\tno recovery target specified\n"
@@ -152,7 +152,7 @@ func TestScanSpool(t *testing.T) {
 			if newest != tt.wantNewest {
 				t.Errorf("scanSpool().newest() = %q, want %q", newest, tt.wantNewest)
 			}
-			resume := newest != "" && strings.HasSuffix(newest, wal.PartialSuffix)
+			resume := newest != "" && strings.HasSuffix(newest, pgwal.PartialSuffix)
 			if diff := cmp.Diff(tt.wantFinished, st.finished(resume), cmpopts.EquateEmpty()); diff != "" {
 				t.Errorf("scanSpool().finished(%v) (-want +got):\n%s", resume, diff)
 			}
@@ -375,7 +375,7 @@ func pageHeader(order binary.ByteOrder, segNo uint64, segSize int64, sysID uint6
 	order.PutUint16(h[0:], 0xD110)
 	order.PutUint16(h[2:], info)
 	order.PutUint32(h[4:], 1)
-	order.PutUint64(h[8:], uint64(wal.SegmentStart(segNo, segSize)))
+	order.PutUint64(h[8:], uint64(pgwal.SegmentStart(segNo, segSize)))
 	order.PutUint64(h[24:], sysID)
 	order.PutUint32(h[32:], uint32(segSize))
 	order.PutUint32(h[36:], 8192)

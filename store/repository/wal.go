@@ -37,7 +37,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/backstop/backstop/jobs/pg/wal"
+	"github.com/backstop/backstop/store/pgwal"
 )
 
 // WALKind is what an archived WAL file holds.
@@ -61,7 +61,7 @@ const (
 	walMagic     = "BSW1"
 	walSuffix    = ".wal"
 	walDir       = "wal"
-	partialInfix = wal.PartialSuffix + "."
+	partialInfix = pgwal.PartialSuffix + "."
 
 	minSegmentSize = 1 << 20
 	maxSegmentSize = 1 << 30
@@ -133,7 +133,7 @@ func PartialWALName(segment string, end int64) string {
 // PartialWALName), in which case data is the first END bytes of the segment
 // and size must equal END; or a timeline history file name, of at most 4 MiB.
 // Names and sizes are checked before anything is read; an invalid name yields
-// an error wrapping wal.ErrInvalidName.
+// an error wrapping pgwal.ErrInvalidName.
 //
 // PutWAL reads data one block at a time, so it holds about two blocks in
 // memory whatever the segment size. It stores each block with Put, calls Sync,
@@ -522,7 +522,7 @@ func validateSystemID(id string) error {
 func parseWALName(name string) (kind WALKind, end int64, err error) {
 	switch {
 	case strings.HasSuffix(name, ".history"):
-		if _, err := wal.ParseHistoryFileName(name); err != nil {
+		if _, err := pgwal.ParseHistoryFileName(name); err != nil {
 			return "", 0, err
 		}
 		return WALHistory, 0, nil
@@ -530,19 +530,19 @@ func parseWALName(name string) (kind WALKind, end int64, err error) {
 	case strings.Contains(name, partialInfix):
 		segment, endText, _ := strings.Cut(name, partialInfix)
 		if len(segment) != 24 {
-			return "", 0, fmt.Errorf("%w %q: want a segment name, %s and END", wal.ErrInvalidName, name, partialInfix)
+			return "", 0, fmt.Errorf("%w %q: want a segment name, %s and END", pgwal.ErrInvalidName, name, partialInfix)
 		}
 		maxSize, err := maxSegmentSizeOf(segment)
 		if err != nil {
 			return "", 0, err
 		}
 		if len(endText) != 8 || !isUpperHexString(endText) {
-			return "", 0, fmt.Errorf("%w %q: END %q is not 8 upper-case hexadecimal digits", wal.ErrInvalidName, name, endText)
+			return "", 0, fmt.Errorf("%w %q: END %q is not 8 upper-case hexadecimal digits", pgwal.ErrInvalidName, name, endText)
 		}
 		end, _ := strconv.ParseInt(endText, 16, 64)
 		if end < 1 || end > maxSize {
 			return "", 0, fmt.Errorf("%w %q: END %d is outside 1 to %d, the largest segment size that has this segment",
-				wal.ErrInvalidName, name, end, maxSize)
+				pgwal.ErrInvalidName, name, end, maxSize)
 		}
 		return WALPartial, end, nil
 
@@ -553,7 +553,7 @@ func parseWALName(name string) (kind WALKind, end int64, err error) {
 		return WALSegment, 0, nil
 	}
 	return "", 0, fmt.Errorf("%w %q: want a segment name (24 hexadecimal digits), a partial piece (SEGMENT%sEND) or a history file (TIMELINE.history)",
-		wal.ErrInvalidName, name, partialInfix)
+		pgwal.ErrInvalidName, name, partialInfix)
 }
 
 // maxSegmentSizeOf returns the largest segment size for which segment (24
@@ -561,12 +561,12 @@ func parseWALName(name string) (kind WALKind, end int64, err error) {
 // 4 GiB of WAL, so large segments allow fewer.
 func maxSegmentSizeOf(segment string) (int64, error) {
 	// The smallest segments allow every name another size allows.
-	if _, _, err := wal.ParseSegmentName(segment, minSegmentSize); err != nil {
+	if _, _, err := pgwal.ParseSegmentName(segment, minSegmentSize); err != nil {
 		return 0, err
 	}
 	size := int64(maxSegmentSize)
 	for ; size > minSegmentSize; size >>= 1 {
-		if _, _, err := wal.ParseSegmentName(segment, size); err == nil {
+		if _, _, err := pgwal.ParseSegmentName(segment, size); err == nil {
 			break
 		}
 	}
@@ -577,10 +577,10 @@ func maxSegmentSizeOf(segment string) (int64, error) {
 func checkWALSize(name string, kind WALKind, end, size int64) error {
 	switch kind {
 	case WALSegment:
-		if err := wal.CheckSegmentSize(size); err != nil {
+		if err := pgwal.CheckSegmentSize(size); err != nil {
 			return fmt.Errorf("segment %s: size %d is not a WAL segment size (a power of two from 1 MiB to 1 GiB)", name, size)
 		}
-		if _, _, err := wal.ParseSegmentName(name, size); err != nil {
+		if _, _, err := pgwal.ParseSegmentName(name, size); err != nil {
 			return fmt.Errorf("segment %s: no such segment with %d-byte segments: %v", name, size, err)
 		}
 	case WALPartial:

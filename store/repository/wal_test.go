@@ -15,17 +15,17 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
-	"github.com/backstop/backstop/jobs/pg/wal"
+	"github.com/backstop/backstop/store/pgwal"
 )
 
 const (
 	testSystemID = "7301234567890123456"
-	segSize      = wal.DefaultSegmentSize
+	segSize      = pgwal.DefaultSegmentSize
 	mib          = 1 << 20
 )
 
 // seg3 is the name of segment 3 of timeline 1 with 16 MiB segments.
-var seg3 = wal.SegmentName(1, 3, segSize)
+var seg3 = pgwal.SegmentName(1, 3, segSize)
 
 // putWAL archives data as name of testSystemID or fails the test.
 func putWAL(t *testing.T, r *Repo, name string, data []byte) (WALRef, bool) {
@@ -62,7 +62,7 @@ func TestWALRoundTrip(t *testing.T) {
 		wantBlocks int
 	}{
 		{"segment", seg3, segment, WALSegment, 16},
-		{"1 MiB segment", wal.SegmentName(1, 0xFFF, 1<<20), segment[:1<<20], WALSegment, 1},
+		{"1 MiB segment", pgwal.SegmentName(1, 0xFFF, 1<<20), segment[:1<<20], WALSegment, 1},
 		{"partial", PartialWALName(seg3, 3*mib+512), segment[:3*mib+512], WALPartial, 4},
 		{"partial of one byte", PartialWALName(seg3, 1), segment[:1], WALPartial, 1},
 		{"history", "00000002.history", history, WALHistory, 1},
@@ -121,7 +121,7 @@ func TestWALRoundTrip(t *testing.T) {
 
 	// A name valid only for 1 GiB segments: a 16 MiB segment cannot have it.
 	r, _ := setup(t)
-	big := wal.SegmentName(1, 3, 1<<30)
+	big := pgwal.SegmentName(1, 3, 1<<30)
 	if _, _, err := r.PutWAL(t.Context(), testSystemID, big, bytes.NewReader(segment), segSize); err != nil {
 		t.Errorf("PutWAL(%s, 16 MiB) = %v, want nil (segment 0x3 exists with 16 MiB segments)", big, err)
 	}
@@ -290,7 +290,7 @@ func TestPutWALInvalid(t *testing.T) {
 		data     []byte
 		size     int64 // -1: len(data)
 		wantErr  string
-		badName  bool // the error wraps wal.ErrInvalidName
+		badName  bool // the error wraps pgwal.ErrInvalidName
 	}{
 		{"empty system id", "", seg3, seg(segSize), -1, "invalid system identifier", false},
 		{"zero system id", "0", seg3, seg(segSize), -1, "invalid system identifier", false},
@@ -346,12 +346,12 @@ func TestPutWALInvalid(t *testing.T) {
 			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 				t.Fatalf("PutWAL(%q, %q, %d bytes) = %+v, %v, %v, want an error containing %q", tt.systemID, tt.name, size, ref, isNew, err, tt.wantErr)
 			}
-			if got := errors.Is(err, wal.ErrInvalidName); got != tt.badName {
-				t.Errorf("PutWAL(%q, %q) = %v: wraps wal.ErrInvalidName %v, want %v", tt.systemID, tt.name, err, got, tt.badName)
+			if got := errors.Is(err, pgwal.ErrInvalidName); got != tt.badName {
+				t.Errorf("PutWAL(%q, %q) = %v: wraps pgwal.ErrInvalidName %v, want %v", tt.systemID, tt.name, err, got, tt.badName)
 			}
 			if tt.badName {
-				if _, err := r.WAL(t.Context(), testSystemID, tt.name); !errors.Is(err, wal.ErrInvalidName) {
-					t.Errorf("WAL(%q) = %v, want wal.ErrInvalidName", tt.name, err)
+				if _, err := r.WAL(t.Context(), testSystemID, tt.name); !errors.Is(err, pgwal.ErrInvalidName) {
+					t.Errorf("WAL(%q) = %v, want pgwal.ErrInvalidName", tt.name, err)
 				}
 			}
 		})
@@ -411,7 +411,7 @@ func TestWALCorrupt(t *testing.T) {
 		t.Helper()
 		r, _ := setup(t)
 		putWAL(t, r, seg3, segment)
-		putWAL(t, r, wal.SegmentName(1, 4, segSize), randomBytes(9, segSize))
+		putWAL(t, r, pgwal.SegmentName(1, 4, segSize), randomBytes(9, segSize))
 		return r
 	}
 	rel := "wal/" + testSystemID + "/" + seg3 + ".wal"
@@ -456,7 +456,7 @@ func TestWALCorrupt(t *testing.T) {
 	t.Run("copied from another name", func(t *testing.T) {
 		t.Parallel()
 		r := setupWAL(t)
-		seg4 := wal.SegmentName(1, 4, segSize)
+		seg4 := pgwal.SegmentName(1, 4, segSize)
 		data, err := os.ReadFile(walPath(r, seg4))
 		if err != nil {
 			t.Fatal(err)
@@ -501,7 +501,7 @@ func TestWALCorrupt(t *testing.T) {
 			edit func(m *walManifest)
 			want string
 		}{
-			{"other name inside", func(m *walManifest) { m.Name = wal.SegmentName(1, 4, segSize) }, "WAL manifest is for"},
+			{"other name inside", func(m *walManifest) { m.Name = pgwal.SegmentName(1, 4, segSize) }, "WAL manifest is for"},
 			{"other system inside", func(m *walManifest) { m.SystemID = other }, "WAL manifest is for"},
 			{"missing block", func(m *walManifest) { m.Blocks = m.Blocks[1:] }, "15 blocks for"},
 			{"kind", func(m *walManifest) { m.Kind = WALPartial }, "does not match"},
@@ -598,7 +598,7 @@ func TestWALNames(t *testing.T) {
 	t.Parallel()
 	r, _ := setup(t)
 	ctx := t.Context()
-	seg := func(tli uint32, n uint64) string { return wal.SegmentName(tli, n, segSize) }
+	seg := func(tli uint32, n uint64) string { return pgwal.SegmentName(tli, n, segSize) }
 	data := randomBytes(10, segSize)
 	history := []byte("1\t0/4000000\tno recovery target specified\n")
 	for _, name := range []string{
@@ -671,7 +671,7 @@ func sampleWALManifests(t testing.TB) [][]byte {
 		{WALFormat, testSystemID, seg3, WALSegment, segSize, mib, slicesRepeat(block, 16), at},
 		{WALFormat, testSystemID, PartialWALName(seg3, 0xA3C000), WALPartial, 0xA3C000, mib, slicesRepeat(block, 11), at},
 		{WALFormat, "1", "00000002.history", WALHistory, 42, mib, []string{block}, at},
-		{WALFormat, "18446744073709551615", wal.SegmentName(7, 0xFFF, 1<<20), WALSegment, 1 << 20, 4096, slicesRepeat(block, 256), at},
+		{WALFormat, "18446744073709551615", pgwal.SegmentName(7, 0xFFF, 1<<20), WALSegment, 1 << 20, 4096, slicesRepeat(block, 256), at},
 	} {
 		data, err := json.Marshal(&m)
 		if err != nil {

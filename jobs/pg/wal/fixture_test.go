@@ -23,6 +23,7 @@ import (
 	"github.com/backstop/backstop/jobs/pg"
 	"github.com/backstop/backstop/jobs/pg/pgtest"
 	"github.com/backstop/backstop/jobs/pg/wal"
+	"github.com/backstop/backstop/store/pgwal"
 )
 
 // shared is the cluster whose WAL the tests read. Two-phase commit needs
@@ -45,7 +46,7 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-const segSize = wal.DefaultSegmentSize
+const segSize = pgwal.DefaultSegmentSize
 
 // Sizes of the workload.
 const (
@@ -64,8 +65,8 @@ type segment struct {
 	path  string
 }
 
-func (s segment) start() pglogrepl.LSN { return wal.SegmentStart(s.segNo, segSize) }
-func (s segment) end() pglogrepl.LSN   { return wal.SegmentStart(s.segNo+1, segSize) }
+func (s segment) start() pglogrepl.LSN { return pgwal.SegmentStart(s.segNo, segSize) }
+func (s segment) end() pglogrepl.LSN   { return pgwal.SegmentStart(s.segNo+1, segSize) }
 
 func (s segment) read(t testing.TB) []byte {
 	t.Helper()
@@ -198,7 +199,7 @@ func (f *fixture) build(ctx context.Context, c *pg.Cluster) error {
 	if err := conn.QueryRow(ctx, "SELECT pg_current_wal_insert_lsn(), system_identifier FROM pg_control_system()").Scan(&insert, &f.systemID); err != nil {
 		return err
 	}
-	return f.copySegments(c, wal.SegmentOf(insert, segSize))
+	return f.copySegments(c, pgwal.SegmentOf(insert, segSize))
 }
 
 // subxactsSQL returns a DO block that runs n subtransactions, each of which
@@ -242,7 +243,7 @@ func commitAcrossSegments(ctx context.Context, dsn string) error {
 			if err != nil {
 				return err
 			}
-			rem := int64(wal.SegmentStart(wal.SegmentOf(lsn, segSize)+1, segSize) - lsn)
+			rem := int64(pgwal.SegmentStart(pgwal.SegmentOf(lsn, segSize)+1, segSize) - lsn)
 			var q string
 			switch {
 			case rem >= 2000 && rem <= 8000:
@@ -268,8 +269,8 @@ func commitAcrossSegments(ctx context.Context, dsn string) error {
 		if err != nil {
 			return err
 		}
-		if wal.SegmentOf(after, segSize) == wal.SegmentOf(before, segSize)+1 &&
-			wal.SegmentOffset(after, segSize) < 16<<10 {
+		if pgwal.SegmentOf(after, segSize) == pgwal.SegmentOf(before, segSize)+1 &&
+			pgwal.SegmentOffset(after, segSize) < 16<<10 {
 			return nil
 		}
 	}
@@ -290,7 +291,7 @@ func (f *fixture) copySegments(c *pg.Cluster, current uint64) error {
 		return err
 	}
 	for _, e := range entries {
-		tli, segNo, err := wal.ParseSegmentName(e.Name(), segSize)
+		tli, segNo, err := pgwal.ParseSegmentName(e.Name(), segSize)
 		if err != nil || tli != 1 || segNo >= current {
 			continue
 		}

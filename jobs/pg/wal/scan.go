@@ -7,6 +7,7 @@ import (
 	"hash/crc32"
 	"io"
 
+	"github.com/backstop/backstop/store/pgwal"
 	"github.com/jackc/pglogrepl"
 )
 
@@ -74,10 +75,10 @@ var ErrNotSegment = errors.New("not a WAL segment")
 // ScanOptions tell Scan where its input sits in the log.
 type ScanOptions struct {
 	// SegmentSize is the cluster's WAL segment size; 0 means
-	// DefaultSegmentSize. The first page of every segment must agree.
+	// pgwal.DefaultSegmentSize. The first page of every segment must agree.
 	SegmentSize int64
 	// StartLSN is the LSN of the first byte of the input, the start of a
-	// segment: SegmentStart of the number that ParseSegmentName returns for
+	// segment: pgwal.SegmentStart of the number that pgwal.ParseSegmentName returns for
 	// the file. Zero means trusting the address in the first page header.
 	StartLSN pglogrepl.LSN
 	// EndLSN, if not zero, ends the scan before the first record that
@@ -176,7 +177,7 @@ type ScanResult struct {
 // the first page is not the start of a WAL segment (ErrNotSegment); invalid
 // WAL after that is not an error but the end of the valid log.
 func Scan(r io.Reader, opts ScanOptions, fn func(Record) error) (ScanResult, error) {
-	segSize, err := segmentSize(opts.SegmentSize)
+	segSize, err := pgwal.SegmentSize(opts.SegmentSize)
 	if err != nil {
 		return ScanResult{}, err
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/jackc/pglogrepl"
 
 	"github.com/backstop/backstop/jobs/pg/wal"
+	"github.com/backstop/backstop/store/pgwal"
 )
 
 // TestScanMatchesWaldump reads every completed segment and checks every
@@ -117,7 +118,7 @@ func TestScanMatchesWaldump(t *testing.T) {
 		if c.LSN/wal.PageSize != (c.EndLSN-1)/wal.PageSize {
 			spanPages++
 		}
-		if wal.SegmentOf(c.LSN, segSize) != wal.SegmentOf(c.EndLSN-1, segSize) {
+		if pgwal.SegmentOf(c.LSN, segSize) != pgwal.SegmentOf(c.EndLSN-1, segSize) {
 			spanSegments++
 		}
 	}
@@ -200,7 +201,7 @@ func recordByte(lsn pglogrepl.LSN, i uint32) pglogrepl.LSN {
 		}
 		i -= room
 		pos += pglogrepl.LSN(room)
-		if wal.SegmentOffset(pos, segSize) == 0 {
+		if pgwal.SegmentOffset(pos, segSize) == 0 {
 			pos += 40
 		} else {
 			pos += 24

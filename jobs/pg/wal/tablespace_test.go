@@ -18,6 +18,7 @@ import (
 
 	"github.com/backstop/backstop/jobs/pg/pgtest"
 	"github.com/backstop/backstop/jobs/pg/wal"
+	"github.com/backstop/backstop/store/pgwal"
 )
 
 // tablespaceDump is a line of pg_waldump -r Tablespace about a creation.
@@ -75,11 +76,11 @@ func TestSummarizeTablespaces(t *testing.T) {
 	}
 
 	// Copy the segments from the one holding start to the one before end's.
-	first, last := wal.SegmentOf(start, segSize), wal.SegmentOf(end, segSize)-1
+	first, last := pgwal.SegmentOf(start, segSize), pgwal.SegmentOf(end, segSize)-1
 	dir := t.TempDir()
 	var readers []io.Reader
 	for n := first; n <= last; n++ {
-		name := wal.SegmentName(1, n, segSize)
+		name := pgwal.SegmentName(1, n, segSize)
 		b, err := os.ReadFile(filepath.Join(c.DataDir(), "pg_wal", name))
 		if err != nil {
 			t.Fatal(err)
@@ -92,7 +93,7 @@ func TestSummarizeTablespaces(t *testing.T) {
 
 	// The oracle.
 	cmd := exec.CommandContext(ctx, c.Binaries().Path("pg_waldump"), "--path="+dir, "-r", "Tablespace",
-		wal.SegmentName(1, first, segSize), wal.SegmentName(1, last, segSize))
+		pgwal.SegmentName(1, first, segSize), pgwal.SegmentName(1, last, segSize))
 	out, err := cmd.Output()
 	if err != nil {
 		t.Fatalf("pg_waldump: %v", err)
@@ -120,7 +121,7 @@ func TestSummarizeTablespaces(t *testing.T) {
 		t.Fatalf("pg_waldump found %+v, want 3 creations, the second at %s", want, locs[1])
 	}
 
-	sum, err := wal.Summarize(io.MultiReader(readers...), wal.ScanOptions{StartLSN: wal.SegmentStart(first, segSize)})
+	sum, err := wal.Summarize(io.MultiReader(readers...), wal.ScanOptions{StartLSN: pgwal.SegmentStart(first, segSize)})
 	if err != nil {
 		t.Fatalf("Summarize() = %v", err)
 	}

@@ -1,4 +1,4 @@
-package wal
+package pgwal
 
 import (
 	"bufio"
@@ -34,13 +34,13 @@ var ErrInvalidHistory = errors.New("invalid timeline history file")
 // PostgreSQL allows: a power of two from 1 MiB to 1 GiB.
 func CheckSegmentSize(size int64) error {
 	if size < 1<<20 || size > 1<<30 || size&(size-1) != 0 {
-		return fmt.Errorf("wal: invalid segment size %d: want a power of two from 1 MiB to 1 GiB", size)
+		return fmt.Errorf("invalid WAL segment size %d: want a power of two from 1 MiB to 1 GiB", size)
 	}
 	return nil
 }
 
-// segmentSize returns size, or the default for 0, checked.
-func segmentSize(size int64) (int64, error) {
+// SegmentSize returns size, or DefaultSegmentSize for 0, checked.
+func SegmentSize(size int64) (int64, error) {
 	if size == 0 {
 		return DefaultSegmentSize, nil
 	}
@@ -69,7 +69,7 @@ func SegmentName(tli uint32, segNo uint64, segSize int64) string {
 // DefaultSegmentSize) and returns its timeline and segment number. Callers
 // that care whether the segment is partial check the suffix themselves.
 func ParseSegmentName(name string, segSize int64) (tli uint32, segNo uint64, err error) {
-	segSize, err = segmentSize(segSize)
+	segSize, err = SegmentSize(segSize)
 	if err != nil {
 		return 0, 0, err
 	}

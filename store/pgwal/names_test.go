@@ -1,4 +1,4 @@
-package wal_test
+package pgwal_test
 
 import (
 	"errors"
@@ -8,7 +8,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/jackc/pglogrepl"
 
-	"github.com/backstop/backstop/jobs/pg/wal"
+	"github.com/backstop/backstop/store/pgwal"
 )
 
 func TestParseSegmentName(t *testing.T) {
@@ -44,7 +44,7 @@ func TestParseSegmentName(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			tli, segNo, err := wal.ParseSegmentName(tt.name, tt.segSize)
+			tli, segNo, err := pgwal.ParseSegmentName(tt.name, tt.segSize)
 			if tt.wantErr {
 				if err == nil {
 					t.Fatalf("ParseSegmentName(%q, %d) = %d, %d, nil, want an error", tt.name, tt.segSize, tli, segNo)
@@ -54,8 +54,8 @@ func TestParseSegmentName(t *testing.T) {
 			if err != nil || tli != tt.tli || segNo != tt.segNo {
 				t.Fatalf("ParseSegmentName(%q, %d) = %d, %d, %v, want %d, %d, nil", tt.name, tt.segSize, tli, segNo, err, tt.tli, tt.segNo)
 			}
-			base := strings.TrimSuffix(tt.name, wal.PartialSuffix)
-			if got := wal.SegmentName(tli, segNo, tt.segSize); got != base {
+			base := strings.TrimSuffix(tt.name, pgwal.PartialSuffix)
+			if got := pgwal.SegmentName(tli, segNo, tt.segSize); got != base {
 				t.Errorf("SegmentName(%d, %d, %d) = %q, want %q", tli, segNo, tt.segSize, got, base)
 			}
 		})
@@ -64,8 +64,8 @@ func TestParseSegmentName(t *testing.T) {
 
 func TestParseSegmentNameError(t *testing.T) {
 	t.Parallel()
-	_, _, err := wal.ParseSegmentName("nope", 0)
-	if !errors.Is(err, wal.ErrInvalidName) {
+	_, _, err := pgwal.ParseSegmentName("nope", 0)
+	if !errors.Is(err, pgwal.ErrInvalidName) {
 		t.Errorf("ParseSegmentName(nope) = %v, want ErrInvalidName", err)
 	}
 }
@@ -88,16 +88,16 @@ func TestLSNHelpers(t *testing.T) {
 		{lsn: 0xFFFF_FFFF_FFFF_FFFF, segSize: 1 << 30, segNo: 1<<34 - 1, offset: 1<<30 - 1, name: "00000001FFFFFFFF00000003"},
 	}
 	for _, tt := range tests {
-		if got := wal.SegmentOf(tt.lsn, tt.segSize); got != tt.segNo {
+		if got := pgwal.SegmentOf(tt.lsn, tt.segSize); got != tt.segNo {
 			t.Errorf("SegmentOf(%s, %d) = %d, want %d", tt.lsn, tt.segSize, got, tt.segNo)
 		}
-		if got := wal.SegmentOffset(tt.lsn, tt.segSize); got != tt.offset {
+		if got := pgwal.SegmentOffset(tt.lsn, tt.segSize); got != tt.offset {
 			t.Errorf("SegmentOffset(%s, %d) = %d, want %d", tt.lsn, tt.segSize, got, tt.offset)
 		}
-		if got, want := wal.SegmentStart(tt.segNo, tt.segSize), tt.lsn-pglogrepl.LSN(tt.offset); got != want {
+		if got, want := pgwal.SegmentStart(tt.segNo, tt.segSize), tt.lsn-pglogrepl.LSN(tt.offset); got != want {
 			t.Errorf("SegmentStart(%d, %d) = %s, want %s", tt.segNo, tt.segSize, got, want)
 		}
-		if got := wal.SegmentName(1, tt.segNo, tt.segSize); got != tt.name {
+		if got := pgwal.SegmentName(1, tt.segNo, tt.segSize); got != tt.name {
 			t.Errorf("SegmentName(1, %d, %d) = %q, want %q", tt.segNo, tt.segSize, got, tt.name)
 		}
 	}
@@ -122,15 +122,15 @@ func TestHistoryFileName(t *testing.T) {
 		{"00000002.history.partial", 0, false},
 	}
 	for _, tt := range tests {
-		tli, err := wal.ParseHistoryFileName(tt.name)
+		tli, err := pgwal.ParseHistoryFileName(tt.name)
 		if (err == nil) != tt.ok || tli != tt.tli {
 			t.Errorf("ParseHistoryFileName(%q) = %d, %v, want %d, ok %t", tt.name, tli, err, tt.tli, tt.ok)
 		}
-		if got := wal.IsHistoryFile(tt.name); got != tt.ok {
+		if got := pgwal.IsHistoryFile(tt.name); got != tt.ok {
 			t.Errorf("IsHistoryFile(%q) = %t, want %t", tt.name, got, tt.ok)
 		}
 		if tt.ok {
-			if got := wal.HistoryFileName(tt.tli); got != tt.name {
+			if got := pgwal.HistoryFileName(tt.tli); got != tt.name {
 				t.Errorf("HistoryFileName(%d) = %q, want %q", tt.tli, got, tt.name)
 			}
 		}
@@ -142,13 +142,13 @@ func TestParseHistoryFile(t *testing.T) {
 	tests := []struct {
 		name    string
 		in      string
-		want    []wal.HistoryEntry
+		want    []pgwal.HistoryEntry
 		wantErr bool
 	}{
 		{
 			name: "promotion",
 			in:   "1\t0/3000158\tno recovery target specified\n",
-			want: []wal.HistoryEntry{{Parent: 1, SwitchLSN: 0x3000158, Reason: "no recovery target specified"}},
+			want: []pgwal.HistoryEntry{{Parent: 1, SwitchLSN: 0x3000158, Reason: "no recovery target specified"}},
 		},
 		{
 			name: "three timelines",
@@ -158,16 +158,16 @@ func TestParseHistoryFile(t *testing.T) {
 				"# a comment\n" +
 				"   \t  \n" +
 				"3\t1/A00000D8\tat restore point \"before-x\"\n",
-			want: []wal.HistoryEntry{
+			want: []pgwal.HistoryEntry{
 				{Parent: 1, SwitchLSN: 0x3000158, Reason: "no recovery target specified"},
 				{Parent: 2, SwitchLSN: 0x1_A000_0000, Reason: "before 2026-11-25 09:30:00+00"},
 				{Parent: 3, SwitchLSN: 0x1_A000_00D8, Reason: `at restore point "before-x"`},
 			},
 		},
 		{name: "empty", in: "", want: nil},
-		{name: "no reason, no newline", in: "4\t0/5000000", want: []wal.HistoryEntry{{Parent: 4, SwitchLSN: 0x5000000}}},
-		{name: "leading spaces, CRLF", in: "  1 0/10\r\n", want: []wal.HistoryEntry{{Parent: 1, SwitchLSN: 0x10}}},
-		{name: "lower-case hex", in: "1\t0/a0\n", want: []wal.HistoryEntry{{Parent: 1, SwitchLSN: 0xA0}}},
+		{name: "no reason, no newline", in: "4\t0/5000000", want: []pgwal.HistoryEntry{{Parent: 4, SwitchLSN: 0x5000000}}},
+		{name: "leading spaces, CRLF", in: "  1 0/10\r\n", want: []pgwal.HistoryEntry{{Parent: 1, SwitchLSN: 0x10}}},
+		{name: "lower-case hex", in: "1\t0/a0\n", want: []pgwal.HistoryEntry{{Parent: 1, SwitchLSN: 0xA0}}},
 		{name: "no LSN", in: "1\n", wantErr: true},
 		{name: "not a number", in: "x\t0/10\n", wantErr: true},
 		{name: "timeline 0", in: "0\t0/10\n", wantErr: true},
@@ -181,9 +181,9 @@ func TestParseHistoryFile(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := wal.ParseHistoryFile(strings.NewReader(tt.in))
+			got, err := pgwal.ParseHistoryFile(strings.NewReader(tt.in))
 			if tt.wantErr {
-				if err == nil || !errors.Is(err, wal.ErrInvalidHistory) {
+				if err == nil || !errors.Is(err, pgwal.ErrInvalidHistory) {
 					t.Fatalf("ParseHistoryFile(%.40q) = %v, %v, want ErrInvalidHistory", tt.in, got, err)
 				}
 				return
@@ -207,22 +207,22 @@ func FuzzParseSegmentName(f *testing.F) {
 		f.Add(s, int64(1<<20))
 	}
 	f.Fuzz(func(t *testing.T, name string, segSize int64) {
-		tli, segNo, err := wal.ParseSegmentName(name, segSize)
+		tli, segNo, err := pgwal.ParseSegmentName(name, segSize)
 		if err != nil {
 			return
 		}
-		base := strings.TrimSuffix(name, wal.PartialSuffix)
-		if got := wal.SegmentName(tli, segNo, segSize); got != base {
+		base := strings.TrimSuffix(name, pgwal.PartialSuffix)
+		if got := pgwal.SegmentName(tli, segNo, segSize); got != base {
 			t.Fatalf("SegmentName(ParseSegmentName(%q, %d)) = %q", name, segSize, got)
 		}
 		if tli == 0 {
 			t.Fatalf("ParseSegmentName(%q) = timeline 0", name)
 		}
-		if _, err := wal.ParseHistoryFileName(name); err == nil {
+		if _, err := pgwal.ParseHistoryFileName(name); err == nil {
 			t.Fatalf("%q is both a segment and a history file name", name)
 		}
-		if start := wal.SegmentStart(segNo, segSize); wal.SegmentOf(start, segSize) != segNo {
-			t.Fatalf("SegmentOf(SegmentStart(%d)) = %d", segNo, wal.SegmentOf(start, segSize))
+		if start := pgwal.SegmentStart(segNo, segSize); pgwal.SegmentOf(start, segSize) != segNo {
+			t.Fatalf("SegmentOf(SegmentStart(%d)) = %d", segNo, pgwal.SegmentOf(start, segSize))
 		}
 	})
 }
@@ -233,7 +233,7 @@ func FuzzParseHistoryFile(f *testing.F) {
 	f.Add("  1 0/10\r\n")
 	f.Add("2\t0/10\n1\t0/20\n")
 	f.Fuzz(func(t *testing.T, in string) {
-		entries, err := wal.ParseHistoryFile(strings.NewReader(in))
+		entries, err := pgwal.ParseHistoryFile(strings.NewReader(in))
 		if err != nil {
 			return
 		}
