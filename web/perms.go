@@ -32,3 +32,12 @@ func can(ctx context.Context, action string) bool {
 	a, ok := ctx.Value(allowedKey{}).(Allowed)
 	return !ok || a[action]
 }
+
+// restoreFormMethod is post for a user who may restore; for others the restore form only
+// previews plans, so it is a plain GET.
+func restoreFormMethod(ctx context.Context) string {
+	if can(ctx, CanStartRestore) {
+		return "post"
+	}
+	return "get"
+}
