@@ -175,7 +175,7 @@ func ClaimDir(dir, token, restore string, uid, gid int) (*Claim, error) {
 		return nil, errors.New("claim: no marker token")
 	}
 	c := &Claim{Dir: dir, m: marker{Token: token, Restore: restore}}
-	if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
+	if err := makeParents(filepath.Dir(dir)); err != nil {
 		return nil, fmt.Errorf("claim %s: %w", dir, err)
 	}
 	err := os.Mkdir(dir, 0o700)
@@ -216,6 +216,33 @@ func ClaimDir(dir, token, restore string, uid, gid int) (*Claim, error) {
 		return nil, fmt.Errorf("claim %s: %w", dir, err)
 	}
 	return c, nil
+}
+
+// makeParents creates the missing directories of path with mode 0755 whatever the umask,
+// so that the OS user running PostgreSQL can reach a data directory below them. Existing
+// directories are left as they are.
+func makeParents(path string) error {
+	var missing []string
+	for p := path; ; p = filepath.Dir(p) {
+		if _, err := os.Lstat(p); err == nil {
+			break
+		} else if !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+		missing = append(missing, p)
+		if filepath.Dir(p) == p {
+			break
+		}
+	}
+	for i := len(missing) - 1; i >= 0; i-- {
+		if err := os.Mkdir(missing[i], 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
+			return err
+		}
+		if err := os.Chmod(missing[i], 0o755); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // undoClaim removes the directory just made (empty), or nothing.

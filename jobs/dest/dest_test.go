@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 )
 
@@ -115,6 +116,19 @@ func TestClaimAndRemove(t *testing.T) {
 		}
 		if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
 			t.Errorf("stat after Remove = %v, want not exist", err)
+		}
+	})
+	t.Run("parents are reachable whatever the umask", func(t *testing.T) {
+		old := syscall.Umask(0o077)
+		defer syscall.Umask(old)
+		dir := filepath.Join(t.TempDir(), "srv", "restore", "orders")
+		if _, err := ClaimDir(dir, NewToken(), "restore 4", -1, -1); err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range []string{filepath.Dir(dir), filepath.Dir(filepath.Dir(dir))} {
+			if fi, err := os.Stat(p); err != nil || fi.Mode().Perm() != 0o755 {
+				t.Errorf("%s mode = %v, %v; want 0755 under umask 077", p, fi.Mode().Perm(), err)
+			}
 		}
 	})
 	t.Run("existing directory keeps what the restore did not write", func(t *testing.T) {
