@@ -217,3 +217,29 @@ func sideEffects(t *testing.T, a *app) string {
 	}
 	return strings.Join([]string{itoa(int64(len(js))), strings.Join(actions, ","), strings.Join(roles, ","), itoa(int64(len(srcs)))}, " | ")
 }
+
+// TestRestoredInstanceStateFromTheServer: an instance recorded as running whose server is
+// gone shows as stopped: the page asks the server rather than trusting the record.
+func TestRestoredInstanceStateFromTheServer(t *testing.T) {
+	a := setup(t)
+	ctx := t.Context()
+	src, err := a.store.CreateSource(ctx, store.SourceParams{Name: "gone", DSN: "postgres://x@127.0.0.1:1/postgres",
+		SystemIdentifier: "7300000000000000003", PGVersion: 150004})
+	if err != nil {
+		t.Fatal(err)
+	}
+	x, err := a.store.CreateRestore(ctx, store.RestoreParams{SourceID: src.ID, Target: "latest", DataDir: t.TempDir() + "/r",
+		Port: 55997, PGMajor: 15, Marker: "m"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.store.UpdateRestore(ctx, x.ID, store.RestoreUpdate{State: store.RestoreRunning}); err != nil {
+		t.Fatal(err)
+	}
+	c := a.client(t)
+	a.login(t, c)
+	_, body := a.get(t, c, "/restores")
+	if !strings.Contains(body, `data-state="stopped"`) || strings.Contains(body, `data-state="running"`) {
+		t.Errorf("restores page shows the recorded state, want the server's: stopped")
+	}
+}

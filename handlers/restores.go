@@ -23,6 +23,7 @@ func (h *Handler) showRestores(w http.ResponseWriter, r *http.Request) error {
 	}
 	vm := web.RestoresVM{Now: h.now()}
 	for _, x := range xs {
+		x.State = h.svc.InstanceState(ctx, x)
 		vm.Rows = append(vm.Rows, restoreRow(x, names[x.SourceID]))
 	}
 	return h.page(w, r, "Restores", web.NavRestores, web.RestoresPage(vm))
@@ -31,9 +32,7 @@ func (h *Handler) showRestores(w http.ResponseWriter, r *http.Request) error {
 func restoreRow(x store.Restore, sourceName string) web.RestoreRow {
 	row := web.RestoreRow{ID: x.ID, SourceID: x.SourceID, SourceName: sourceName, Target: restoreTargetVM(x),
 		State: string(x.State), Port: x.Port, DataDir: x.DataDir, CreatedAt: x.CreatedAt, JobID: x.JobID, Error: x.Error}
-	if x.Port != 0 {
-		row.DSN = fmt.Sprintf("postgres://postgres@127.0.0.1:%d/postgres", x.Port)
-	}
+	row.DSN = usecase.ConnString(x)
 	return row
 }
 

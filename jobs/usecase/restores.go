@@ -319,6 +319,19 @@ func (s *Service) ChangeInstance(ctx context.Context, a Actor, restoreID int64, 
 	return job, err
 }
 
+// InstanceState is a restored instance's state as its server tells it, not as it was
+// recorded: an instance recorded running whose server has gone (crashed, stopped by hand,
+// the host rebooted) is stopped, and one started by hand is running.
+func (s *Service) InstanceState(ctx context.Context, x store.Restore) store.RestoreState {
+	if x.Port == 0 || (x.State != store.RestoreRunning && x.State != store.RestoreStopped) {
+		return x.State
+	}
+	if jobs.InstanceRunning(ctx, x) {
+		return store.RestoreRunning
+	}
+	return store.RestoreStopped
+}
+
 // ConnString is how to connect to a restored instance.
 func ConnString(x store.Restore) string {
 	if x.Port == 0 {
