@@ -323,6 +323,13 @@ func Remove(dir, token string) error {
 	if err := json.Unmarshal(b, &m); err != nil || m.Token != token {
 		return fmt.Errorf("remove %s: its marker names another restore: %w", dir, ErrNotOurs)
 	}
+	// The marker sits in a directory the restored server's OS user can write: an entry
+	// that is not one plain name inside dir is not something this restore wrote.
+	for _, n := range m.Entries {
+		if !plainName(n) {
+			return fmt.Errorf("remove %s: its marker names %q, not an entry of the directory: %w", dir, n, ErrNotOurs)
+		}
+	}
 	if m.Created {
 		return os.RemoveAll(dir)
 	}
@@ -332,6 +339,12 @@ func Remove(dir, token string) error {
 		}
 	}
 	return os.Remove(filepath.Join(dir, MarkerName))
+}
+
+// plainName reports whether n names an entry directly inside a directory: one path
+// element, not "." or "..", and not the marker itself.
+func plainName(n string) bool {
+	return n != "" && n != "." && n != ".." && n != MarkerName && !strings.ContainsAny(n, "/\x00")
 }
 
 // Owned reports whether dir carries the marker of the restore with token.
