@@ -71,7 +71,9 @@ func (s *Store) CreateSession(ctx context.Context, userID int64, ttl time.Durati
 }
 
 // SessionByToken returns the unexpired session with the given token and its
-// user. ErrNotFound means there is none: the browser must sign in.
+// user. ErrNotFound means there is none, or its user is disabled (a session made
+// while the user was being disabled outlives the sessions deleted then): the
+// browser must sign in.
 func (s *Store) SessionByToken(ctx context.Context, token string) (Session, User, error) {
 	var ss Session
 	var u User
@@ -79,7 +81,7 @@ func (s *Store) SessionByToken(ctx context.Context, token string) (Session, User
 		SELECT s.token_hash, s.user_id, s.created_at, s.expires_at, s.last_seen_at, s.user_agent, s.ip,
 			u.id, u.name, u.role, u.created_at, u.last_login_at
 		FROM sessions AS s JOIN users AS u ON u.id = s.user_id
-		WHERE s.token_hash = ? AND s.expires_at > ?`,
+		WHERE s.token_hash = ? AND s.expires_at > ? AND u.disabled_at IS NULL`,
 		hashToken(token), formatTime(s.clock())).Scan(
 		&ss.TokenHash, &ss.UserID, scanTime(&ss.CreatedAt), scanTime(&ss.ExpiresAt), scanTime(&ss.LastSeenAt),
 		orZero(&ss.UserAgent), orZero(&ss.IP),
