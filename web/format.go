@@ -251,10 +251,8 @@ var states = map[string]state{
 	"warn":  {"warn", "Warning"},
 	"error": {"danger", "Error"},
 	// source health (overview)
-	"fresh":  {"ok", "Up to date"},
-	"stale":  {"warn", "Stale"},
-	"none":   {"warn", "No backup yet"},
-	"broken": {"danger", "Last backup failed"},
+	"unknown": {"warn", "Health unknown"},
+	"broken":  {"danger", "Last backup failed"},
 }
 
 func stateOf(s string) state {
@@ -282,19 +280,15 @@ func jobTerminal(s string) bool {
 	return false
 }
 
-// health is the overview's verdict on a source: fresh, stale, none or broken.
-func health(s SourceSummary, now time.Time, staleAfter time.Duration) string {
+// health is what a source card shows when its view model carries no health verdict
+// (jobs/health computes it from facts; handlers fill it in): a failed last backup is
+// broken, anything else is unknown. Never "up to date" from the age of a backup alone.
+func health(s SourceSummary, _ time.Time, _ time.Duration) string {
 	if s.LastAttempt != nil && s.LastAttempt.State == "failed" &&
 		(s.LastComplete == nil || s.LastAttempt.StartedAt.After(s.LastComplete.StartedAt)) {
 		return "broken"
 	}
-	if s.LastComplete == nil {
-		return "none"
-	}
-	if stale(s, now, staleAfter) {
-		return "stale"
-	}
-	return "fresh"
+	return "unknown"
 }
 
 // stale reports whether the source's newest complete backup is older than
