@@ -268,14 +268,32 @@ func (c *Claim) Record(names ...string) error {
 	return c.write()
 }
 
-// write replaces the marker atomically and syncs it.
+// write replaces the marker atomically and syncs it. The directory may belong to the
+// server's OS user, who could plant the temporary name as a link to another file: it is
+// removed first and created with O_EXCL, which follows no link, so that Backstop never
+// writes through one.
 func (c *Claim) write() error {
 	b, err := json.MarshalIndent(c.m, "", "  ")
 	if err != nil {
 		return err
 	}
 	tmp := filepath.Join(c.Dir, "."+MarkerName+".tmp")
-	if err := os.WriteFile(tmp, append(b, '\n'), 0o644); err != nil {
+	if err := os.Remove(tmp); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(append(b, '\n'))
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(tmp)
 		return err
 	}
 	if err := os.Rename(tmp, filepath.Join(c.Dir, MarkerName)); err != nil {
@@ -312,9 +330,12 @@ func Remove(dir, token string) error {
 	if !fi.IsDir() {
 		return fmt.Errorf("remove %s: it is not a directory: %w", dir, ErrNotOurs)
 	}
-	b, err := os.ReadFile(filepath.Join(dir, MarkerName))
+	b, err := readMarker(dir)
 	if errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("remove %s: no %s marker in it: %w", dir, MarkerName, ErrNotOurs)
+	}
+	if errors.Is(err, errMarkerNotFile) {
+		return fmt.Errorf("remove %s: %w: %w", dir, err, ErrNotOurs)
 	}
 	if err != nil {
 		return fmt.Errorf("remove %s: %w", dir, err)
@@ -347,9 +368,27 @@ func plainName(n string) bool {
 	return n != "" && n != "." && n != ".." && n != MarkerName && !strings.ContainsAny(n, "/\x00")
 }
 
+// errMarkerNotFile is a marker name that holds a link or anything else than a regular file:
+// Backstop writes a regular file, so whatever is there is not its marker.
+var errMarkerNotFile = errors.New("its " + MarkerName + " is not a regular file")
+
+// readMarker reads dir's marker, refusing one that is not a regular file (a link would
+// let whoever owns dir point Backstop at a marker copied elsewhere).
+func readMarker(dir string) ([]byte, error) {
+	p := filepath.Join(dir, MarkerName)
+	fi, err := os.Lstat(p)
+	if err != nil {
+		return nil, err
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, errMarkerNotFile
+	}
+	return os.ReadFile(p)
+}
+
 // Owned reports whether dir carries the marker of the restore with token.
 func Owned(dir, token string) bool {
-	b, err := os.ReadFile(filepath.Join(dir, MarkerName))
+	b, err := readMarker(dir)
 	if err != nil || token == "" {
 		return false
 	}
