@@ -15,6 +15,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/backstop/backstop/jobs"
+	"github.com/backstop/backstop/jobs/dest"
 	"github.com/backstop/backstop/jobs/pg"
 	"github.com/backstop/backstop/jobs/pg/pgtest"
 	"github.com/backstop/backstop/store"
@@ -141,7 +142,7 @@ func restoreParams(backupID int64, into string) jobs.Params {
 	}
 	return jobs.Params{
 		Kind:        jobs.KindRestore,
-		Args:        jobs.RestoreArgs{BackupID: backupID, Into: into, Owner: owner, Verify: true},
+		Args:        jobs.RestoreArgs{BackupID: backupID, Into: into, Owner: owner, Verify: true, Marker: dest.NewToken()},
 		RequestedBy: "test",
 	}
 }

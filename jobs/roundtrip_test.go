@@ -17,6 +17,7 @@ import (
 	"github.com/jackc/pglogrepl"
 
 	"github.com/backstop/backstop/jobs"
+	"github.com/backstop/backstop/jobs/dest"
 	"github.com/backstop/backstop/jobs/pg"
 	"github.com/backstop/backstop/store"
 )
@@ -155,7 +156,12 @@ func TestBackupRestoreRoundTrip(t *testing.T) {
 	}
 
 	// The directory holds exactly the backup's files, owned by the server's user, and
-	// pg_verifybackup agrees (checked here too, not only by the job).
+	// pg_verifybackup agrees (checked here too, not only by the job); beside them only
+	// the marker naming the restore, which Backstop owns.
+	if !dest.Owned(into, rjobMarker(t, rjob)) {
+		t.Errorf("%s carries no marker of its restore job", into)
+	}
+	os.Remove(filepath.Join(into, dest.MarkerName))
 	if diff := cmp.Diff(files, listTree(t, into)); diff != "" {
 		t.Errorf("restored tree differs from the backup's file list (-want +got):\n%s", diff)
 	}
@@ -267,4 +273,14 @@ func checkOwner(t *testing.T, dir string) {
 	if len(wrong) > 0 {
 		t.Errorf("restored entries not owned by postgres (uid %d): %d, first %q", uid, len(wrong), wrong[0])
 	}
+}
+
+// rjobMarker is the marker token a restore job was given.
+func rjobMarker(t *testing.T, j store.Job) string {
+	t.Helper()
+	var args jobs.RestoreArgs
+	if err := json.Unmarshal(j.Args, &args); err != nil {
+		t.Fatal(err)
+	}
+	return args.Marker
 }

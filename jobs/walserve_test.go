@@ -22,6 +22,7 @@ import (
 	"github.com/jackc/pglogrepl"
 
 	"github.com/backstop/backstop/jobs"
+	"github.com/backstop/backstop/jobs/dest"
 	"github.com/backstop/backstop/jobs/pg"
 	"github.com/backstop/backstop/jobs/pg/pgtest"
 	"github.com/backstop/backstop/store"
@@ -232,6 +233,9 @@ func (p *pitr) restore(t *testing.T, files map[string]jobs.WALSource, target tim
 	dataDir := filepath.Join(dir, "data")
 	m, err := p.e.repo.Manifest(ctx, p.backup.RepoID)
 	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := dest.ClaimDir(dataDir, dest.NewToken(), t.Name(), p.uid, p.gid); err != nil {
 		t.Fatal(err)
 	}
 	if err := jobs.RestoreFiles(ctx, p.e.repo, m, dataDir, jobs.RestoreOptions{UID: p.uid, GID: p.gid}); err != nil {

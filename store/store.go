@@ -115,10 +115,19 @@ func open(ctx context.Context, path string) (*Store, error) {
 	}
 	wdb.SetMaxOpenConns(1)
 	// Open the writer first: it switches a new file to WAL, which the
-	// readers need.
-	if err := wdb.PingContext(ctx); err != nil {
-		wdb.Close()
-		return nil, fmt.Errorf("open catalog %s: %w", path, err)
+	// readers need. That switch needs the file to itself and answers
+	// SQLITE_BUSY at once, without the busy timeout, while another process
+	// opens the same new file: retry it within the timeout.
+	for deadline := time.Now().Add(busyTimeout); ; {
+		err := wdb.PingContext(ctx)
+		if err == nil {
+			break
+		}
+		if !strings.Contains(err.Error(), "SQLITE_BUSY") || time.Now().After(deadline) {
+			wdb.Close()
+			return nil, fmt.Errorf("open catalog %s: %w", path, err)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 	db, err := sql.Open("sqlite", path+"?"+readParams.Encode())
 	if err != nil {
