@@ -372,7 +372,11 @@ func (c *Cluster) Start(ctx context.Context) error {
 		offset := fileSize(c.logFile)
 		args := []string{"start", "-w", "-t", strconv.Itoa(waitSeconds(ctx)), "-D", c.dataDir, "-l", c.logFile}
 		if c.extraOpts {
-			args = append(args, "-o", fmt.Sprintf("-p %d -c listen_addresses=127.0.0.1 -k %s", c.port, shellQuote(c.socketDir)))
+			// data_directory and external_pid_file too: a configuration file copied from the
+			// source may name the source's own, and a restored instance shares no file with
+			// a live cluster.
+			args = append(args, "-o", fmt.Sprintf("-p %d -c listen_addresses=127.0.0.1 -k %s -c data_directory=%s -c external_pid_file=''",
+				c.port, shellQuote(c.socketDir), shellQuote(c.dataDir)))
 		}
 		err := run(c.user.command(ctx, c.bin.Path("pg_ctl"), args...))
 		if err == nil {
