@@ -199,6 +199,9 @@ func (w *PITRWorker) Work(ctx context.Context, job *Job) (err error) {
 		if err := pg.WriteRecoveryConfig(args.Into, 0, settings); err != nil {
 			return fmt.Errorf("restore: %w", err)
 		}
+		if err := handOver(args.Into, uid, gid); err != nil {
+			return err
+		}
 		if _, err := w.store.UpdateRestore(ctx, restoreID, store.RestoreUpdate{State: store.RestoreReady}); err != nil {
 			return err
 		}

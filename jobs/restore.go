@@ -125,6 +125,11 @@ func (w *RestoreWorker) Work(ctx context.Context, job *Job) (err error) {
 	}
 	job.Logf(ctx, LevelInfo, "writing files", "wrote %d files, %s, into %s", len(m.Files), humanize.IBytes(uint64(total)), args.Into)
 	res := RestoreResult{Into: args.Into, Files: len(m.Files), Bytes: total}
+	defer func() {
+		if err == nil {
+			err = handOver(args.Into, uid, gid)
+		}
+	}()
 	if args.Verify {
 		job.Phase(ctx, "verifying", 0)
 		bin, err := pg.FindBinaries(ctx, m.PGVersion/10000)
@@ -166,12 +171,11 @@ type RestoreOptions struct {
 // claimed with dest.ClaimDir: it exists and holds nothing but the claim's marker. Each block
 // is authenticated and its hash checked as it is read. On failure the caller removes what
 // was written, through dest.Remove, so that no half-restored directory can be mistaken for
-// a good one; the error names the file and the object.
+// a good one; the error names the file and the object. Entries below dir get opts' owner;
+// dir itself keeps Backstop's until the caller hands it over (handOver), so that nobody
+// else can swap an entry for a link while Backstop, as root, writes there.
 func RestoreFiles(ctx context.Context, repo *repository.Repo, m *repository.Manifest, dir string, opts RestoreOptions) (err error) {
 	if err := checkClaimed(dir); err != nil {
-		return fmt.Errorf("restore: %w", err)
-	}
-	if err := chown(dir, opts.UID, opts.GID); err != nil {
 		return fmt.Errorf("restore: %w", err)
 	}
 	if opts.Parallel < 1 {
@@ -237,7 +241,10 @@ func restoreEntry(ctx context.Context, g *errgroup.Group, repo *repository.Repo,
 		if err := os.Mkdir(target, fs.FileMode(f.Mode)&fs.ModePerm); err != nil && !errors.Is(err, fs.ErrExist) {
 			return err
 		}
-		return chown(target, opts.UID, opts.GID)
+		if opts.UID < 0 && opts.GID < 0 {
+			return nil
+		}
+		return os.Lchown(target, opts.UID, opts.GID)
 	case "symlink":
 		if err := os.Symlink(f.LinkTarget, target); err != nil {
 			return err
@@ -252,10 +259,13 @@ func restoreEntry(ctx context.Context, g *errgroup.Group, repo *repository.Repo,
 		return err
 	}
 	// A file left open by a failed block is closed by os.File's cleanup; its directory is
-	// removed as the restore fails.
-	if err := chown(target, opts.UID, opts.GID); err != nil {
-		out.Close()
-		return err
+	// removed as the restore fails. The open file is chowned, never a path that could be
+	// swapped.
+	if opts.UID >= 0 || opts.GID >= 0 {
+		if err := out.Chown(opts.UID, opts.GID); err != nil {
+			out.Close()
+			return err
+		}
 	}
 	if len(f.Blocks) == 0 {
 		if f.Size != 0 {
@@ -317,7 +327,9 @@ func closeFile(out *os.File, f repository.File) error {
 // claimFor claims dir for a restore of m (dest.ClaimDir) and records the top-level names
 // the restore will write, so that a directory that existed before loses only those.
 func claimFor(dir, token, restore string, m *repository.Manifest, uid, gid int) (*dest.Claim, error) {
-	c, err := dest.ClaimDir(dir, token, restore, uid, gid)
+	// The directory stays Backstop's (0700) while it is written; handOver gives it to the
+	// server's OS user at the end.
+	c, err := dest.ClaimDir(dir, token, restore, -1, -1)
 	if err != nil {
 		return nil, err
 	}
@@ -342,6 +354,15 @@ func checkClaimed(dir string) error {
 		if e.Name() != dest.MarkerName {
 			return fmt.Errorf("%w: %s holds %s; restore into an empty or new directory", ErrNotEmpty, dir, e.Name())
 		}
+	}
+	return nil
+}
+
+// handOver gives a restored data directory to the OS user that runs its server, once
+// Backstop has finished writing into it.
+func handOver(dir string, uid, gid int) error {
+	if err := chown(dir, uid, gid); err != nil {
+		return fmt.Errorf("restore: %w", err)
 	}
 	return nil
 }
