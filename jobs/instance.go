@@ -162,7 +162,7 @@ func deleteInstance(ctx context.Context, x store.Restore) (note string, err erro
 	if err := stopInstance(ctx, x); err != nil {
 		return "", err
 	}
-	if err := dest.Remove(x.DataDir, x.Marker); err != nil {
+	if err := dest.Remove(x.DataDir, x.Marker, x.CreatedDir); err != nil {
 		return "", err
 	}
 	return "", nil
@@ -183,7 +183,7 @@ func SweepRestores(ctx context.Context, st *store.Store) (int, error) {
 			if err := stopInstance(stopCtx, x); err != nil {
 				note += fmt.Sprintf("; stopping its server failed: %v", err)
 			}
-			if err := dest.Remove(x.DataDir, x.Marker); err != nil {
+			if err := dest.Remove(x.DataDir, x.Marker, x.CreatedDir); err != nil {
 				note += fmt.Sprintf("; %v", err)
 			} else {
 				note += "; what it had written was removed"

@@ -26,10 +26,13 @@ func restoreRow(t *testing.T, e *env, dir string, claim bool, state store.Restor
 		}
 	}
 	token := dest.NewToken()
+	created := false
 	if claim {
-		if _, err := dest.ClaimDir(dir, token, "test", -1, -1); err != nil {
+		c, err := dest.ClaimDir(dir, token, "test", -1, -1)
+		if err != nil {
 			t.Fatal(err)
 		}
+		created = c.Created()
 		if err := os.WriteFile(filepath.Join(dir, "PG_VERSION"), []byte("15\n"), 0o600); err != nil {
 			t.Fatal(err)
 		}
@@ -37,6 +40,9 @@ func restoreRow(t *testing.T, e *env, dir string, claim bool, state store.Restor
 	x, err := e.store.CreateRestore(ctx, store.RestoreParams{SourceID: src.ID, JobID: jobID, Target: "latest", DataDir: dir,
 		PGMajor: 15, Marker: token})
 	if err != nil {
+		t.Fatal(err)
+	}
+	if x, err = e.store.UpdateRestore(ctx, x.ID, store.RestoreUpdate{CreatedDir: created}); err != nil {
 		t.Fatal(err)
 	}
 	if state != store.RestoreRestoring {

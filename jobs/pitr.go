@@ -114,7 +114,7 @@ func (w *PITRWorker) Work(ctx context.Context, job *Job) (err error) {
 			cluster.Stop(endCtx, "immediate")
 		}
 		if claim != nil {
-			if rerr := dest.Remove(args.Into, args.Marker); rerr != nil {
+			if rerr := dest.Remove(args.Into, args.Marker, claim.Created()); rerr != nil {
 				job.Logf(endCtx, LevelWarn, "", "left %s in place: %v", args.Into, rerr)
 			}
 		}
@@ -167,6 +167,11 @@ func (w *PITRWorker) Work(ctx context.Context, job *Job) (err error) {
 	}
 	if claim, err = claimFor(args.Into, args.Marker, fmt.Sprintf("restore %d (job %d)", x.ID, job.ID), m, uid, gid); err != nil {
 		return fmt.Errorf("restore: %w", err)
+	}
+	if claim.Created() {
+		if _, err := w.store.UpdateRestore(ctx, x.ID, store.RestoreUpdate{CreatedDir: true}); err != nil {
+			return err
+		}
 	}
 	var total int64
 	for _, f := range m.Files {

@@ -83,7 +83,7 @@ func (w *RestoreWorker) Work(ctx context.Context, job *Job) (err error) {
 		if err != nil && claim != nil {
 			// A failed restore leaves nothing that could be taken for a good one, and
 			// removes only what it created.
-			if rerr := dest.Remove(args.Into, args.Marker); rerr != nil {
+			if rerr := dest.Remove(args.Into, args.Marker, claim.Created()); rerr != nil {
 				job.Logf(context.WithoutCancel(ctx), LevelWarn, "", "left %s in place: %v", args.Into, rerr)
 			}
 		}
@@ -329,6 +329,11 @@ func closeFile(out *os.File, f repository.File) error {
 func claimFor(dir, token, restore string, m *repository.Manifest, uid, gid int) (*dest.Claim, error) {
 	// The directory stays Backstop's (0700) while it is written; handOver gives it to the
 	// server's OS user at the end.
+	// The rules are checked again at the moment of the claim: the request was checked
+	// when it was made, and a live cluster may have appeared there since.
+	if err := dest.CheckDir(dir, dest.LiveClusters()); err != nil {
+		return nil, err
+	}
 	c, err := dest.ClaimDir(dir, token, restore, -1, -1)
 	if err != nil {
 		return nil, err
@@ -338,7 +343,7 @@ func claimFor(dir, token, restore string, m *repository.Manifest, uid, gid int) 
 		names = append(names, f.Path)
 	}
 	if err := c.Record(names...); err != nil {
-		dest.Remove(dir, token)
+		dest.Remove(dir, token, c.Created())
 		return nil, err
 	}
 	return c, nil

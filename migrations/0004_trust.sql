@@ -54,7 +54,10 @@ CREATE TABLE restores_new (
     -- The token written into the marker file Backstop leaves in the data directory
     -- it claimed: a directory is removed only when its marker carries this token.
     -- NULL for restores made before markers existed: those are never removed.
-    marker       TEXT    CHECK (marker <> '')
+    marker       TEXT    CHECK (marker <> ''),
+    -- 1 when the restore created its data directory (so may remove it whole); 0 when
+    -- the directory existed before and only what the restore wrote may go.
+    created_dir  INTEGER NOT NULL DEFAULT 0 CHECK (created_dir IN (0, 1))
 ) STRICT;
 INSERT INTO restores_new (id, source_id, job_id, backup_id, target, data_dir, port, pg_major, state, stop_line,
         last_commit_at, error, created_at, updated_at)

@@ -46,6 +46,9 @@ type Restore struct {
 	// Marker is the token in the marker file of the data directory Backstop claimed for
 	// this restore; "" for restores made before markers existed, never removed.
 	Marker string
+	// CreatedDir says the restore created its data directory, so Delete may remove it
+	// whole; otherwise only what the restore wrote into it goes.
+	CreatedDir bool
 }
 
 // RestoreParams describe a restore that is starting.
@@ -66,16 +69,18 @@ type RestoreUpdate struct {
 	StopLine     string
 	LastCommitAt time.Time
 	Error        string
+	// CreatedDir records that the restore created its data directory.
+	CreatedDir bool
 }
 
 const restoreColumns = `id, source_id, job_id, backup_id, target, data_dir, port, pg_major, state, stop_line,
-	last_commit_at, error, created_at, updated_at, marker`
+	last_commit_at, error, created_at, updated_at, marker, created_dir`
 
 func scanRestore(r rowScanner) (Restore, error) {
 	var x Restore
 	err := r.Scan(&x.ID, &x.SourceID, orZero(&x.JobID), orZero(&x.BackupID), &x.Target, &x.DataDir, orZero(&x.Port),
 		&x.PGMajor, &x.State, orZero(&x.StopLine), scanNullTime(&x.LastCommitAt), orZero(&x.Error),
-		scanTime(&x.CreatedAt), scanTime(&x.UpdatedAt), orZero(&x.Marker))
+		scanTime(&x.CreatedAt), scanTime(&x.UpdatedAt), orZero(&x.Marker), &x.CreatedDir)
 	return x, err
 }
 
@@ -147,11 +152,12 @@ func (s *Store) UpdateRestore(ctx context.Context, id int64, u RestoreUpdate) (R
 	x, err := scanRestore(s.wdb.QueryRowContext(ctx, `
 		UPDATE restores SET
 			state = coalesce(?, state), backup_id = coalesce(?, backup_id), stop_line = coalesce(?, stop_line),
-			last_commit_at = coalesce(?, last_commit_at), error = coalesce(?, error), updated_at = ?
+			last_commit_at = coalesce(?, last_commit_at), error = coalesce(?, error), updated_at = ?,
+			created_dir = max(created_dir, ?)
 		WHERE id = ?
 		RETURNING `+restoreColumns,
 		nullIfZero(string(u.State)), nullIfZero(u.BackupID), nullIfZero(u.StopLine), last, nullIfZero(u.Error),
-		formatTime(s.clock()), id))
+		formatTime(s.clock()), u.CreatedDir, id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return Restore{}, fmt.Errorf("update restore %d: %w", id, ErrNotFound)
 	}

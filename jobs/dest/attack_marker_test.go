@@ -32,7 +32,7 @@ func TestAttackMarkerEntriesEscape(t *testing.T) {
 		if err := os.WriteFile(filepath.Join(existing, MarkerName), b, 0o644); err != nil {
 			t.Fatal(err)
 		}
-		err := Remove(existing, token)
+		err := Remove(existing, token, false)
 		if _, serr := os.Stat(filepath.Join(precious, "base")); serr != nil {
 			t.Fatalf("entries %q: Remove = %v removed %s outside the restore's directory", entries, err, precious)
 		}

@@ -123,6 +123,10 @@ func within(path, dir string) bool {
 	return strings.HasPrefix(path, dir+string(filepath.Separator))
 }
 
+// Resolve returns path with symbolic links resolved in its longest existing prefix: where
+// a restore into path would really write.
+func Resolve(path string) (string, error) { return resolve(path) }
+
 // resolve returns path with symbolic links resolved in its longest existing prefix.
 func resolve(path string) (string, error) {
 	rest := ""
@@ -178,7 +182,13 @@ func ClaimDir(dir, token, restore string, uid, gid int) (*Claim, error) {
 	if err := makeParents(filepath.Dir(dir)); err != nil {
 		return nil, fmt.Errorf("claim %s: %w", dir, err)
 	}
-	err := os.Mkdir(dir, 0o700)
+	// Where the path leads now, links resolved: if a parent is swapped for a link while
+	// the directory is made, the claim is refused rather than written elsewhere.
+	want, err := resolve(dir)
+	if err != nil {
+		return nil, fmt.Errorf("claim %s: %w", dir, err)
+	}
+	err = os.Mkdir(dir, 0o700)
 	switch {
 	case err == nil:
 		c.m.Created = true
@@ -196,6 +206,10 @@ func ClaimDir(dir, token, restore string, uid, gid int) (*Claim, error) {
 		}
 	default:
 		return nil, fmt.Errorf("claim %s: %w", dir, err)
+	}
+	if got, err := filepath.EvalSymlinks(dir); err != nil || got != want {
+		c.undoClaim()
+		return nil, refuse("dir", "%s moved while it was claimed (it now leads to %s): nothing was written", dir, got)
 	}
 	if uid >= 0 {
 		if err := os.Chown(dir, uid, gid); err != nil {
@@ -313,10 +327,12 @@ func (c *Claim) write() error {
 var ErrNotOurs = errors.New("not created by this restore")
 
 // Remove deletes what the restore with token created at dir: the whole directory when the
-// restore created it, else only the entries it recorded and the marker. Without a marker
-// carrying token it removes nothing and returns an error wrapping ErrNotOurs. A directory
-// that is already gone is not an error.
-func Remove(dir, token string) error {
+// restore created it, else only the entries it recorded and the marker. created is what
+// Backstop itself recorded (the catalog, or the claim in hand): the marker lies in a
+// directory the server's OS user can write, so its own "created" counts only together
+// with it. Without a marker carrying token it removes nothing and returns an error
+// wrapping ErrNotOurs. A directory that is already gone is not an error.
+func Remove(dir, token string, created bool) error {
 	if token == "" || dir == "" || !filepath.IsAbs(dir) {
 		return fmt.Errorf("remove %q: %w", dir, ErrNotOurs)
 	}
@@ -351,7 +367,7 @@ func Remove(dir, token string) error {
 			return fmt.Errorf("remove %s: its marker names %q, not an entry of the directory: %w", dir, n, ErrNotOurs)
 		}
 	}
-	if m.Created {
+	if created && m.Created {
 		return os.RemoveAll(dir)
 	}
 	for _, n := range m.Entries {

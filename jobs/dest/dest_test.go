@@ -80,7 +80,7 @@ func TestClaimRefusedChangesNothing(t *testing.T) {
 		if _, err := ClaimDir(dir, NewToken(), "test", -1, -1); err == nil {
 			t.Fatalf("ClaimDir(%s) = nil, want a refusal", dir)
 		}
-		if err := Remove(dir, "anything"); !errors.Is(err, ErrNotOurs) {
+		if err := Remove(dir, "anything", true); !errors.Is(err, ErrNotOurs) {
 			t.Errorf("Remove(%s) = %v, want ErrNotOurs", dir, err)
 		}
 	}
@@ -108,10 +108,10 @@ func TestClaimAndRemove(t *testing.T) {
 			t.Errorf("parent mode = %v, %v; want 0755 so that the server's OS user can reach the directory", fi.Mode().Perm(), err)
 		}
 		os.WriteFile(filepath.Join(dir, "PG_VERSION"), []byte("15\n"), 0o600)
-		if err := Remove(dir, "another token"); !errors.Is(err, ErrNotOurs) {
+		if err := Remove(dir, "another token", true); !errors.Is(err, ErrNotOurs) {
 			t.Errorf("Remove with another token = %v, want ErrNotOurs", err)
 		}
-		if err := Remove(dir, token); err != nil {
+		if err := Remove(dir, token, true); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
@@ -145,7 +145,7 @@ func TestClaimAndRemove(t *testing.T) {
 		os.WriteFile(filepath.Join(dir, "PG_VERSION"), []byte("15\n"), 0o600)
 		// Someone else's file, placed after the claim.
 		os.WriteFile(filepath.Join(dir, "notes.txt"), []byte("mine"), 0o600)
-		if err := Remove(dir, token); err != nil {
+		if err := Remove(dir, token, false); err != nil {
 			t.Fatal(err)
 		}
 		entries, _ := os.ReadDir(dir)
@@ -159,12 +159,12 @@ func TestClaimAndRemove(t *testing.T) {
 		if _, err := ClaimDir(dir, token, "restore 3", -1, -1); err != nil {
 			t.Fatal(err)
 		}
-		if err := Remove(dir, token); err != nil {
+		if err := Remove(dir, token, true); err != nil {
 			t.Fatal(err)
 		}
 		os.MkdirAll(dir, 0o755)
 		os.WriteFile(filepath.Join(dir, "new-owner"), []byte("x"), 0o600)
-		if err := Remove(dir, token); !errors.Is(err, ErrNotOurs) {
+		if err := Remove(dir, token, true); !errors.Is(err, ErrNotOurs) {
 			t.Errorf("second Remove = %v, want ErrNotOurs", err)
 		}
 		if _, err := os.Stat(filepath.Join(dir, "new-owner")); err != nil {
@@ -191,5 +191,32 @@ func TestCheckPort(t *testing.T) {
 	p := SuggestPort(nil)
 	if err := CheckPort(p, nil); err != nil {
 		t.Errorf("CheckPort(SuggestPort() = %d) = %v, want nil", p, err)
+	}
+}
+
+// TestRemoveTrustsTheCatalogForCreated: a marker rewritten to claim that the restore
+// created a directory that existed before (the server's OS user can write the marker)
+// does not make Remove delete that directory whole.
+func TestRemoveTrustsTheCatalogForCreated(t *testing.T) {
+	dir := t.TempDir()
+	token := NewToken()
+	c, err := ClaimDir(dir, token, "restore 5", -1, -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Record("PG_VERSION"); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(dir, "PG_VERSION"), []byte("15\n"), 0o600)
+	os.WriteFile(filepath.Join(dir, "theirs"), []byte("x"), 0o600)
+	c.m.Created = true // as a forged marker would say
+	if err := c.write(); err != nil {
+		t.Fatal(err)
+	}
+	if err := Remove(dir, token, false); err != nil { // the catalog says it existed before
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "theirs")); err != nil {
+		t.Errorf("a forged marker made Remove delete the directory whole: %v", err)
 	}
 }

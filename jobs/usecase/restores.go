@@ -189,9 +189,8 @@ func (s *Service) CheckDestination(ctx context.Context, into string, port int) (
 			fields["dir"] = sentence(de.Message)
 		} else if err != nil {
 			return "", err
-		} else if home := s.paths.Home; home != "" && (dir == home || strings.HasPrefix(dir, home+"/")) &&
-			!strings.HasPrefix(dir, s.paths.RestoreRoot+"/") {
-			fields["dir"] = fmt.Sprintf("%s is inside Backstop's home %s: choose a directory elsewhere, or leave it to Backstop.", dir, home)
+		} else if s.inHome(dir) {
+			fields["dir"] = fmt.Sprintf("%s is inside Backstop's home %s: choose a directory elsewhere, or leave it to Backstop.", dir, s.paths.Home)
 		}
 	}
 	if port != 0 {
@@ -210,6 +209,25 @@ func (s *Service) CheckDestination(ctx context.Context, into string, port int) (
 		return "", &InputError{Fields: fields}
 	}
 	return dir, nil
+}
+
+// inHome reports whether dir, or where its links lead, is Backstop's home or inside it,
+// other than below the restore root where new instances go.
+func (s *Service) inHome(dir string) bool {
+	if s.paths.Home == "" {
+		return false
+	}
+	inside := func(d, home, root string) bool {
+		return (d == home || strings.HasPrefix(d, home+"/")) && !strings.HasPrefix(d, root+"/")
+	}
+	home, root := s.paths.Home, s.paths.RestoreRoot
+	realHome, err1 := dest.Resolve(home)
+	realRoot, err2 := dest.Resolve(root)
+	real, err3 := dest.Resolve(dir)
+	if err1 != nil || err2 != nil || err3 != nil {
+		return inside(dir, home, root)
+	}
+	return inside(dir, home, root) || inside(real, realHome, realRoot)
 }
 
 // SuggestPort offers a free port for a new instance.
