@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"text/tabwriter"
 	"time"
@@ -18,24 +17,11 @@ func (c *cli) backup(ctx context.Context, args []string) error {
 	if len(args) > 0 && args[0] == "list" {
 		return c.backupList(ctx, args[1:])
 	}
-	fs := c.flags("backup", "backup SOURCE")
-	pos, err := parse(fs, args)
-	if err != nil {
-		return err
-	}
-	if len(pos) != 1 {
-		fs.Usage()
-		return errors.New("backup takes one SOURCE name (see `backstop source list`)")
-	}
-	h, err := openHome(ctx, c.home, false)
+	h, src, _, err := c.sourceCommand(ctx, "backup", "backup SOURCE", args, 1)
 	if err != nil {
 		return err
 	}
 	defer h.Close()
-	src, err := h.store.SourceByName(ctx, pos[0])
-	if err != nil {
-		return fmt.Errorf("%w (see `backstop source list`)", err)
-	}
 	svc, actor := c.cliService(h)
 	job, err := svc.StartBackup(ctx, actor, src.ID)
 	if err != nil {

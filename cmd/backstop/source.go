@@ -65,24 +65,11 @@ func checkHint(err error) error {
 }
 
 func (c *cli) sourceChange(ctx context.Context, args []string) error {
-	fs := c.flags("source change", "source change NAME DSN")
-	pos, err := parse(fs, args)
-	if err != nil {
-		return err
-	}
-	if len(pos) != 2 {
-		fs.Usage()
-		return errors.New("source change takes a NAME and the new DSN")
-	}
-	h, err := openHome(ctx, c.home, false)
+	h, src, pos, err := c.sourceCommand(ctx, "source change", "source change NAME DSN", args, 2)
 	if err != nil {
 		return err
 	}
 	defer h.Close()
-	src, err := h.store.SourceByName(ctx, pos[0])
-	if err != nil {
-		return fmt.Errorf("%w (see `backstop source list`)", err)
-	}
 	svc, actor := c.cliService(h)
 	src, err = svc.ChangeSource(ctx, actor, src.ID, pos[1])
 	if err != nil {
@@ -92,24 +79,11 @@ func (c *cli) sourceChange(ctx context.Context, args []string) error {
 }
 
 func (c *cli) sourceRemove(ctx context.Context, args []string) error {
-	fs := c.flags("source remove", "source remove NAME")
-	pos, err := parse(fs, args)
-	if err != nil {
-		return err
-	}
-	if len(pos) != 1 {
-		fs.Usage()
-		return errors.New("source remove takes one NAME")
-	}
-	h, err := openHome(ctx, c.home, false)
+	h, src, _, err := c.sourceCommand(ctx, "source remove", "source remove NAME", args, 1)
 	if err != nil {
 		return err
 	}
 	defer h.Close()
-	src, err := h.store.SourceByName(ctx, pos[0])
-	if err != nil {
-		return fmt.Errorf("%w (see `backstop source list`)", err)
-	}
 	svc, actor := c.cliService(h)
 	res, err := svc.RemoveSource(ctx, actor, src.ID)
 	if err != nil {
@@ -169,4 +143,28 @@ func sourceJSON(s store.Source) map[string]any {
 		"id": s.ID, "name": s.Name, "dsn": pg.MaskDSN(s.DSN), "system_identifier": s.SystemIdentifier,
 		"pg_version": s.PGVersion, "timeline": s.Timeline, "created_at": s.CreatedAt,
 	}
+}
+
+// sourceCommand parses a command whose first argument names a source and that takes n
+// arguments in all, opens the home and loads the source. The caller closes the home.
+func (c *cli) sourceCommand(ctx context.Context, name, synopsis string, args []string, n int) (*home, store.Source, []string, error) {
+	fs := c.flags(name, synopsis)
+	pos, err := parse(fs, args)
+	if err != nil {
+		return nil, store.Source{}, nil, err
+	}
+	if len(pos) != n {
+		fs.Usage()
+		return nil, store.Source{}, nil, fmt.Errorf("usage: backstop %s (see `backstop source list`)", synopsis)
+	}
+	h, err := openHome(ctx, c.home, false)
+	if err != nil {
+		return nil, store.Source{}, nil, err
+	}
+	src, err := h.store.SourceByName(ctx, pos[0])
+	if err != nil {
+		h.Close()
+		return nil, store.Source{}, nil, fmt.Errorf("%w (see `backstop source list`)", err)
+	}
+	return h, src, pos, nil
 }
