@@ -249,19 +249,36 @@ func (s *Store) Authenticate(ctx context.Context, name, password string) (User, 
 }
 
 // SetRole changes the role of user id. Their sessions stay: the role is read on every
-// request.
+// request. Demoting the last admin who can sign in is ErrLastAdmin, decided in the same
+// statement as the change, so that two admins demoting each other at once cannot both win.
 func (s *Store) SetRole(ctx context.Context, id int64, role Role) (User, error) {
 	if err := ValidateRole(role); err != nil {
 		return User{}, fmt.Errorf("set role: %w", err)
 	}
-	u, err := scanUser(s.wdb.QueryRowContext(ctx, `UPDATE users SET role = ? WHERE id = ? RETURNING `+userColumns, role, id))
+	u, err := scanUser(s.wdb.QueryRowContext(ctx, `UPDATE users SET role = ? WHERE id = ? AND (? = 'admin' OR NOT `+lastAdmin+`)
+		RETURNING `+userColumns, role, id, role))
 	if errors.Is(err, sql.ErrNoRows) {
-		return User{}, fmt.Errorf("set role: user %d: %w", id, ErrNotFound)
+		return User{}, fmt.Errorf("set role: %w", s.whyUnchanged(ctx, id))
 	}
 	if err != nil {
 		return User{}, fmt.Errorf("set role: %w", err)
 	}
 	return u, nil
+}
+
+// ErrLastAdmin refuses a change that would leave no admin able to sign in.
+var ErrLastAdmin = errors.New("the last admin who can sign in cannot be demoted, disabled or removed: make another admin first")
+
+// lastAdmin is true, in a statement on users, for the row of the only admin who can sign in.
+const lastAdmin = `(role = 'admin' AND disabled_at IS NULL
+	AND (SELECT count(*) FROM users WHERE role = 'admin' AND disabled_at IS NULL) <= 1)`
+
+// whyUnchanged tells why a guarded change of user id touched no row.
+func (s *Store) whyUnchanged(ctx context.Context, id int64) error {
+	if _, err := s.User(ctx, id); err != nil {
+		return err
+	}
+	return ErrLastAdmin
 }
 
 // SetUserDisabled disables (and signs out everywhere) or enables user id.
@@ -273,9 +290,17 @@ func (s *Store) SetUserDisabled(ctx context.Context, id int64, disabled bool) (U
 	var u User
 	err := s.tx(ctx, func(tx *sql.Tx) error {
 		var err error
-		u, err = scanUser(tx.QueryRowContext(ctx, `UPDATE users SET disabled_at = ? WHERE id = ? RETURNING `+userColumns, at, id))
+		u, err = scanUser(tx.QueryRowContext(ctx, `UPDATE users SET disabled_at = ? WHERE id = ? AND (? IS NULL OR NOT `+lastAdmin+`)
+			RETURNING `+userColumns, at, id, at))
 		if errors.Is(err, sql.ErrNoRows) {
-			return fmt.Errorf("user %d: %w", id, ErrNotFound)
+			var n int
+			if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM users WHERE id = ?`, id).Scan(&n); err != nil {
+				return err
+			}
+			if n == 0 {
+				return fmt.Errorf("user %d: %w", id, ErrNotFound)
+			}
+			return ErrLastAdmin
 		}
 		if err != nil || !disabled {
 			return err
@@ -291,25 +316,15 @@ func (s *Store) SetUserDisabled(ctx context.Context, id int64, disabled bool) (U
 
 // DeleteUser removes user id and their sessions.
 func (s *Store) DeleteUser(ctx context.Context, id int64) error {
-	res, err := s.wdb.ExecContext(ctx, `DELETE FROM users WHERE id = ?`, id)
+	res, err := s.wdb.ExecContext(ctx, `DELETE FROM users WHERE id = ? AND NOT `+lastAdmin, id)
 	if err != nil {
 		return fmt.Errorf("delete user %d: %w", id, err)
 	}
 	if n, err := res.RowsAffected(); err != nil {
 		return fmt.Errorf("delete user %d: %w", id, err)
 	} else if n == 0 {
-		return fmt.Errorf("delete user %d: %w", id, ErrNotFound)
+		return fmt.Errorf("delete user %d: %w", id, s.whyUnchanged(ctx, id))
 	}
 	return nil
 }
 
-// ActiveAdminCount returns the number of admins who can sign in: the last one may not be
-// disabled, demoted or removed.
-func (s *Store) ActiveAdminCount(ctx context.Context) (int, error) {
-	var n int
-	err := s.db.QueryRowContext(ctx, `SELECT count(*) FROM users WHERE role = 'admin' AND disabled_at IS NULL`).Scan(&n)
-	if err != nil {
-		return 0, fmt.Errorf("admin count: %w", err)
-	}
-	return n, nil
-}

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"errors"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -169,5 +170,46 @@ func TestPasswordHash(t *testing.T) {
 	}
 	if strings.Contains(hash, testPassword) {
 		t.Errorf("stored hash %q contains the password", hash)
+	}
+}
+
+// TestLastAdminStays: two admins demoting, disabling or removing each other at the same
+// time leave one admin who can sign in, whatever the order; the loser is ErrLastAdmin.
+func TestLastAdminStays(t *testing.T) {
+	for _, change := range []string{"demote", "disable", "remove"} {
+		t.Run(change, func(t *testing.T) {
+			s, _ := setup(t)
+			ctx := t.Context()
+			a, err := s.CreateUser(ctx, "ann", testPassword, RoleAdmin)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, err := s.CreateUser(ctx, "bob", testPassword, RoleAdmin)
+			if err != nil {
+				t.Fatal(err)
+			}
+			do := func(id int64) error {
+				switch change {
+				case "demote":
+					_, err := s.SetRole(ctx, id, RoleAuditor)
+					return err
+				case "disable":
+					_, err := s.SetUserDisabled(ctx, id, true)
+					return err
+				}
+				return s.DeleteUser(ctx, id)
+			}
+			errs := make(chan error, 2)
+			for _, id := range []int64{a.ID, b.ID} {
+				go func() { errs <- do(id) }()
+			}
+			e1, e2 := <-errs, <-errs
+			if (e1 == nil) == (e2 == nil) {
+				t.Fatalf("%s each other: %v and %v; want exactly one refused", change, e1, e2)
+			}
+			if err := errors.Join(e1, e2); !errors.Is(err, ErrLastAdmin) {
+				t.Errorf("refusal = %v, want ErrLastAdmin", err)
+			}
+		})
 	}
 }

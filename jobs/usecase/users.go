@@ -2,6 +2,7 @@ package usecase
 
 import (
 	"context"
+	"errors"
 
 	"github.com/backstop/backstop/store"
 )
@@ -24,19 +25,12 @@ func (s *Service) userByName(ctx context.Context, name string) (store.User, erro
 	return s.store.UserByName(ctx, name)
 }
 
-// keepAnAdmin refuses a change that would leave no admin able to sign in.
-func (s *Service) keepAnAdmin(ctx context.Context, u store.User, what string) error {
-	if u.Role != store.RoleAdmin || u.DisabledAt != nil {
-		return nil
+// lastAdmin turns the store's refusal to leave no admin into a conflict for the person.
+func lastAdmin(err error, name, what string) error {
+	if errors.Is(err, store.ErrLastAdmin) {
+		return conflict("%s is the last admin who can sign in: make another admin before you %s them", name, what)
 	}
-	n, err := s.store.ActiveAdminCount(ctx)
-	if err != nil {
-		return err
-	}
-	if n <= 1 {
-		return conflict("%s is the last admin who can sign in: make another admin before you %s them", u.Name, what)
-	}
-	return nil
+	return err
 }
 
 // SetRole changes a user's role.
@@ -51,14 +45,9 @@ func (s *Service) SetRole(ctx context.Context, a Actor, name string, role store.
 	if err := store.ValidateRole(role); err != nil {
 		return store.User{}, err
 	}
-	if role != store.RoleAdmin {
-		if err := s.keepAnAdmin(ctx, u, "demote"); err != nil {
-			return store.User{}, err
-		}
-	}
 	u, err = s.store.SetRole(ctx, u.ID, role)
 	if err != nil {
-		return store.User{}, err
+		return store.User{}, lastAdmin(err, name, "demote")
 	}
 	s.audit(ctx, a, "user.role", u.Name, map[string]any{"role": role})
 	return u, nil
@@ -93,14 +82,9 @@ func (s *Service) SetDisabled(ctx context.Context, a Actor, name string, disable
 	if err != nil {
 		return store.User{}, err
 	}
-	if disabled {
-		if err := s.keepAnAdmin(ctx, u, "disable"); err != nil {
-			return store.User{}, err
-		}
-	}
 	u, err = s.store.SetUserDisabled(ctx, u.ID, disabled)
 	if err != nil {
-		return store.User{}, err
+		return store.User{}, lastAdmin(err, name, "disable")
 	}
 	action := "user.enable"
 	if disabled {
@@ -119,11 +103,8 @@ func (s *Service) RemoveUser(ctx context.Context, a Actor, name string) error {
 	if err != nil {
 		return err
 	}
-	if err := s.keepAnAdmin(ctx, u, "remove"); err != nil {
-		return err
-	}
 	if err := s.store.DeleteUser(ctx, u.ID); err != nil {
-		return err
+		return lastAdmin(err, name, "remove")
 	}
 	s.audit(ctx, a, "user.remove", u.Name, nil)
 	return nil
