@@ -171,3 +171,47 @@ func TestRequestBodiesAreBounded(t *testing.T) {
 		t.Errorf("POST /login with a 2 MiB body = %d, want it refused before any password check", resp.StatusCode)
 	}
 }
+
+// TestLiveConnectionClosesWhenUserIsDisabled: an admin disabling a user closes that user's
+// open live connections at once (on the old code they kept streaming).
+func TestLiveConnectionClosesWhenUserIsDisabled(t *testing.T) {
+	t.Parallel()
+	a := setup(t)
+	if _, err := a.store.CreateUser(t.Context(), "eve", testPassword, store.RoleAuditor); err != nil {
+		t.Fatal(err)
+	}
+	eve := a.client(t)
+	a.loginAs(t, eve, "eve")
+	u, _ := url.Parse(a.srv.URL)
+	hdr := http.Header{"Origin": {a.srv.URL}}
+	for _, ck := range eve.Jar.Cookies(u) {
+		hdr.Add("Cookie", ck.String())
+	}
+	ws, resp, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(a.srv.URL, "http")+"/ws?page=overview", hdr)
+	if err != nil {
+		t.Fatalf("dial /ws = %v (%v)", err, resp)
+	}
+	defer ws.Close()
+	closed := make(chan error, 1)
+	go func() {
+		for {
+			if _, _, err := ws.ReadMessage(); err != nil {
+				closed <- err
+				return
+			}
+		}
+	}()
+	admin := a.client(t)
+	a.login(t, admin)
+	if resp := a.postForm(t, admin, "/users/eve/disable", nil); resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("POST /users/eve/disable = %d, want 303", resp.StatusCode)
+	}
+	select {
+	case <-closed:
+	case <-time.After(3 * time.Second):
+		t.Fatal("eve's live connection still open 3 s after she was disabled")
+	}
+	if resp, _ := a.get(t, eve, "/"); resp.StatusCode == http.StatusOK {
+		t.Errorf("GET / as disabled eve = 200, want her sent to sign in")
+	}
+}

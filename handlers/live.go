@@ -50,20 +50,22 @@ func parseLivePage(s string) (livePage, bool) {
 	return livePage{kind: kind, id: n}, true
 }
 
-// liveConns holds the open live connections by session (the hash of its token), so that
-// signing out can close them at once.
+// liveConns holds the open live connections by session (the hash of its token) and the
+// user each session belongs to, so that signing out, or an admin disabling, removing or
+// resetting the password of a user, closes them at once.
 type liveConns struct {
-	mu    sync.Mutex
-	conns map[string]map[chan struct{}]struct{}
+	mu     sync.Mutex
+	conns  map[string]map[chan struct{}]struct{}
+	owners map[string]string // session → user name
 }
 
 func newLiveConns() *liveConns {
-	return &liveConns{conns: map[string]map[chan struct{}]struct{}{}}
+	return &liveConns{conns: map[string]map[chan struct{}]struct{}{}, owners: map[string]string{}}
 }
 
-// add registers a connection of a session; the returned channel is closed when the session
-// is signed out, and remove must be called when the connection ends.
-func (l *liveConns) add(session string) (ended chan struct{}, remove func()) {
+// add registers a connection of a user's session; the returned channel is closed when the
+// session ends, and remove must be called when the connection ends.
+func (l *liveConns) add(session, user string) (ended chan struct{}, remove func()) {
 	ended = make(chan struct{})
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -71,6 +73,7 @@ func (l *liveConns) add(session string) (ended chan struct{}, remove func()) {
 		l.conns[session] = map[chan struct{}]struct{}{}
 	}
 	l.conns[session][ended] = struct{}{}
+	l.owners[session] = user
 	return ended, func() {
 		l.mu.Lock()
 		defer l.mu.Unlock()
@@ -78,6 +81,7 @@ func (l *liveConns) add(session string) (ended chan struct{}, remove func()) {
 			delete(l.conns[session], ended)
 			if len(l.conns[session]) == 0 {
 				delete(l.conns, session)
+				delete(l.owners, session)
 			}
 		}
 	}
@@ -87,10 +91,26 @@ func (l *liveConns) add(session string) (ended chan struct{}, remove func()) {
 func (l *liveConns) closeSession(session string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	l.closeLocked(session)
+}
+
+// closeUser ends every live connection of every session of a user.
+func (l *liveConns) closeUser(user string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for session, owner := range l.owners {
+		if owner == user {
+			l.closeLocked(session)
+		}
+	}
+}
+
+func (l *liveConns) closeLocked(session string) {
 	for ended := range l.conns[session] {
 		close(ended)
 	}
 	delete(l.conns, session)
+	delete(l.owners, session)
 }
 
 // count returns the number of open connections, for tests.
@@ -122,7 +142,7 @@ func (h *Handler) serveLive(w http.ResponseWriter, r *http.Request) {
 	}
 	token := cookie.Value
 	g := h.sec()
-	ended, unregister := g.live.add(sess.TokenHash)
+	ended, unregister := g.live.add(sess.TokenHash, actor(r.Context()))
 	defer unregister()
 	conn, err := upgrader.Upgrade(w, r, nil)
 	if err != nil {

@@ -167,6 +167,10 @@ func (h *Handler) changeUser(action string) appHandler {
 		case err != nil:
 			return err
 		default:
+			if action == "disable" || action == "remove" || action == "password" {
+				// Their sessions are gone from the catalog; their open tabs stop now.
+				h.sec().live.closeUser(name)
+			}
 			setFlash(w, web.FlashSuccess, msg)
 		}
 		http.Redirect(w, r, "/users", http.StatusSeeOther)
