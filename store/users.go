@@ -327,4 +327,3 @@ func (s *Store) DeleteUser(ctx context.Context, id int64) error {
 	}
 	return nil
 }
-
