@@ -6,11 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/backstop/backstop/store/repository/storage"
 )
 
 // ManifestFormat is the version of the Manifest structure this package writes
@@ -109,13 +109,11 @@ func (r *Repo) PutManifest(ctx context.Context, id string, m *Manifest) (ObjectR
 	if err := mc.validate(); err != nil {
 		return ObjectRef{}, fmt.Errorf("put manifest %s: %w", id, err)
 	}
-	backupsDir, err := r.ensureDir("backups")
-	if err != nil {
-		return ObjectRef{}, fmt.Errorf("put manifest %s: %w", id, err)
-	}
-	final := filepath.Join(backupsDir, id+manifestSuffix)
-	if _, err := os.Lstat(final); err == nil {
+	key := manifestKey(id)
+	if _, err := r.st.Size(ctx, key); err == nil {
 		return ObjectRef{}, fmt.Errorf("put manifest %s: manifest already exists: %w", id, fs.ErrExist)
+	} else if !errors.Is(err, storage.ErrNotExist) {
+		return ObjectRef{}, fmt.Errorf("put manifest %s: %w", id, err)
 	}
 	data, err := json.Marshal(&mc)
 	if err != nil {
@@ -128,13 +126,13 @@ func (r *Repo) PutManifest(ctx context.Context, id string, m *Manifest) (ObjectR
 	if err := r.Sync(ctx); err != nil {
 		return ObjectRef{}, fmt.Errorf("put manifest %s: %w", id, err)
 	}
-	if err := writeFileAtomic(backupsDir, id+manifestSuffix, sealed, true); err != nil {
+	if err := r.st.Put(ctx, key, sealed, true); err != nil {
+		if errors.Is(err, storage.ErrExists) {
+			return ObjectRef{}, fmt.Errorf("put manifest %s: manifest already exists: %w", id, fs.ErrExist)
+		}
 		return ObjectRef{}, fmt.Errorf("put manifest %s: %w", id, err)
 	}
-	if err := syncDir(backupsDir); err != nil {
-		return ObjectRef{}, fmt.Errorf("put manifest %s: %w", id, err)
-	}
-	if err := syncDir(r.dir); err != nil { // in case backups/ is new
+	if err := r.st.Sync(ctx); err != nil {
 		return ObjectRef{}, fmt.Errorf("put manifest %s: %w", id, err)
 	}
 	return ObjectRef{Name: id, StoredSize: int64(len(sealed)), Size: int64(len(data))}, nil
@@ -150,9 +148,9 @@ func (r *Repo) Manifest(ctx context.Context, id string) (*Manifest, error) {
 	if err := validateID(id); err != nil {
 		return nil, fmt.Errorf("read manifest: %w", err)
 	}
-	rel := "backups/" + id + manifestSuffix
-	sealed, err := os.ReadFile(filepath.Join(r.dir, filepath.FromSlash(rel)))
-	if errors.Is(err, fs.ErrNotExist) {
+	rel := manifestKey(id)
+	sealed, err := r.st.Get(ctx, rel)
+	if errors.Is(err, storage.ErrNotExist) {
 		return nil, fmt.Errorf("read manifest %s: %w", id, ErrNotFound)
 	}
 	if err != nil {
@@ -177,23 +175,23 @@ func (r *Repo) Manifests(ctx context.Context) ([]string, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("list manifests: %w", err)
 	}
-	entries, err := os.ReadDir(filepath.Join(r.dir, "backups"))
-	if errors.Is(err, fs.ErrNotExist) {
-		return []string{}, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("list manifests: %w", err)
-	}
-	ids := make([]string, 0, len(entries))
-	for _, e := range entries {
-		id, ok := strings.CutSuffix(e.Name(), manifestSuffix)
-		if ok && e.Type().IsRegular() && validateID(id) == nil {
+	ids := []string{}
+	err := r.st.List(ctx, "backups/", func(key string, _ int64) error {
+		id, ok := strings.CutSuffix(strings.TrimPrefix(key, "backups/"), manifestSuffix)
+		if ok && validateID(id) == nil {
 			ids = append(ids, id)
 		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list manifests: %w", err)
 	}
 	slices.Sort(ids)
 	return ids, nil
 }
+
+// manifestKey is where backup id's manifest is in the storage.
+func manifestKey(id string) string { return "backups/" + id + manifestSuffix }
 
 func manifestAD(id string) []byte {
 	return []byte("manifest:" + id)

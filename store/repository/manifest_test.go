@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/backstop/backstop/store/repository/storage"
 	"github.com/google/go-cmp/cmp"
 )
 
@@ -71,9 +72,7 @@ func TestManifestRoundTrip(t *testing.T) {
 	if ref.Name != want.BackupID || ref.Size == 0 || ref.StoredSize == 0 {
 		t.Errorf("PutManifest(%s) = %+v, want the id and sizes", want.BackupID, ref)
 	}
-	r.mu.Lock()
-	dirty := len(r.dirty)
-	r.mu.Unlock()
+	dirty := r.st.(*storage.Local).Pending()
 	if dirty != 0 {
 		t.Errorf("directories to sync after PutManifest = %d, want 0", dirty)
 	}
@@ -116,7 +115,7 @@ func TestManifests(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	backups := filepath.Join(r.dir, "backups")
+	backups := filepath.Join(r.localDir(), "backups")
 	for _, name := range []string{"notes.txt", ".tmp-x.manifest-123", "bad..id.manifest"} {
 		if err := os.WriteFile(filepath.Join(backups, name), nil, 0o600); err != nil {
 			t.Fatal(err)
@@ -148,7 +147,7 @@ func TestManifestTampered(t *testing.T) {
 		i := at(int(ref.StoredSize))
 		t.Run(fmt.Sprintf("byte %d", i), func(t *testing.T) {
 			t.Parallel()
-			rewrite(t, filepath.Join(r.dir, "backups", "tampered.manifest"), func(b []byte) []byte {
+			rewrite(t, filepath.Join(r.localDir(), "backups", "tampered.manifest"), func(b []byte) []byte {
 				b[i] ^= 0x80
 				return b
 			})
@@ -168,11 +167,11 @@ func TestManifestTampered(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		one, err := os.ReadFile(filepath.Join(r.dir, "backups", "one.manifest"))
+		one, err := os.ReadFile(filepath.Join(r.localDir(), "backups", "one.manifest"))
 		if err != nil {
 			t.Fatal(err)
 		}
-		rewrite(t, filepath.Join(r.dir, "backups", "two.manifest"), func([]byte) []byte { return one })
+		rewrite(t, filepath.Join(r.localDir(), "backups", "two.manifest"), func([]byte) []byte { return one })
 		_, err = r.Manifest(t.Context(), "two")
 		wantCorrupt(t, "Manifest(two) holding manifest one", err, "backups/two.manifest")
 	})
@@ -191,8 +190,8 @@ func TestManifestTampered(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		mkdir(t, filepath.Join(r.dir, "backups"))
-		if err := os.WriteFile(filepath.Join(r.dir, "backups", "evil.manifest"), sealed, 0o440); err != nil {
+		mkdir(t, filepath.Join(r.localDir(), "backups"))
+		if err := os.WriteFile(filepath.Join(r.localDir(), "backups", "evil.manifest"), sealed, 0o440); err != nil {
 			t.Fatal(err)
 		}
 		_, err = r.Manifest(t.Context(), "evil")
@@ -220,25 +219,8 @@ func TestManifestOverwrite(t *testing.T) {
 	if err != nil || got.Label != m.Label {
 		t.Errorf("Manifest(once) after refused overwrite = %+v, %v, want label %q", got, err, m.Label)
 	}
-	if files, temps := countFiles(t, filepath.Join(r.dir, "backups")); files != 1 || temps != 0 {
+	if files, temps := countFiles(t, filepath.Join(r.localDir(), "backups")); files != 1 || temps != 0 {
 		t.Errorf("files in backups/ = %d (%d temporary), want 1 (0)", files, temps)
-	}
-}
-
-func TestWriteFileAtomicNoReplace(t *testing.T) {
-	t.Parallel()
-	dir := t.TempDir()
-	if err := writeFileAtomic(dir, "f", []byte("first"), true); err != nil {
-		t.Fatal(err)
-	}
-	if err := writeFileAtomic(dir, "f", []byte("second"), true); !errors.Is(err, fs.ErrExist) {
-		t.Errorf("writeFileAtomic(existing, noReplace) = %v, want fs.ErrExist", err)
-	}
-	if got, err := os.ReadFile(filepath.Join(dir, "f")); err != nil || string(got) != "first" {
-		t.Errorf("content after refused replace = %q, %v, want %q", got, err, "first")
-	}
-	if entries, _ := os.ReadDir(dir); len(entries) != 1 {
-		t.Errorf("entries after refused replace = %d, want 1", len(entries))
 	}
 }
 

@@ -7,11 +7,8 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
-	"io/fs"
-	"os"
-	"path/filepath"
-	"slices"
+
+	"github.com/backstop/backstop/store/repository/storage"
 )
 
 const objectMagic = "BSO1"
@@ -48,8 +45,7 @@ type ObjectRef struct {
 
 // Put stores plaintext as an object unless an object with the same content is
 // already stored, and reports whether it wrote a new object. The object is
-// written to a temporary file, fsynced and renamed into place; its directory
-// is fsynced by the next Sync. Put is safe for concurrent use, including for
+// stored atomically; the next Sync makes it durable. Put is safe for concurrent use, including for
 // the same plaintext.
 func (r *Repo) Put(ctx context.Context, plaintext []byte) (ObjectRef, bool, error) {
 	if err := ctx.Err(); err != nil {
@@ -64,23 +60,18 @@ func (r *Repo) Put(ctx context.Context, plaintext []byte) (ObjectRef, bool, erro
 	}
 	defer release()
 
-	objectsDir := filepath.Join(r.dir, "objects")
-	prefixDir := filepath.Join(objectsDir, name[:2])
-	fi, err := os.Stat(filepath.Join(prefixDir, name))
+	key := objectKey(name)
+	size, err := r.st.Size(ctx, key)
 	if err == nil {
-		// Another process may have written it without fsyncing the
-		// directory yet: a backup relying on it must make it durable too.
-		r.markDirty(prefixDir, objectsDir, r.dir)
-		ref.StoredSize = fi.Size()
+		// Another process may have written it without syncing it yet: the storage makes
+		// what Size found durable at the next Sync too.
+		ref.StoredSize = size
 		return ref, false, nil
 	}
-	if !errors.Is(err, fs.ErrNotExist) {
+	if !errors.Is(err, storage.ErrNotExist) {
 		return ObjectRef{}, false, fmt.Errorf("put object %s: %w", name, err)
 	}
 
-	if _, err := r.ensureDir(filepath.Join("objects", name[:2])); err != nil {
-		return ObjectRef{}, false, fmt.Errorf("put object %s: %w", name, err)
-	}
 	buf := r.getBuf()
 	defer r.putBuf(buf)
 	sealed, err := r.seal((*buf)[:0], objectMagic, []byte(name), plaintext)
@@ -91,12 +82,11 @@ func (r *Repo) Put(ctx context.Context, plaintext []byte) (ObjectRef, bool, erro
 	if err := ctx.Err(); err != nil {
 		return ObjectRef{}, false, fmt.Errorf("put object %s: %w", name, err)
 	}
-	// Racing writers in other processes rename identical content over each
-	// other; both results are valid objects under this name.
-	if err := writeFileAtomic(prefixDir, name, sealed, false); err != nil {
+	// Racing writers in other processes replace identical content with each other;
+	// both results are valid objects under this name.
+	if err := r.st.Put(ctx, key, sealed, false); err != nil {
 		return ObjectRef{}, false, fmt.Errorf("put object %s: %w", name, err)
 	}
-	r.markDirty(prefixDir, objectsDir, r.dir)
 	ref.StoredSize = int64(len(sealed))
 	return ref, true, nil
 }
@@ -141,9 +131,9 @@ func (r *Repo) Get(ctx context.Context, name string, dst []byte) ([]byte, error)
 	}
 	buf := r.getBuf()
 	defer r.putBuf(buf)
-	sealed, err := readFileInto(*buf, r.objectPath(name))
+	sealed, err := storage.GetInto(ctx, r.st, objectKey(name), *buf)
 	*buf = sealed
-	if errors.Is(err, fs.ErrNotExist) {
+	if errors.Is(err, storage.ErrNotExist) {
 		return nil, fmt.Errorf("get object %s: %w", name, ErrNotFound)
 	}
 	if err != nil {
@@ -168,14 +158,14 @@ func (r *Repo) Stat(ctx context.Context, name string) (int64, error) {
 	if !validObjectName(name) {
 		return 0, fmt.Errorf("stat object %q: invalid object name", name)
 	}
-	fi, err := os.Stat(r.objectPath(name))
-	if errors.Is(err, fs.ErrNotExist) {
+	size, err := r.st.Size(ctx, objectKey(name))
+	if errors.Is(err, storage.ErrNotExist) {
 		return 0, fmt.Errorf("stat object %s: %w", name, ErrNotFound)
 	}
 	if err != nil {
 		return 0, fmt.Errorf("stat object %s: %w", name, err)
 	}
-	return fi.Size(), nil
+	return size, nil
 }
 
 // Has reports whether the named object is stored. It does not verify it.
@@ -195,31 +185,11 @@ func (r *Repo) objectName(plaintext []byte) string {
 	return hex.EncodeToString(h.Sum(sum[:0]))
 }
 
-func (r *Repo) objectPath(name string) string {
-	return filepath.Join(r.dir, "objects", name[:2], name)
-}
+// objectKey is where the named object is in the storage.
+func objectKey(name string) string { return "objects/" + name[:2] + "/" + name }
 
 // validObjectName reports whether name has the form of an object name: 64
 // lowercase hex characters.
 func validObjectName(name string) bool {
 	return len(name) == 2*sha256.Size && isLowerHex(name)
-}
-
-// readFileInto reads the file at path into buf[:0], growing it as needed.
-func readFileInto(buf []byte, path string) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return buf[:0], err
-	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return buf[:0], err
-	}
-	size := int(fi.Size())
-	buf = slices.Grow(buf[:0], size)[:size]
-	if _, err := io.ReadFull(f, buf); err != nil {
-		return buf[:0], err
-	}
-	return buf, nil
 }

@@ -13,6 +13,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+
+	"github.com/backstop/backstop/store/repository/storage"
 )
 
 // countFiles returns the number of files under dir, and how many of them are
@@ -20,6 +22,9 @@ import (
 func countFiles(t *testing.T, dir string) (files, temps int) {
 	t.Helper()
 	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if errors.Is(err, fs.ErrNotExist) && p == dir {
+			return nil // nothing stored yet
+		}
 		if err != nil {
 			return err
 		}
@@ -68,8 +73,8 @@ func TestPutGet(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if fi.Size() != ref.StoredSize || fi.Mode().Perm() != fileMode {
-				t.Errorf("stored file of Put(%s) = %d bytes, mode %v, want %d bytes, mode %v", tt.name, fi.Size(), fi.Mode().Perm(), ref.StoredSize, fileMode)
+			if fi.Size() != ref.StoredSize || fi.Mode().Perm() != 0o440 {
+				t.Errorf("stored file of Put(%s) = %d bytes, mode %v, want %d bytes, mode %v", tt.name, fi.Size(), fi.Mode().Perm(), ref.StoredSize, fs.FileMode(0o440))
 			}
 			if size, err := r.Stat(ctx, ref.Name); err != nil || size != ref.StoredSize {
 				t.Errorf("Stat(%s) = %d, %v, want %d, nil", ref.Name, size, err, ref.StoredSize)
@@ -107,12 +112,12 @@ func TestPutDedupe(t *testing.T) {
 	if err != nil || !written {
 		t.Fatalf("Put(data) = %+v, %v, %v, want a new object", first, written, err)
 	}
-	files, _ := countFiles(t, r.dir)
+	files, _ := countFiles(t, r.localDir())
 	second, written, err := r.Put(ctx, data)
 	if err != nil || written || second != first {
 		t.Fatalf("second Put(data) = %+v, %v, %v, want %+v, false, nil", second, written, err, first)
 	}
-	if got, _ := countFiles(t, r.dir); got != files {
+	if got, _ := countFiles(t, r.localDir()); got != files {
 		t.Errorf("files after second Put(data) = %d, want %d", got, files)
 	}
 	other, written, err := r.Put(ctx, append(data, 0))
@@ -150,7 +155,7 @@ func TestPutConcurrent(t *testing.T) {
 	t.Run("two repos", func(t *testing.T) {
 		t.Parallel()
 		r, key := setup(t)
-		r2, err := Open(r.dir, key)
+		r2, err := Open(r.localDir(), key)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -192,7 +197,7 @@ func testPutConcurrent(t *testing.T, repos []*Repo, perRepo int, exactlyOne bool
 	if n := written.Load(); n < 1 || (exactlyOne && n != 1) {
 		t.Errorf("Puts reporting a new object = %d, want 1", n)
 	}
-	files, temps := countFiles(t, filepath.Join(repos[0].dir, "objects"))
+	files, temps := countFiles(t, filepath.Join(repos[0].localDir(), "objects"))
 	if files != 1 || temps != 0 {
 		t.Errorf("files after concurrent Puts = %d (%d temporary), want 1 (0)", files, temps)
 	}
@@ -405,9 +410,7 @@ func TestSync(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	r.mu.Lock()
-	dirty := len(r.dirty)
-	r.mu.Unlock()
+	dirty := r.st.(*storage.Local).Pending()
 	if dirty < 3 {
 		t.Errorf("directories to sync after 5 Puts = %d, want at least 3 (object dirs, objects, root)", dirty)
 	}
@@ -417,9 +420,7 @@ func TestSync(t *testing.T) {
 	if err := r.Sync(canceled); !errors.Is(err, context.Canceled) {
 		t.Errorf("Sync(canceled) = %v, want context.Canceled", err)
 	}
-	r.mu.Lock()
-	kept := len(r.dirty)
-	r.mu.Unlock()
+	kept := r.st.(*storage.Local).Pending()
 	if kept != dirty {
 		t.Errorf("directories to sync after a failed Sync = %d, want %d", kept, dirty)
 	}
@@ -427,9 +428,7 @@ func TestSync(t *testing.T) {
 	if err := r.Sync(ctx); err != nil {
 		t.Fatalf("Sync() = %v, want nil", err)
 	}
-	r.mu.Lock()
-	left := len(r.dirty)
-	r.mu.Unlock()
+	left := r.st.(*storage.Local).Pending()
 	if left != 0 {
 		t.Errorf("directories to sync after Sync = %d, want 0", left)
 	}

@@ -2,35 +2,34 @@ package repository
 
 import (
 	"context"
+	"crypto/rand"
 	"fmt"
-	"os"
-	"path/filepath"
+
+	"github.com/backstop/backstop/store/repository/storage"
 )
 
-// Dir returns the repository's directory, to check the free space of its disk.
-func (r *Repo) Dir() string { return r.dir }
-
-// ProbeWrite proves that the repository can be written: it writes, fsyncs and
-// removes a small file at its top. /healthz calls it.
-func (r *Repo) ProbeWrite(ctx context.Context) error {
-	if err := ctx.Err(); err != nil {
-		return err
+// Dir returns the repository's local directory, to check the free space of its disk;
+// "" for a repository in object storage.
+func (r *Repo) Dir() string {
+	if l, ok := r.st.(*storage.Local); ok {
+		return l.Dir()
 	}
-	f, err := os.CreateTemp(r.dir, ".probe-*")
+	return ""
+}
+
+// ProbeWrite proves that the repository can be written: it stores, syncs and deletes a
+// small object. /healthz calls it.
+func (r *Repo) ProbeWrite(ctx context.Context) error {
+	key := "probe/" + rand.Text()
+	err := r.st.Put(ctx, key, []byte("backstop health probe\n"), true)
+	if err == nil {
+		err = r.st.Sync(ctx)
+	}
+	if derr := r.st.Delete(ctx, key); err == nil {
+		err = derr
+	}
 	if err != nil {
 		return fmt.Errorf("write the repository: %w", err)
-	}
-	name := f.Name()
-	defer os.Remove(name)
-	_, err = f.Write([]byte("backstop health probe\n"))
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return fmt.Errorf("write the repository: %s: %w", filepath.Base(name), err)
 	}
 	return nil
 }

@@ -1,4 +1,5 @@
-// Package repository stores backups in a local directory.
+// Package repository stores backups in a storage.Storage: a local directory or
+// S3-compatible object storage.
 //
 // A repository holds content-addressed blocks ("objects") and one manifest per
 // backup. Every object is named by a keyed hash (HMAC-SHA256) of its
@@ -6,7 +7,7 @@
 // once: objects and manifests are never modified after they are stored, so
 // identical blocks are stored once across all backups.
 //
-// Layout:
+// Layout (keys in the storage):
 //
 //	backstop-repository.json   format, id, block size, key check (never a key)
 //	objects/3f/3fa2…           one block, named by the keyed hash of its plaintext
@@ -28,13 +29,14 @@ import (
 	"io"
 	"io/fs"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/klauspost/compress/zstd"
+
+	"github.com/backstop/backstop/store/repository/storage"
 	"golang.org/x/crypto/chacha20poly1305"
 	"golang.org/x/crypto/hkdf"
 )
@@ -52,9 +54,6 @@ const (
 
 	// maxBlockSize bounds block sizes read from a configuration or manifest.
 	maxBlockSize = 64 << 20
-
-	dirMode  fs.FileMode = 0o750
-	fileMode fs.FileMode = 0o440 // stored files are immutable
 
 	infoHashKey       = "backstop repository v1 object name key"
 	infoEncryptionKey = "backstop repository v1 encryption key"
@@ -79,7 +78,7 @@ type config struct {
 
 // Repo is an open repository. Its methods are safe for concurrent use.
 type Repo struct {
-	dir       string
+	st        storage.Storage
 	id        string
 	blockSize int
 
@@ -91,8 +90,6 @@ type Repo struct {
 	bufs sync.Pool // *[]byte scratch buffers for sealed bytes
 
 	mu       sync.Mutex
-	dirty    map[string]struct{}      // directories to fsync at the next Sync
-	madeDirs map[string]struct{}      // directories known to exist
 	inflight map[string]chan struct{} // object names being written by Put
 }
 
@@ -130,45 +127,48 @@ func checkKey(key []byte) error {
 	return nil
 }
 
-// Init creates a new repository in dir, which must be empty or missing, and
-// opens it.
+// Init creates a new repository in the local directory dir, which must be empty or
+// missing, and opens it.
 func Init(dir string, key []byte) (*Repo, error) {
+	st, err := storage.NewLocal(dir)
+	if err != nil {
+		return nil, fmt.Errorf("init repository %s: %w", dir, err)
+	}
+	return InitStorage(context.Background(), st, key)
+}
+
+// InitStorage creates a new repository in st, which must hold nothing yet, and opens it.
+func InitStorage(ctx context.Context, st storage.Storage, key []byte) (*Repo, error) {
 	if err := checkKey(key); err != nil {
-		return nil, fmt.Errorf("init repository %s: %w", dir, err)
+		return nil, fmt.Errorf("init repository %s: %w", st, err)
 	}
-	entries, err := os.ReadDir(dir)
+	errFull := errors.New("full")
+	var first string
+	err := st.List(ctx, "", func(k string, _ int64) error {
+		first = k
+		return errFull
+	})
 	switch {
-	case errors.Is(err, fs.ErrNotExist):
-		if err := os.MkdirAll(dir, dirMode); err != nil {
-			return nil, fmt.Errorf("init repository %s: %w", dir, err)
-		}
-		if err := syncDir(filepath.Dir(filepath.Clean(dir))); err != nil {
-			return nil, fmt.Errorf("init repository %s: %w", dir, err)
-		}
+	case first == configName:
+		return nil, fmt.Errorf("init repository %s: it already holds a repository: %w", st, fs.ErrExist)
+	case first != "":
+		return nil, fmt.Errorf("init repository %s: it is not empty (it holds %q)", st, first)
 	case err != nil:
-		return nil, fmt.Errorf("init repository %s: %w", dir, err)
-	}
-	for _, e := range entries {
-		if e.Name() == configName {
-			return nil, fmt.Errorf("init repository %s: directory already holds a repository: %w", dir, fs.ErrExist)
-		}
-	}
-	if len(entries) > 0 {
-		return nil, fmt.Errorf("init repository %s: directory is not empty (%d entries, first %q)", dir, len(entries), entries[0].Name())
+		return nil, fmt.Errorf("init repository %s: %w", st, err)
 	}
 
 	var id [16]byte
 	if _, err := rand.Read(id[:]); err != nil {
-		return nil, fmt.Errorf("init repository %s: %w", dir, err)
+		return nil, fmt.Errorf("init repository %s: %w", st, err)
 	}
-	r, err := newRepo(dir, hex.EncodeToString(id[:]), DefaultBlockSize, key)
+	r, err := newRepo(st, hex.EncodeToString(id[:]), DefaultBlockSize, key)
 	if err != nil {
-		return nil, fmt.Errorf("init repository %s: %w", dir, err)
+		return nil, fmt.Errorf("init repository %s: %w", st, err)
 	}
 	check, err := r.seal(nil, keyCheckMagic, r.keyCheckAD(), []byte(keyCheckPlaintext))
 	if err != nil {
 		r.Close()
-		return nil, fmt.Errorf("init repository %s: %w", dir, err)
+		return nil, fmt.Errorf("init repository %s: %w", st, err)
 	}
 	data, err := json.MarshalIndent(config{
 		Format:    configFormat,
@@ -179,74 +179,76 @@ func Init(dir string, key []byte) (*Repo, error) {
 	}, "", "  ")
 	if err != nil {
 		r.Close()
-		return nil, fmt.Errorf("init repository %s: %w", dir, err)
+		return nil, fmt.Errorf("init repository %s: %w", st, err)
 	}
 	data = append(data, '\n')
-	// The 256 object directories are made once here rather than by the first backup.
-	for i := range 256 {
-		if err := os.MkdirAll(filepath.Join(dir, "objects", fmt.Sprintf("%02x", i)), dirMode); err != nil {
-			r.Close()
-			return nil, fmt.Errorf("init repository %s: %w", dir, err)
-		}
-	}
-	if err := syncDir(filepath.Join(dir, "objects")); err != nil {
+	if err := st.Put(ctx, configName, data, true); err != nil {
 		r.Close()
-		return nil, fmt.Errorf("init repository %s: %w", dir, err)
+		return nil, fmt.Errorf("init repository %s: %w", st, err)
 	}
-	if err := writeFileAtomic(dir, configName, data, true); err != nil {
+	if err := st.Sync(ctx); err != nil {
 		r.Close()
-		return nil, fmt.Errorf("init repository %s: %w", dir, err)
-	}
-	if err := syncDir(dir); err != nil {
-		r.Close()
-		return nil, fmt.Errorf("init repository %s: %w", dir, err)
+		return nil, fmt.Errorf("init repository %s: %w", st, err)
 	}
 	return r, nil
 }
 
-// Open opens the existing repository in dir. It fails with ErrWrongKey when
-// key is not the key the repository was created with.
+// Open opens the existing repository in the local directory dir. It fails with
+// ErrWrongKey when key is not the key the repository was created with.
 func Open(dir string, key []byte) (*Repo, error) {
-	if err := checkKey(key); err != nil {
-		return nil, fmt.Errorf("open repository %s: %w", dir, err)
+	if _, err := os.Stat(dir); err != nil {
+		return nil, fmt.Errorf("open repository %s: no repository here: %w", dir, err)
 	}
-	data, err := os.ReadFile(filepath.Join(dir, configName))
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("open repository %s: no repository here (%s is missing): %w", dir, configName, fs.ErrNotExist)
-	}
+	st, err := storage.NewLocal(dir)
 	if err != nil {
 		return nil, fmt.Errorf("open repository %s: %w", dir, err)
+	}
+	return OpenStorage(context.Background(), st, key)
+}
+
+// OpenStorage opens the existing repository in st. It fails with ErrWrongKey when key
+// is not the key the repository was created with.
+func OpenStorage(ctx context.Context, st storage.Storage, key []byte) (*Repo, error) {
+	if err := checkKey(key); err != nil {
+		return nil, fmt.Errorf("open repository %s: %w", st, err)
+	}
+	data, err := st.Get(ctx, configName)
+	if errors.Is(err, storage.ErrNotExist) {
+		return nil, fmt.Errorf("open repository %s: no repository here (%s is missing): %w", st, configName, fs.ErrNotExist)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("open repository %s: %w", st, err)
 	}
 	var c config
 	if err := json.Unmarshal(data, &c); err != nil {
-		return nil, fmt.Errorf("open repository %s: read %s: %w", dir, configName, err)
+		return nil, fmt.Errorf("open repository %s: read %s: %w", st, configName, err)
 	}
 	if c.Format != configFormat {
-		return nil, fmt.Errorf("open repository %s: unsupported repository format %d (this version reads format %d)", dir, c.Format, configFormat)
+		return nil, fmt.Errorf("open repository %s: unsupported repository format %d (this version reads format %d)", st, c.Format, configFormat)
 	}
 	if len(c.ID) != 32 || !isLowerHex(c.ID) {
-		return nil, fmt.Errorf("open repository %s: %s: invalid id %q", dir, configName, c.ID)
+		return nil, fmt.Errorf("open repository %s: %s: invalid id %q", st, configName, c.ID)
 	}
 	if c.BlockSize <= 0 || c.BlockSize > maxBlockSize {
-		return nil, fmt.Errorf("open repository %s: %s: invalid block size %d", dir, configName, c.BlockSize)
+		return nil, fmt.Errorf("open repository %s: %s: invalid block size %d", st, configName, c.BlockSize)
 	}
 	if len(c.KeyCheck) == 0 {
-		return nil, fmt.Errorf("open repository %s: %s has no key_check", dir, configName)
+		return nil, fmt.Errorf("open repository %s: %s has no key_check", st, configName)
 	}
-	r, err := newRepo(dir, c.ID, c.BlockSize, key)
+	r, err := newRepo(st, c.ID, c.BlockSize, key)
 	if err != nil {
-		return nil, fmt.Errorf("open repository %s: %w", dir, err)
+		return nil, fmt.Errorf("open repository %s: %w", st, err)
 	}
 	got, err := r.open(nil, c.KeyCheck, keyCheckMagic, r.keyCheckAD(), configName)
 	if err != nil || string(got) != keyCheckPlaintext {
 		r.Close()
-		return nil, fmt.Errorf("open repository %s: %w", dir, ErrWrongKey)
+		return nil, fmt.Errorf("open repository %s: %w", st, ErrWrongKey)
 	}
 	return r, nil
 }
 
 // newRepo derives the keys and builds the codecs of a repository.
-func newRepo(dir, id string, blockSize int, key []byte) (*Repo, error) {
+func newRepo(st storage.Storage, id string, blockSize int, key []byte) (*Repo, error) {
 	hashKey, err := deriveKey(key, infoHashKey)
 	if err != nil {
 		return nil, err
@@ -283,7 +285,7 @@ func newRepo(dir, id string, blockSize int, key []byte) (*Repo, error) {
 		return nil, err
 	}
 	return &Repo{
-		dir:       dir,
+		st:        st,
 		id:        id,
 		blockSize: blockSize,
 		hashKey:   hashKey,
@@ -294,8 +296,6 @@ func newRepo(dir, id string, blockSize int, key []byte) (*Repo, error) {
 			b := make([]byte, 0, DefaultBlockSize+DefaultBlockSize/8)
 			return &b
 		}},
-		dirty:    make(map[string]struct{}),
-		madeDirs: make(map[string]struct{}),
 		inflight: make(map[string]chan struct{}),
 	}, nil
 }
@@ -379,135 +379,18 @@ func (r *Repo) putBuf(b *[]byte) {
 	r.bufs.Put(b)
 }
 
-// ensureDir creates the repository-relative directory rel unless this Repo
-// already did, and returns its absolute path. Callers mark the directories
-// they rely on dirty so that Sync makes them durable.
-func (r *Repo) ensureDir(rel string) (string, error) {
-	abs := filepath.Join(r.dir, rel)
-	r.mu.Lock()
-	_, ok := r.madeDirs[rel]
-	r.mu.Unlock()
-	if ok {
-		return abs, nil
-	}
-	if err := os.MkdirAll(abs, dirMode); err != nil {
-		return "", err
-	}
-	r.mu.Lock()
-	r.madeDirs[rel] = struct{}{}
-	r.mu.Unlock()
-	return abs, nil
-}
-
-// markDirty remembers directories (absolute paths) to fsync at the next Sync.
-func (r *Repo) markDirty(dirs ...string) {
-	r.mu.Lock()
-	for _, d := range dirs {
-		r.dirty[d] = struct{}{}
-	}
-	r.mu.Unlock()
-}
-
-// Sync makes durable every directory entry created or relied upon since the
-// last Sync: it fsyncs the object directories touched by Put and their
-// parents. Call it before declaring a backup complete; PutManifest calls it
+// Sync makes durable everything stored since the last Sync (the storage's directories
+// on a local disk). Call it before declaring a backup complete; PutManifest calls it
 // before it stores a manifest.
 func (r *Repo) Sync(ctx context.Context) error {
-	r.mu.Lock()
-	dirs := make([]string, 0, len(r.dirty))
-	for d := range r.dirty {
-		dirs = append(dirs, d)
-	}
-	clear(r.dirty)
-	r.mu.Unlock()
-
-	// Deepest first: a new directory's own entries, then its entry in its parent.
-	sortDeepestFirst(dirs)
-	for i, d := range dirs {
-		err := ctx.Err()
-		if err == nil {
-			err = syncDir(d)
-		}
-		if err != nil {
-			r.markDirty(dirs[i:]...) // retry at the next Sync
-			return fmt.Errorf("sync repository: %w", err)
-		}
+	if err := r.st.Sync(ctx); err != nil {
+		return fmt.Errorf("sync repository: %w", err)
 	}
 	return nil
 }
 
-func sortDeepestFirst(dirs []string) {
-	depth := func(p string) int { return strings.Count(p, string(filepath.Separator)) }
-	for i := 1; i < len(dirs); i++ { // insertion sort: at most a few hundred entries
-		for j := i; j > 0 && depth(dirs[j]) > depth(dirs[j-1]); j-- {
-			dirs[j], dirs[j-1] = dirs[j-1], dirs[j]
-		}
-	}
-}
-
-// writeFileAtomic writes data to dir/name through a uniquely named temporary
-// file in dir that is fsynced, made read-only and renamed into place. With
-// noReplace, an existing dir/name is left alone and the error wraps
-// fs.ErrExist. The caller fsyncs dir.
-func writeFileAtomic(dir, name string, data []byte, noReplace bool) (err error) {
-	f, err := os.CreateTemp(dir, ".tmp-"+name+"-*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	defer func() {
-		if err != nil {
-			f.Close()
-			os.Remove(tmp)
-		}
-	}()
-	if _, err := f.Write(data); err != nil {
-		return err
-	}
-	if err := f.Chmod(fileMode); err != nil {
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	final := filepath.Join(dir, name)
-	if !noReplace {
-		return os.Rename(tmp, final)
-	}
-	// A hard link fails atomically if final exists, unlike rename.
-	err = os.Link(tmp, final)
-	switch {
-	case err == nil:
-		return os.Remove(tmp)
-	case errors.Is(err, fs.ErrExist):
-		return fmt.Errorf("%s already exists: %w", name, fs.ErrExist)
-	}
-	// The file system has no hard links: check, then rename.
-	if _, err := os.Lstat(final); err == nil {
-		return fmt.Errorf("%s already exists: %w", name, fs.ErrExist)
-	} else if !errors.Is(err, fs.ErrNotExist) {
-		return err
-	}
-	return os.Rename(tmp, final)
-}
-
-func syncDir(dir string) error {
-	f, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	err = f.Sync()
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return fmt.Errorf("fsync directory %s: %w", dir, err)
-	}
-	return nil
-}
+// Storage is where the repository's objects are.
+func (r *Repo) Storage() storage.Storage { return r.st }
 
 func isLowerHex(s string) bool {
 	for i := 0; i < len(s); i++ {

@@ -42,7 +42,7 @@ func rewrite(t *testing.T, path string, edit func([]byte) []byte) {
 	if err := os.WriteFile(path, edit(data), 0o640); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.Chmod(path, fileMode); err != nil {
+	if err := os.Chmod(path, fs.FileMode(0o440)); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -265,11 +265,11 @@ func TestOpen(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			r0, key := setup(t)
-			tt.prepare(t, r0.dir)
+			tt.prepare(t, r0.localDir())
 			if tt.wrongKey {
 				key = otherKey
 			}
-			r, err := Open(r0.dir, key)
+			r, err := Open(r0.localDir(), key)
 			if tt.wantErr == "" && tt.wantIs == nil {
 				if err != nil {
 					t.Fatalf("Open(%s) = %v, want nil", tt.name, err)
@@ -302,7 +302,7 @@ func TestOpenReadsObjectsOfInit(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r2, err := Open(r.dir, key)
+	r2, err := Open(r.localDir(), key)
 	if err != nil {
 		t.Fatal(err)
 	}

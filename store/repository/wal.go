@@ -29,15 +29,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
-	"os"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/backstop/backstop/store/pgwal"
+	"github.com/backstop/backstop/store/repository/storage"
 )
 
 // WALKind is what an archived WAL file holds.
@@ -229,12 +227,8 @@ func (r *Repo) PutWAL(ctx context.Context, systemID, name string, data io.Reader
 	if err := r.Sync(ctx); err != nil {
 		return fail(err)
 	}
-	sysDir, err := r.ensureDir(filepath.Join(walDir, systemID))
-	if err != nil {
-		return fail(err)
-	}
-	err = writeFileAtomic(sysDir, name+walSuffix, sealed, true)
-	if errors.Is(err, fs.ErrExist) {
+	err = r.st.Put(ctx, walRel(systemID, name), sealed, true)
+	if errors.Is(err, storage.ErrExists) {
 		// Another writer archived it since we looked.
 		archived, err := r.readWALManifest(ctx, systemID, name)
 		if err != nil {
@@ -248,12 +242,8 @@ func (r *Repo) PutWAL(ctx context.Context, systemID, name string, data io.Reader
 	if err != nil {
 		return fail(err)
 	}
-	// Deepest first: the manifest's entry, then the directories that may be
-	// new.
-	for _, dir := range []string{sysDir, filepath.Join(r.dir, walDir), r.dir} {
-		if err := syncDir(dir); err != nil {
-			return fail(err)
-		}
+	if err := r.st.Sync(ctx); err != nil {
+		return fail(err)
 	}
 	ref.StoredBytesNew += int64(len(sealed))
 	return ref, true, nil
@@ -387,22 +377,20 @@ func (r *Repo) WALNames(ctx context.Context, systemID string) ([]string, error) 
 	if err := validateSystemID(systemID); err != nil {
 		return nil, fmt.Errorf("list WAL: %w", err)
 	}
-	entries, err := os.ReadDir(filepath.Join(r.dir, walDir, systemID))
-	if errors.Is(err, fs.ErrNotExist) {
-		return []string{}, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("list WAL %s: %w", systemID, err)
-	}
-	names := make([]string, 0, len(entries))
-	for _, e := range entries {
-		name, ok := strings.CutSuffix(e.Name(), walSuffix)
-		if !ok || !e.Type().IsRegular() {
-			continue
+	prefix := walDir + "/" + systemID + "/"
+	names := []string{}
+	err := r.st.List(ctx, prefix, func(key string, _ int64) error {
+		name, ok := strings.CutSuffix(strings.TrimPrefix(key, prefix), walSuffix)
+		if !ok || strings.Contains(name, "/") {
+			return nil
 		}
 		if _, _, err := parseWALName(name); err == nil {
 			names = append(names, name)
 		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list WAL %s: %w", systemID, err)
 	}
 	slices.Sort(names)
 	return names, nil
@@ -415,8 +403,8 @@ func (r *Repo) readWALManifest(ctx context.Context, systemID, name string) (*wal
 		return nil, fmt.Errorf("read WAL %s/%s: %w", systemID, name, err)
 	}
 	rel := walRel(systemID, name)
-	sealed, err := os.ReadFile(filepath.Join(r.dir, filepath.FromSlash(rel)))
-	if errors.Is(err, fs.ErrNotExist) {
+	sealed, err := r.st.Get(ctx, rel)
+	if errors.Is(err, storage.ErrNotExist) {
 		return nil, fmt.Errorf("read WAL %s/%s: %w", systemID, name, ErrNotFound)
 	}
 	if err != nil {

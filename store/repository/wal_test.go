@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -16,6 +17,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/backstop/backstop/store/pgwal"
+	"github.com/backstop/backstop/store/repository/storage"
 )
 
 const (
@@ -47,7 +49,7 @@ func readWAL(t *testing.T, r *Repo, name string) ([]byte, error) {
 
 // walPath returns the path of the WAL manifest of name of testSystemID.
 func walPath(r *Repo, name string) string {
-	return filepath.Join(r.dir, "wal", testSystemID, name+walSuffix)
+	return filepath.Join(r.localDir(), "wal", testSystemID, name+walSuffix)
 }
 
 func TestWALRoundTrip(t *testing.T) {
@@ -107,12 +109,10 @@ func TestWALRoundTrip(t *testing.T) {
 				t.Errorf("WALNames() = %q, %v, want [%s]", names, err, tt.name)
 			}
 			fi, err := os.Stat(walPath(r, tt.name))
-			if err != nil || fi.Mode().Perm() != fileMode {
-				t.Errorf("stat WAL manifest = %v, %v, want mode %v", fi, err, fileMode)
+			if err != nil || fi.Mode().Perm() != fs.FileMode(0o440) {
+				t.Errorf("stat WAL manifest = %v, %v, want mode %v", fi, err, fs.FileMode(0o440))
 			}
-			r.mu.Lock()
-			dirty := len(r.dirty)
-			r.mu.Unlock()
+			dirty := r.st.(*storage.Local).Pending()
 			if dirty != 0 {
 				t.Errorf("directories to sync after PutWAL = %d, want 0", dirty)
 			}
@@ -148,7 +148,7 @@ func TestPutWALIdempotent(t *testing.T) {
 			r, _ := setup(t)
 			ctx := t.Context()
 			first, _ := putWAL(t, r, tt.name, tt.data)
-			objects, _ := countFiles(t, filepath.Join(r.dir, "objects"))
+			objects, _ := countFiles(t, filepath.Join(r.localDir(), "objects"))
 
 			ref, isNew := putWAL(t, r, tt.name, tt.data)
 			want := first
@@ -168,14 +168,14 @@ func TestPutWALIdempotent(t *testing.T) {
 				t.Errorf("PutWAL(%s, other content) = %q, want it to say %q", tt.name, err, wantMsg)
 			}
 			// Conflicting content is hashed, never stored.
-			if n, temps := countFiles(t, filepath.Join(r.dir, "objects")); n != objects || temps != 0 {
+			if n, temps := countFiles(t, filepath.Join(r.localDir(), "objects")); n != objects || temps != 0 {
 				t.Errorf("objects after a refused overwrite = %d (%d temporary), want %d", n, temps, objects)
 			}
 			got, err := readWAL(t, r, tt.name)
 			if err != nil || !bytes.Equal(got, tt.data) {
 				t.Errorf("ReadWAL(%s) after a refused overwrite = %d bytes, %v, want the original", tt.name, len(got), err)
 			}
-			if n, temps := countFiles(t, filepath.Join(r.dir, "wal")); n != 1 || temps != 0 {
+			if n, temps := countFiles(t, filepath.Join(r.localDir(), "wal")); n != 1 || temps != 0 {
 				t.Errorf("files in wal/ = %d (%d temporary), want 1 (0)", n, temps)
 			}
 		})
@@ -247,7 +247,7 @@ func TestPutWALPartialDedupe(t *testing.T) {
 		// The complete segment stores the tail its last piece lacked.
 		{segSize, seg3, 16, 16 - 7},
 	}
-	objectsDir := filepath.Join(r.dir, "objects")
+	objectsDir := filepath.Join(r.localDir(), "objects")
 	objects, _ := countFiles(t, objectsDir)
 	for _, s := range steps {
 		ref, isNew := putWAL(t, r, s.name, segment[:s.size])
@@ -357,7 +357,7 @@ func TestPutWALInvalid(t *testing.T) {
 		})
 	}
 	t.Cleanup(func() {
-		if _, err := os.Stat(filepath.Join(r.dir, "wal")); !errors.Is(err, os.ErrNotExist) {
+		if _, err := os.Stat(filepath.Join(r.localDir(), "wal")); !errors.Is(err, os.ErrNotExist) {
 			t.Errorf("invalid PutWAL calls left wal/ behind (stat: %v)", err)
 		}
 	})
@@ -479,7 +479,7 @@ func TestWALCorrupt(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		dir := filepath.Join(r.dir, "wal", other)
+		dir := filepath.Join(r.localDir(), "wal", other)
 		mkdir(t, dir)
 		if err := os.WriteFile(filepath.Join(dir, seg3+walSuffix), data, 0o440); err != nil {
 			t.Fatal(err)
@@ -618,7 +618,7 @@ func TestWALNames(t *testing.T) {
 	if _, _, err := r.PutWAL(ctx, "42", seg(1, 9), bytes.NewReader(data), segSize); err != nil {
 		t.Fatal(err)
 	}
-	dir := filepath.Join(r.dir, "wal", testSystemID)
+	dir := filepath.Join(r.localDir(), "wal", testSystemID)
 	for _, name := range []string{".tmp-" + seg(1, 5) + ".wal-123", "notes.txt", "junk.wal", seg(1, 6)} {
 		if err := os.WriteFile(filepath.Join(dir, name), nil, 0o600); err != nil {
 			t.Fatal(err)
