@@ -11,27 +11,19 @@ import (
 	"github.com/backstop/backstop/jobs"
 	"github.com/backstop/backstop/store"
 	"github.com/backstop/backstop/store/repository"
+	"github.com/backstop/backstop/store/repository/storage"
 )
 
 // flipByte flips one bit of the byte in the middle of a read-only repository file.
-func flipByte(t *testing.T, path string) {
+func flipByte(t *testing.T, st storage.Storage, key string) {
 	t.Helper()
-	data, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	fi, err := os.Stat(path)
+	ctx := context.Background()
+	data, err := st.Get(ctx, key)
 	if err != nil {
 		t.Fatal(err)
 	}
 	data[len(data)/2] ^= 0x01
-	if err := os.Chmod(path, 0o640); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(path, data, 0o640); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Chmod(path, fi.Mode().Perm()); err != nil {
+	if err := st.Put(ctx, key, data, false); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -109,7 +101,7 @@ func TestRestoreCorruptObject(t *testing.T) {
 	if uses[object] != 1 {
 		t.Fatalf("object %s is used %d times in the backup, want once", object, uses[object])
 	}
-	flipByte(t, filepath.Join(e.dir, "objects", object[:2], object))
+	flipByte(t, e.repo.Storage(), "objects/"+object[:2]+"/"+object)
 
 	for _, tc := range []struct {
 		name   string
@@ -155,7 +147,7 @@ func TestRestoreCorruptObject(t *testing.T) {
 		if victim == "" {
 			t.Fatal("no global/ file with a block of its own")
 		}
-		if err := os.Remove(filepath.Join(e.dir, "objects", victim[:2], victim)); err != nil {
+		if err := e.repo.Storage().Delete(ctx, "objects/"+victim[:2]+"/"+victim); err != nil {
 			t.Fatal(err)
 		}
 		into := filepath.Join(reachableDir(t), "data")
@@ -189,7 +181,7 @@ func TestRestoreCorruptManifest(t *testing.T) {
 	_, b := e.backup(t, src)
 
 	rel := "backups/" + b.RepoID + ".manifest"
-	flipByte(t, filepath.Join(e.dir, filepath.FromSlash(rel)))
+	flipByte(t, e.repo.Storage(), rel)
 
 	into := filepath.Join(reachableDir(t), "data")
 	job, err := failedRestore(t, e, b.ID, into)
@@ -236,8 +228,7 @@ func TestRestoreFailsVerification(t *testing.T) {
 	if swapped == "" {
 		t.Fatal("no two files of the same size with different content")
 	}
-	path := filepath.Join(e.dir, "backups", b.RepoID+".manifest")
-	if err := os.Remove(path); err != nil {
+	if err := e.repo.Storage().Delete(ctx, "backups/"+b.RepoID+".manifest"); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := e.repo.PutManifest(ctx, b.RepoID, m); err != nil {

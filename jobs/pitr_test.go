@@ -222,7 +222,7 @@ func TestPointInTimeRestoreGroundTruth(t *testing.T) {
 			t.Fatal(err)
 		}
 		lost := pgwal.SegmentName(uint32(b1.Timeline), pgwal.SegmentOf(b1End, pgwal.DefaultSegmentSize), pgwal.DefaultSegmentSize)
-		if err := os.Remove(filepath.Join(e.dir, "wal", src.SystemIdentifier, lost+".wal")); err != nil {
+		if err := e.repo.Storage().Delete(context.Background(), "wal/"+src.SystemIdentifier+"/"+lost+".wal"); err != nil {
 			t.Fatalf("remove %s from the repository: %v", lost, err)
 		}
 		in, err := jobs.LoadWindowInput(ctx, e.store, e.repo, src)
