@@ -44,7 +44,7 @@ deps-demo:
 	./.ci/deps postgresql
 
 deps-test:
-	./.ci/deps postgresql chromium
+	./.ci/deps postgresql chromium versitygw
 
 clean:
 	rm -rf bin

@@ -56,10 +56,12 @@ func (l *Local) path(key string) (string, error) {
 	return filepath.Join(l.dir, filepath.FromSlash(key)), nil
 }
 
-// CheckKey refuses keys that are empty, absolute, not clean, or that step outside with "..".
+// CheckKey refuses keys that are empty, absolute, not clean, that step outside with ".."
+// or name the top itself ("."), and keys whose last element starts with ".tmp-", the names
+// of Local's temporary files, which its List skips.
 func CheckKey(key string) error {
-	if key == "" || strings.HasPrefix(key, "/") || path.Clean(key) != key || key == ".." || strings.HasPrefix(key, "../") ||
-		strings.ContainsAny(key, "\\\x00") {
+	if key == "" || key == "." || strings.HasPrefix(key, "/") || path.Clean(key) != key || key == ".." || strings.HasPrefix(key, "../") ||
+		strings.ContainsAny(key, "\\\x00") || strings.HasPrefix(path.Base(key), ".tmp-") {
 		return fmt.Errorf("invalid object key %q", key)
 	}
 	return nil
@@ -169,6 +171,9 @@ func (l *Local) GetRange(ctx context.Context, key string, offset, length int64) 
 	if err != nil {
 		return nil, err
 	}
+	if offset < 0 || length < 0 {
+		return nil, fmt.Errorf("get %s: invalid range [%d, %d)", key, offset, offset+length)
+	}
 	f, err := os.Open(p)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("get %s: %w", key, ErrNotExist)
@@ -253,7 +258,12 @@ func (l *Local) Delete(ctx context.Context, key string) error {
 	if err != nil {
 		return err
 	}
-	if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+	err = os.Remove(p)
+	if errors.Is(err, fs.ErrNotExist) {
+		// Nothing changed. Its directory may not exist either, and Sync must not try it.
+		return nil
+	}
+	if err != nil {
 		return fmt.Errorf("delete %s: %w", key, err)
 	}
 	l.markDirty(filepath.Dir(p))
