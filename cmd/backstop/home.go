@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -12,6 +13,7 @@ import (
 	"github.com/backstop/backstop/jobs"
 	"github.com/backstop/backstop/store"
 	"github.com/backstop/backstop/store/repository"
+	"github.com/backstop/backstop/store/repository/storage"
 )
 
 // home is the one directory where every command finds its state: the catalog, the
@@ -20,6 +22,9 @@ type home struct {
 	dir   string
 	store *store.Store
 	repo  *repository.Repo
+	// st is where the repository is: the local directory repoDir, or the object storage
+	// that repository.json names.
+	st storage.Storage
 }
 
 // keyEnv names the environment variable that may hold the repository key (hex) instead of
@@ -44,40 +49,134 @@ func defaultHome() string {
 	return ".backstop"
 }
 
-func (h *home) catalogPath() string { return filepath.Join(h.dir, "catalog.db") }
-func (h *home) repoDir() string     { return filepath.Join(h.dir, "repository") }
-func (h *home) keyPath() string     { return filepath.Join(h.dir, "repository.key") }
+func (h *home) catalogPath() string    { return filepath.Join(h.dir, "catalog.db") }
+func (h *home) repoDir() string        { return filepath.Join(h.dir, "repository") }
+func (h *home) keyPath() string        { return filepath.Join(h.dir, "repository.key") }
+func (h *home) repoConfigPath() string { return filepath.Join(h.dir, "repository.json") }
 
-// openHome opens the catalog and the repository below dir. With create, a missing home,
-// repository and key are made; otherwise their absence is an error saying how to make them.
+// repoConfig is repository.json: where a repository in object storage is. Credentials are
+// never written here: they come from the environment (AWS_ACCESS_KEY_ID and
+// AWS_SECRET_ACCESS_KEY) or the AWS shared credentials file.
+type repoConfig struct {
+	URL       string `json:"url"` // s3://bucket/prefix
+	Endpoint  string `json:"endpoint,omitempty"`
+	Region    string `json:"region,omitempty"`
+	PathStyle bool   `json:"path_style,omitempty"`
+}
+
+// exists reports whether this home has been initialized: a local repository directory, or
+// the configuration of a remote one.
+func (h *home) exists() bool {
+	for _, p := range []string{h.repoDir(), h.repoConfigPath()} {
+		if _, err := os.Stat(p); err == nil {
+			return true
+		}
+	}
+	return false
+}
+
+// openStorage opens where the repository is. With remote set (backstop init --repository
+// s3://…), a new home records it in repository.json first.
+func (h *home) openStorage(ctx context.Context, remote *repoConfig) (storage.Storage, error) {
+	if remote != nil {
+		if h.exists() {
+			return nil, fmt.Errorf("home %s already has a repository (%s): --repository is only for a new home", h.dir, h.repoLocation())
+		}
+		if _, err := h.s3(ctx, *remote); err != nil {
+			return nil, err
+		}
+		b, err := json.MarshalIndent(remote, "", "  ")
+		if err != nil {
+			return nil, err
+		}
+		if err := os.WriteFile(h.repoConfigPath(), append(b, '\n'), 0o600); err != nil {
+			return nil, fmt.Errorf("home: %w", err)
+		}
+	}
+	b, err := os.ReadFile(h.repoConfigPath())
+	if errors.Is(err, fs.ErrNotExist) {
+		return storage.NewLocal(h.repoDir())
+	}
+	if err != nil {
+		return nil, fmt.Errorf("home: %w", err)
+	}
+	var rc repoConfig
+	if err := json.Unmarshal(b, &rc); err != nil {
+		return nil, fmt.Errorf("home: %s: %w", h.repoConfigPath(), err)
+	}
+	return h.s3(ctx, rc)
+}
+
+// s3 opens the object storage a repoConfig names.
+func (h *home) s3(ctx context.Context, rc repoConfig) (storage.Storage, error) {
+	cfg, err := storage.ParseS3URL(rc.URL)
+	if err != nil {
+		return nil, fmt.Errorf("repository: %w", err)
+	}
+	cfg.Endpoint, cfg.Region, cfg.PathStyle = rc.Endpoint, rc.Region, rc.PathStyle
+	st, err := storage.NewS3(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("repository %s: %w", rc.URL, err)
+	}
+	return st, nil
+}
+
+// repoLocation names the repository for messages.
+func (h *home) repoLocation() string {
+	if h.st != nil {
+		return h.st.String()
+	}
+	if b, err := os.ReadFile(h.repoConfigPath()); err == nil {
+		var rc repoConfig
+		if json.Unmarshal(b, &rc) == nil {
+			return rc.URL
+		}
+	}
+	return h.repoDir()
+}
+
+// openHome opens the catalog and the repository of the home in dir. With create, a
+// missing home, repository and key are made; otherwise their absence is an error saying
+// how to make them.
 func openHome(ctx context.Context, dir string, create bool) (*home, error) {
+	return openHomeWith(ctx, dir, create, nil)
+}
+
+// openHomeWith is openHome that, for a new home, puts the repository in the object storage
+// remote names.
+func openHomeWith(ctx context.Context, dir string, create bool, remote *repoConfig) (*home, error) {
 	h := &home{dir: dir}
-	if _, err := os.Stat(h.repoDir()); errors.Is(err, fs.ErrNotExist) && !create {
+	if !h.exists() && !create {
 		return nil, fmt.Errorf("no Backstop home at %s: run `backstop init` (or `backstop demo`), or point --home/BACKSTOP_HOME at an existing one", dir)
 	}
 	// 0711: others may pass through to the sandbox clusters, but not list or read.
 	if err := os.MkdirAll(dir, 0o711); err != nil {
 		return nil, fmt.Errorf("home: %w", err)
 	}
-	key, err := h.loadKey(create)
+	st, err := h.openStorage(ctx, remote)
 	if err != nil {
 		return nil, err
 	}
-	repo, err := repository.Open(h.repoDir(), key)
+	h.st = st
+	key, err := h.loadKey(ctx, create)
+	if err != nil {
+		return nil, err
+	}
+	repo, err := repository.OpenStorage(ctx, st, key)
 	if errors.Is(err, fs.ErrNotExist) && create {
-		repo, err = repository.Init(h.repoDir(), key)
+		repo, err = repository.InitStorage(ctx, st, key)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("home: %w", err)
 	}
 	// The repository is the truth and the catalog its index: a lost catalog must not be
 	// replaced, silently, by an empty one that lists nothing of what the repository holds.
-	holds, err := repoHolds(h.repoDir())
-	if err != nil {
-		return nil, fmt.Errorf("home: %w", err)
-	}
-	if _, err := os.Stat(h.catalogPath()); errors.Is(err, fs.ErrNotExist) && holds != "" {
-		return nil, h.lostCatalog("is missing", holds)
+	if _, err := os.Stat(h.catalogPath()); errors.Is(err, fs.ErrNotExist) {
+		if holds, err := repository.Contents(ctx, st); err != nil {
+			return nil, fmt.Errorf("home: %w", err)
+		} else if holds != "" {
+			return nil, h.lostCatalog("is missing", holds)
+		}
 	}
 	// Source passwords are sealed with a subkey of the repository key: a copy of the
 	// catalog alone opens no database.
@@ -85,28 +184,32 @@ func openHome(ctx context.Context, dir string, create bool) (*home, error) {
 	if err != nil {
 		return nil, fmt.Errorf("home: %w", err)
 	}
-	st, err := store.Open(ctx, h.catalogPath(), store.WithSealer(sealer))
+	cat, err := store.Open(ctx, h.catalogPath(), store.WithSealer(sealer))
 	if err != nil {
 		return nil, fmt.Errorf("home: %w", err)
 	}
-	if holds != "" {
-		had, err := st.HadSources(ctx)
-		if err == nil && !had {
+	if had, err := cat.HadSources(ctx); err != nil || !had {
+		holds, cerr := repository.Contents(ctx, st)
+		switch {
+		case err != nil:
+		case cerr != nil:
+			err = fmt.Errorf("home: %w", cerr)
+		case holds != "":
 			err = h.lostCatalog("holds no source (it was created anew)", holds)
 		}
 		if err != nil {
-			st.Close()
+			cat.Close()
 			return nil, err
 		}
 	}
-	h.repo, h.store = repo, st
+	h.repo, h.store = repo, cat
 	if err := os.MkdirAll(h.restoreRoot(), 0o711); err != nil {
-		st.Close()
+		cat.Close()
 		return nil, fmt.Errorf("home: %w", err)
 	}
 	// A job whose process died shows as interrupted, whichever command looks first.
-	if _, err := jobs.Sweep(ctx, st, jobs.DefaultStaleAfter); err != nil {
-		st.Close()
+	if _, err := jobs.Sweep(ctx, cat, jobs.DefaultStaleAfter); err != nil {
+		cat.Close()
 		return nil, err
 	}
 	return h, nil
@@ -117,55 +220,12 @@ func (h *home) lostCatalog(what, holds string) error {
 	return fmt.Errorf("catalog %s %s, but the repository %s holds %s: refusing to run on an empty catalog, "+
 		"which would show none of them. Restore catalog.db (with catalog.db-wal if there is one) from a copy "+
 		"into %s, or rebuild it from the repository with `backstop catalog rebuild` (coming); move an empty "+
-		"catalog.db aside first", h.catalogPath(), what, h.repoDir(), holds, h.dir)
-}
-
-// repoHolds describes the backups, WAL and objects in the repository directory, "" for none
-// (a new repository, or none yet). It reads the directory layout alone: no key is needed.
-func repoHolds(dir string) (string, error) {
-	count := func(rel string) (int, error) {
-		es, err := os.ReadDir(filepath.Join(dir, rel))
-		if errors.Is(err, fs.ErrNotExist) {
-			return 0, nil
-		}
-		return len(es), err
-	}
-	var parts []string
-	manifests, err := count("backups")
-	if err != nil {
-		return "", err
-	}
-	if manifests > 0 {
-		parts = append(parts, fmt.Sprintf("%d backup manifest(s)", manifests))
-	}
-	systems, err := count("wal")
-	if err != nil {
-		return "", err
-	}
-	if systems > 0 {
-		parts = append(parts, fmt.Sprintf("WAL of %d system(s)", systems))
-	}
-	if len(parts) == 0 {
-		// Objects without a manifest: an interrupted first backup, or manifests lost too.
-		fans, err := os.ReadDir(filepath.Join(dir, "objects"))
-		if err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return "", err
-		}
-		for _, f := range fans {
-			if n, err := count(filepath.Join("objects", f.Name())); err != nil {
-				return "", err
-			} else if n > 0 {
-				parts = append(parts, "stored objects")
-				break
-			}
-		}
-	}
-	return strings.Join(parts, " and "), nil
+		"catalog.db aside first", h.catalogPath(), what, h.repoLocation(), holds, h.dir)
 }
 
 // loadKey returns the repository key from the environment or the key file, generating the
 // file (mode 0600) when create is set and neither exists. The key never enters the catalog.
-func (h *home) loadKey(create bool) ([]byte, error) {
+func (h *home) loadKey(ctx context.Context, create bool) ([]byte, error) {
 	if v := os.Getenv(keyEnv); v != "" {
 		key, err := repository.DecodeKey(strings.TrimSpace(v))
 		if err != nil {
@@ -184,9 +244,9 @@ func (h *home) loadKey(create bool) ([]byte, error) {
 	if !errors.Is(err, fs.ErrNotExist) || !create {
 		return nil, fmt.Errorf("repository key: %w (set %s or restore the key file)", err, keyEnv)
 	}
-	if _, err := os.Stat(h.repoDir()); err == nil {
-		return nil, fmt.Errorf("repository key: %s exists but its key file %s is missing: set %s or restore the key file; "+
-			"without the key no backup in it can be read", h.repoDir(), h.keyPath(), keyEnv)
+	if _, err := h.st.Get(ctx, repository.ConfigKey); err == nil {
+		return nil, fmt.Errorf("repository key: %s holds a repository but the key file %s is missing: set %s or restore the key file; "+
+			"without the key no backup in it can be read", h.repoLocation(), h.keyPath(), keyEnv)
 	}
 	key, err := repository.GenerateKey()
 	if err != nil {

@@ -25,6 +25,7 @@ Commands:
   demo                     start a sandbox PostgreSQL cluster, back it up, serve the dashboard
   serve                    serve the dashboard and run queued jobs
   init                     create the home directory, repository and key
+                           (--repository s3://BUCKET/PREFIX --s3-endpoint URL: in object storage)
   source add NAME DSN      register a PostgreSQL database (checked before it is saved)
   source list              list sources
   source change NAME DSN   change a source's connection string (same cluster, checked first)
@@ -154,17 +155,28 @@ func (c *cli) printResult(v any, lines ...string) error {
 }
 
 func (c *cli) init(ctx context.Context, args []string) error {
-	fs := c.flags("init", "init")
+	fs := c.flags("init", "init [--repository s3://BUCKET/PREFIX --s3-endpoint URL --s3-region R --s3-path-style]")
+	url := fs.String("repository", "", "put the repository in S3-compatible object storage (s3://bucket/prefix) instead of the home; "+
+		"credentials come from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY or the AWS shared credentials file")
+	endpoint := fs.String("s3-endpoint", "", "URL of an S3-compatible server (empty: AWS)")
+	region := fs.String("s3-region", "", "S3 region (default: the AWS configuration's, else us-east-1)")
+	pathStyle := fs.Bool("s3-path-style", false, "address the bucket in the path (most S3-compatible servers need this)")
 	if _, err := parse(fs, args); err != nil {
 		return err
 	}
-	h, err := openHome(ctx, c.home, true)
+	var remote *repoConfig
+	if *url != "" {
+		remote = &repoConfig{URL: *url, Endpoint: *endpoint, Region: *region, PathStyle: *pathStyle}
+	} else if *endpoint != "" || *region != "" || *pathStyle {
+		return errors.New("--s3-endpoint, --s3-region and --s3-path-style go with --repository s3://BUCKET/PREFIX")
+	}
+	h, err := openHomeWith(ctx, c.home, true, remote)
 	if err != nil {
 		return err
 	}
 	defer h.Close()
-	return c.printResult(map[string]string{"home": h.dir, "repository": h.repoDir(), "key_file": h.keyPath()},
+	return c.printResult(map[string]string{"home": h.dir, "repository": h.repoLocation(), "key_file": h.keyPath()},
 		"Backstop home: "+h.dir,
-		"repository:    "+h.repoDir(),
+		"repository:    "+h.repoLocation(),
 		"key file:      "+h.keyPath()+" (keep a copy somewhere safe: without it no backup can be read)")
 }

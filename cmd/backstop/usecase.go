@@ -14,7 +14,7 @@ import (
 
 // service returns the use cases over this home, starting jobs with starter.
 func (h *home) service(starter usecase.Starter, log *slog.Logger) *usecase.Service {
-	return usecase.New(h.store, h.repo, starter, usecase.Paths{Home: h.dir, Repository: h.repoDir(),
+	return usecase.New(h.store, h.repo, starter, usecase.Paths{Home: h.dir, Repository: h.repo.Dir(),
 		Spool: filepath.Join(h.dir, "spool"), RestoreRoot: h.restoreRoot()}, log)
 }
 

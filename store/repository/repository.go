@@ -48,6 +48,9 @@ const KeySize = 32
 // blocks of this many bytes before they are stored.
 const DefaultBlockSize = 1 << 20
 
+// ConfigKey is the object at the top of every repository: its format, id and key check.
+const ConfigKey = configName
+
 const (
 	configName   = "backstop-repository.json"
 	configFormat = 1

@@ -1,0 +1,55 @@
+package repository
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/backstop/backstop/store/repository/storage"
+)
+
+// Contents describes what a repository's storage holds, without the key: its backup
+// manifests, the systems whose WAL it has, and whether it holds objects at all; "" when
+// it holds none of them (a new repository). It lists keys only, so it is cheap enough to
+// call when something looks wrong, not on every start.
+func Contents(ctx context.Context, st storage.Storage) (string, error) {
+	manifests := 0
+	err := st.List(ctx, "backups/", func(key string, _ int64) error {
+		if strings.HasSuffix(key, manifestSuffix) {
+			manifests++
+		}
+		return nil
+	})
+	if err != nil {
+		return "", fmt.Errorf("repository contents: %w", err)
+	}
+	systems := map[string]bool{}
+	err = st.List(ctx, walDir+"/", func(key string, _ int64) error {
+		if sys, _, ok := strings.Cut(strings.TrimPrefix(key, walDir+"/"), "/"); ok {
+			systems[sys] = true
+		}
+		return nil
+	})
+	if err != nil {
+		return "", fmt.Errorf("repository contents: %w", err)
+	}
+	var parts []string
+	if manifests > 0 {
+		parts = append(parts, fmt.Sprintf("%d backup manifest(s)", manifests))
+	}
+	if len(systems) > 0 {
+		parts = append(parts, fmt.Sprintf("WAL of %d system(s)", len(systems)))
+	}
+	if len(parts) == 0 {
+		// Objects without a manifest: an interrupted first backup, or manifests lost too.
+		found := errors.New("found")
+		err := st.List(ctx, "objects/", func(string, int64) error { return found })
+		if errors.Is(err, found) {
+			parts = append(parts, "stored objects")
+		} else if err != nil {
+			return "", fmt.Errorf("repository contents: %w", err)
+		}
+	}
+	return strings.Join(parts, " and "), nil
+}
