@@ -2,6 +2,7 @@ package jobs_test
 
 import (
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"fmt"
 	"log/slog"
@@ -20,6 +21,8 @@ import (
 	"github.com/backstop/backstop/jobs/pg/pgtest"
 	"github.com/backstop/backstop/store"
 	"github.com/backstop/backstop/store/repository"
+	"github.com/backstop/backstop/store/repository/storage"
+	"github.com/backstop/backstop/store/repository/storage/s3test"
 )
 
 // shared is the small cluster that most tests back up: each test works in its own
@@ -31,11 +34,49 @@ var shared = pgtest.NewShared()
 // backup in the middle of copying.
 var big = pgtest.NewShared()
 
+// s3 is the object storage server the repositories of the tests live in when
+// BACKSTOP_TEST_STORAGE=s3 (make test runs this package both ways); nil for local
+// directories.
+var s3 *s3test.Server
+
 func TestMain(m *testing.M) {
+	if os.Getenv("BACKSTOP_TEST_STORAGE") == "s3" {
+		srv, err := s3test.NewServer()
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		s3 = srv
+	}
 	code := m.Run()
 	shared.Close()
 	big.Close()
+	if s3 != nil {
+		s3.Close()
+	}
 	os.Exit(code)
+}
+
+// newRepo initializes a repository for a test: in t.TempDir()/repository, or below a
+// prefix of its own in the S3 server.
+func newRepo(t *testing.T, key []byte) *repository.Repo {
+	t.Helper()
+	if s3 == nil {
+		repo, err := repository.Init(filepath.Join(t.TempDir(), "repository"), key)
+		if err != nil {
+			t.Fatalf("repository.Init() = %v", err)
+		}
+		return repo
+	}
+	st, err := storage.NewS3(t.Context(), s3test.Config(s3.Endpoint, s3.Access, s3.Secret, s3.Bucket, "t/"+rand.Text()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	repo, err := repository.InitStorage(t.Context(), st, key)
+	if err != nil {
+		t.Fatalf("repository.InitStorage() = %v", err)
+	}
+	return repo
 }
 
 // env is a fresh catalog and repository with a started runner that runs backups and
@@ -43,7 +84,6 @@ func TestMain(m *testing.M) {
 type env struct {
 	store   *store.Store
 	repo    *repository.Repo
-	dir     string // the repository's directory
 	catalog string // the catalog's file
 	runner  *jobs.Runner
 }
@@ -64,11 +104,7 @@ func setup(t *testing.T, opts jobs.Options, workers ...func(*store.Store, *repos
 	if err != nil {
 		t.Fatal(err)
 	}
-	repoDir := filepath.Join(dir, "repository")
-	repo, err := repository.Init(repoDir, key)
-	if err != nil {
-		t.Fatalf("repository.Init() = %v", err)
-	}
+	repo := newRepo(t, key)
 	t.Cleanup(func() { repo.Close() })
 	var ws []jobs.Worker
 	if len(workers) == 0 {
@@ -82,7 +118,7 @@ func setup(t *testing.T, opts jobs.Options, workers ...func(*store.Store, *repos
 		t.Fatalf("Runner.Start() = %v", err)
 	}
 	t.Cleanup(r.Stop)
-	return &env{store: st, repo: repo, dir: repoDir, catalog: catalog, runner: r}
+	return &env{store: st, repo: repo, catalog: catalog, runner: r}
 }
 
 // testLogger logs into the test's output, shown with -v or on failure.

@@ -508,11 +508,7 @@ func testWALFetch(t *testing.T, p *pitr) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		dir := filepath.Join(t.TempDir(), "repository")
-		repo, err := repository.Init(dir, key)
-		if err != nil {
-			t.Fatal(err)
-		}
+		repo := newRepo(t, key)
 		defer repo.Close()
 		const sysID, name = "7000000000000000001", "000000010000000000000002"
 		seg := make([]byte, 16<<20)
@@ -614,10 +610,7 @@ func TestWALServerRefuses(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	repo, err := repository.Init(filepath.Join(t.TempDir(), "repository"), key)
-	if err != nil {
-		t.Fatal(err)
-	}
+	repo := newRepo(t, key)
 	defer repo.Close()
 	// A partial piece needs the size to pad it to.
 	srv := jobs.NewWALServer(repo, "7000000000000000001", map[string]jobs.WALSource{
