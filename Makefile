@@ -14,9 +14,11 @@ build:
 demo: deps-demo build
 	./$(BIN) demo
 
-## test: everything CI runs: generated code current, go.mod tidy, vet, gofmt, the whole test suite
+## test: everything CI runs: generated code current, go.mod tidy, vet, gofmt, the whole test
+## suite, then the jobs and the CLI again with every repository in S3 (versitygw on 127.0.0.1)
 test: deps-test check-generated lint
 	$(GO) test -count=1 -timeout 14m $(PKGS)
+	BACKSTOP_TEST_STORAGE=s3 $(GO) test -count=1 -timeout 14m ./jobs/ ./cmd/backstop/
 
 ## generate: regenerate templ components
 generate:

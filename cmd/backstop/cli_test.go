@@ -88,6 +88,9 @@ func TestCLI(t *testing.T) {
 	var initOut map[string]string
 	decodeJSON(t, "init --json", mustBackstop(t, home, "init", "--json"), &initOut)
 	wantInit := map[string]string{"home": home, "repository": filepath.Join(home, "repository"), "key_file": filepath.Join(home, "repository.key")}
+	if s3srv != nil {
+		wantInit["repository"] = homeStorage(t, home).String()
+	}
 	if diff := cmp.Diff(wantInit, initOut); diff != "" {
 		t.Errorf("init --json mismatch (-want +got):\n%s", diff)
 	}

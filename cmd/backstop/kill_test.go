@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -18,6 +17,7 @@ import (
 	"github.com/backstop/backstop/jobs/pg/pgtest"
 	"github.com/backstop/backstop/store"
 	"github.com/backstop/backstop/store/repository"
+	"github.com/backstop/backstop/store/repository/storage"
 )
 
 // killRows rows of 512 hexadecimal characters make about 200 MB of table.
@@ -27,19 +27,24 @@ const killRows = 360_000
 func countObjects(t *testing.T, home string) int {
 	t.Helper()
 	n := 0
-	err := filepath.WalkDir(filepath.Join(home, "repository", "objects"), func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if !d.IsDir() && len(d.Name()) == 64 {
-			n++
-		}
+	err := homeStorage(t, home).List(context.Background(), "objects/", func(string, int64) error {
+		n++
 		return nil
 	})
-	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+	if err != nil {
 		t.Fatal(err)
 	}
 	return n
+}
+
+// homeStorage opens where a home's repository is, as the commands do.
+func homeStorage(t *testing.T, dir string) storage.Storage {
+	t.Helper()
+	st, err := (&home{dir: dir}).openStorage(context.Background(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st
 }
 
 // backupProcess is a running `backstop backup NAME`.
@@ -131,7 +136,7 @@ func openRepo(t *testing.T, home string) *repository.Repo {
 	if err != nil {
 		t.Fatal(err)
 	}
-	repo, err := repository.Open(filepath.Join(home, "repository"), key)
+	repo, err := repository.OpenStorage(context.Background(), homeStorage(t, home), key)
 	if err != nil {
 		t.Fatal(err)
 	}

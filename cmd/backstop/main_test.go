@@ -3,10 +3,12 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -16,6 +18,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/backstop/backstop/jobs/pg/pgtest"
+	"github.com/backstop/backstop/store/repository/storage/s3test"
 )
 
 // shared is the small cluster the CLI tests register and back up.
@@ -38,10 +41,36 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
+	if os.Getenv("BACKSTOP_TEST_STORAGE") == "s3" {
+		// Every home the tests make keeps its repository in one versitygw, each below a
+		// prefix of its own; the commands find the credentials in the environment.
+		if s3srv, err = s3test.NewServer(); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		os.Setenv("AWS_ACCESS_KEY_ID", s3srv.Access)
+		os.Setenv("AWS_SECRET_ACCESS_KEY", s3srv.Secret)
+	}
 	code := m.Run()
 	shared.Close()
+	if s3srv != nil {
+		s3srv.Close()
+	}
 	os.RemoveAll(binDir)
 	os.Exit(code)
+}
+
+// s3srv holds the tests' repositories when BACKSTOP_TEST_STORAGE=s3 (make test runs this
+// package both ways); nil for repositories in the homes.
+var s3srv *s3test.Server
+
+// withStorage adds, on S3, the repository flags to an init that has none.
+func withStorage(args []string) []string {
+	if s3srv == nil || len(args) == 0 || args[0] != "init" || slices.Contains(args, "--repository") {
+		return args
+	}
+	return append(slices.Clone(args), "--repository", "s3://"+s3srv.Bucket+"/"+strings.ToLower(rand.Text()),
+		"--s3-endpoint", s3srv.Endpoint, "--s3-path-style")
 }
 
 var (
@@ -90,7 +119,7 @@ func backstop(t *testing.T, home string, args ...string) (stdout, stderr string,
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	var out, errOut syncBuffer
-	err = run(ctx, append([]string{"--home", home}, args...), strings.NewReader(""), &out, &errOut)
+	err = run(ctx, append([]string{"--home", home}, withStorage(args)...), strings.NewReader(""), &out, &errOut)
 	return out.String(), errOut.String(), err
 }
 
@@ -107,7 +136,7 @@ func mustBackstop(t *testing.T, home string, args ...string) string {
 // command returns the built binary, ready to run with home as --home.
 func command(t *testing.T, home string, args ...string) *exec.Cmd {
 	t.Helper()
-	cmd := exec.Command(binary(t), append([]string{"--home", home}, args...)...)
+	cmd := exec.Command(binary(t), append([]string{"--home", home}, withStorage(args)...)...)
 	cmd.Env = os.Environ()
 	return cmd
 }
