@@ -248,34 +248,20 @@ func StoreWALFile(ctx context.Context, st *store.Store, repo *repository.Repo, s
 		return fmt.Errorf("archive %s: %w", name, err)
 	}
 	size := fi.Size()
-	p := store.WALFileParams{SourceID: src.ID, Name: name, Size: size, Via: via, ArchivedAt: time.Now().UTC()}
-	repoName := name
+	kind, repoName := store.WALSegment, name
 	switch {
 	case pgwal.IsHistoryFile(name):
-		tli, err := pgwal.ParseHistoryFileName(name)
-		if err != nil {
-			return fmt.Errorf("archive %s: %w", name, err)
-		}
-		p.Kind, p.Timeline = store.WALHistory, int64(tli)
-	default:
-		tli, segNo, err := pgwal.ParseSegmentName(name, segSize)
-		if err != nil {
-			return fmt.Errorf("archive %s: %w", name, err)
-		}
-		seg := strings.TrimSuffix(name, pgwal.PartialSuffix)
-		p.Kind, p.Timeline, p.SegNo = store.WALSegment, int64(tli), int64(segNo)
-		if seg != name {
-			p.Kind, repoName = store.WALPartial, repository.PartialWALName(seg, size)
-		}
-		p.Name = repoName
-		start := pgwal.SegmentStart(segNo, segSize)
-		p.StartLSN, p.EndLSN = start.String(), (start + pglogrepl.LSN(size)).String()
-		if err := summarizeWAL(f, segSize, start, &p); err != nil {
-			return fmt.Errorf("archive %s: %w", name, err)
-		}
-		if _, err := f.Seek(0, io.SeekStart); err != nil {
-			return fmt.Errorf("archive %s: %w", name, err)
-		}
+		kind = store.WALHistory
+	case strings.HasSuffix(name, pgwal.PartialSuffix):
+		kind, repoName = store.WALPartial, repository.PartialWALName(strings.TrimSuffix(name, pgwal.PartialSuffix), size)
+	}
+	p, err := walFileParams(f, src, repoName, kind, size, segSize)
+	if err != nil {
+		return fmt.Errorf("archive %s: %w", name, err)
+	}
+	p.Via, p.ArchivedAt = via, time.Now().UTC()
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return fmt.Errorf("archive %s: %w", name, err)
 	}
 	ref, _, err := repo.PutWAL(ctx, src.SystemIdentifier, repoName, f, size)
 	if err != nil {
@@ -286,6 +272,35 @@ func StoreWALFile(ctx context.Context, st *store.Store, repo *repository.Repo, s
 		return fmt.Errorf("archive %s: %w", name, err)
 	}
 	return nil
+}
+
+// walFileParams describes the WAL file stored in the repository as name (a segment, a
+// partial piece named by repository.PartialWALName, or a history file), of size bytes,
+// whose content r holds, as the catalog records it: its position and, for WAL, the commit
+// times, restore points and tablespace creations read from r. The archiver records what
+// it stores with it, and a catalog rebuild what it reads back.
+func walFileParams(r io.Reader, src store.Source, name string, kind store.WALKind, size, segSize int64) (store.WALFileParams, error) {
+	p := store.WALFileParams{SourceID: src.ID, Name: name, Kind: kind, Size: size}
+	if kind == store.WALHistory {
+		tli, err := pgwal.ParseHistoryFileName(name)
+		if err != nil {
+			return p, err
+		}
+		p.Timeline = int64(tli)
+		return p, nil
+	}
+	seg, _, _ := strings.Cut(name, pgwal.PartialSuffix)
+	tli, segNo, err := pgwal.ParseSegmentName(seg, segSize)
+	if err != nil {
+		return p, err
+	}
+	p.Timeline, p.SegNo = int64(tli), int64(segNo)
+	start := pgwal.SegmentStart(segNo, segSize)
+	p.StartLSN, p.EndLSN = start.String(), (start + pglogrepl.LSN(size)).String()
+	if err := summarizeWAL(r, segSize, start, &p); err != nil {
+		return p, err
+	}
+	return p, nil
 }
 
 // summarizeWAL reads the commit times, restore points and tablespace creations of the WAL

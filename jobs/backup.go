@@ -158,6 +158,11 @@ func (w *BackupWorker) take(ctx context.Context, job *Job, src store.Source, inf
 		Files:            bw.files(),
 		Stats:            bw.stats.manifestStats(),
 	}
+	// The source's record, so that a rebuilt catalog finds the source of this backup;
+	// written at every backup, it also reaches sources registered before records existed.
+	if err := PutSourceRecord(ctx, w.repo, src, nil); err != nil {
+		job.Logf(ctx, LevelWarn, "saving manifest", "the source's record could not be written into the repository: %v", err)
+	}
 	if _, err := w.repo.PutManifest(ctx, b.RepoID, m); err != nil {
 		return fmt.Errorf("backup: %w", err)
 	}

@@ -149,26 +149,11 @@ func openHomeWith(ctx context.Context, dir string, create bool, remote *repoConf
 	if !h.exists() && !create {
 		return nil, fmt.Errorf("no Backstop home at %s: run `backstop init` (or `backstop demo`), or point --home/BACKSTOP_HOME at an existing one", dir)
 	}
-	// 0711: others may pass through to the sandbox clusters, but not list or read.
-	if err := os.MkdirAll(dir, 0o711); err != nil {
-		return nil, fmt.Errorf("home: %w", err)
-	}
-	st, err := h.openStorage(ctx, remote)
+	key, err := h.openRepository(ctx, create, remote)
 	if err != nil {
 		return nil, err
 	}
-	h.st = st
-	key, err := h.loadKey(ctx, create)
-	if err != nil {
-		return nil, err
-	}
-	repo, err := repository.OpenStorage(ctx, st, key)
-	if errors.Is(err, fs.ErrNotExist) && create {
-		repo, err = repository.InitStorage(ctx, st, key)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("home: %w", err)
-	}
+	repo, st := h.repo, h.st
 	// The repository is the truth and the catalog its index: a lost catalog must not be
 	// replaced, silently, by an empty one that lists nothing of what the repository holds.
 	if _, err := os.Stat(h.catalogPath()); errors.Is(err, fs.ErrNotExist) {
@@ -215,11 +200,39 @@ func openHomeWith(ctx context.Context, dir string, create bool, remote *repoConf
 	return h, nil
 }
 
+// openRepository opens the home's storage and key, and the repository in it (creating
+// them with create), setting h.st and h.repo; it returns the key. It does not look at the
+// catalog: `catalog rebuild` opens the repository of a home whose catalog is lost.
+func (h *home) openRepository(ctx context.Context, create bool, remote *repoConfig) ([]byte, error) {
+	// 0711: others may pass through to the sandbox clusters, but not list or read.
+	if err := os.MkdirAll(h.dir, 0o711); err != nil {
+		return nil, fmt.Errorf("home: %w", err)
+	}
+	st, err := h.openStorage(ctx, remote)
+	if err != nil {
+		return nil, err
+	}
+	h.st = st
+	key, err := h.loadKey(ctx, create)
+	if err != nil {
+		return nil, err
+	}
+	repo, err := repository.OpenStorage(ctx, st, key)
+	if errors.Is(err, fs.ErrNotExist) && create {
+		repo, err = repository.InitStorage(ctx, st, key)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("home: %w", err)
+	}
+	h.repo = repo
+	return key, nil
+}
+
 // lostCatalog is the error for a catalog that cannot be the index of the repository beside it.
 func (h *home) lostCatalog(what, holds string) error {
 	return fmt.Errorf("catalog %s %s, but the repository %s holds %s: refusing to run on an empty catalog, "+
 		"which would show none of them. Restore catalog.db (with catalog.db-wal if there is one) from a copy "+
-		"into %s, or rebuild it from the repository with `backstop catalog rebuild` (coming); move an empty "+
+		"into %s, or rebuild it from the repository with `backstop catalog rebuild`; move an empty "+
 		"catalog.db aside first", h.catalogPath(), what, h.repoLocation(), holds, h.dir)
 }
 

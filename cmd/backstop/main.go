@@ -38,6 +38,8 @@ Commands:
                            write a backup out as a startable data directory
   user add NAME            create a user (--role; password from --password-stdin, or generated)
   user list | set-role NAME ROLE | passwd NAME | disable NAME | enable NAME | remove NAME
+  catalog rebuild          make a lost catalog.db again from the repository (sources, backups,
+                           WAL); users, jobs, restores and the audit log are not recovered
   wal-fetch --socket SOCKET NAME DEST
                            fetch one WAL file during a restore (restore_command, run by PostgreSQL)
   wal-push --source NAME PATH
@@ -100,6 +102,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return c.restore(ctx, rest)
 	case "user":
 		return c.user(ctx, rest)
+	case "catalog":
+		return c.catalog(ctx, rest)
 	case "wal-fetch": // PostgreSQL's restore_command reads the exit status itself
 		os.Exit(c.walFetch(ctx, rest))
 	case "wal-push":

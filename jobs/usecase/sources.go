@@ -28,7 +28,35 @@ func (s *Service) AddSource(ctx context.Context, a Actor, name, dsn string) (sto
 	}
 	s.audit(ctx, a, "source.create", src.Name, map[string]any{"dsn": pg.MaskDSN(src.DSN), "system_identifier": src.SystemIdentifier})
 	warnings, err := s.sameSystem(ctx, src)
+	if rerr := s.recordSource(ctx, src); rerr != nil {
+		warnings = append(warnings, rerr.Error())
+	}
 	return src, warnings, err
+}
+
+// recordSource writes the source's record into the repository after the catalog changed,
+// so that a lost catalog can be rebuilt with it. The catalog already holds the change:
+// a failure is logged and returned for showing, not undone; the next backup of the
+// source writes the record again.
+func (s *Service) recordSource(ctx context.Context, src store.Source) error {
+	if s.repo == nil {
+		return nil
+	}
+	removedAt, err := s.store.SourceRemovedAt(ctx, src.ID)
+	if errors.Is(err, store.ErrNotFound) {
+		// Deleted outright (it had nothing in the catalog): recorded as removed.
+		now := s.now().UTC()
+		removedAt, err = &now, nil
+	}
+	if err == nil {
+		err = jobs.PutSourceRecord(context.WithoutCancel(ctx), s.repo, src, removedAt)
+	}
+	if err != nil {
+		s.log.Error("write the source's record into the repository", "source", src.Name, "err", err)
+		return fmt.Errorf("source %s is saved in the catalog, but its record could not be written into the repository "+
+			"(a catalog rebuild needs it; its next backup writes it again): %v", src.Name, err)
+	}
+	return nil
 }
 
 // sameSystem names the other active sources of src's cluster.
@@ -83,6 +111,7 @@ func (s *Service) ChangeSource(ctx context.Context, a Actor, sourceID int64, dsn
 		return store.Source{}, err
 	}
 	s.audit(ctx, a, "source.change", src.Name, map[string]any{"dsn": pg.MaskDSN(dsn)})
+	s.recordSource(ctx, updated) //nolint:errcheck // logged; the change is saved
 	return updated, nil
 }
 
@@ -118,6 +147,7 @@ func (s *Service) RemoveSource(ctx context.Context, a Actor, sourceID int64) (Re
 	if res.Deleted, err = s.store.RemoveSource(ctx, src.ID); err != nil {
 		return RemoveResult{}, err
 	}
+	s.recordSource(ctx, src) //nolint:errcheck // logged; the removal is saved
 	// The archiver notices within seconds and lets go of the slot; until then the server
 	// refuses to drop an active slot.
 	slot := jobs.SlotName(src)

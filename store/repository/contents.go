@@ -10,8 +10,8 @@ import (
 )
 
 // Contents describes what a repository's storage holds, without the key: its backup
-// manifests, the systems whose WAL it has, and whether it holds objects at all; "" when
-// it holds none of them (a new repository). It lists keys only, so it is cheap enough to
+// manifests, the systems whose WAL it has, its source records, and whether it holds
+// objects at all; "" when it holds none of them (a new repository). It lists keys only, so it is cheap enough to
 // call when something looks wrong, not on every start.
 func Contents(ctx context.Context, st storage.Storage) (string, error) {
 	manifests := 0
@@ -34,12 +34,25 @@ func Contents(ctx context.Context, st storage.Storage) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("repository contents: %w", err)
 	}
+	sources := 0
+	err = st.List(ctx, sourceDir, func(key string, _ int64) error {
+		if strings.HasSuffix(key, sourceSuffix) {
+			sources++
+		}
+		return nil
+	})
+	if err != nil {
+		return "", fmt.Errorf("repository contents: %w", err)
+	}
 	var parts []string
 	if manifests > 0 {
 		parts = append(parts, fmt.Sprintf("%d backup manifest(s)", manifests))
 	}
 	if len(systems) > 0 {
 		parts = append(parts, fmt.Sprintf("WAL of %d system(s)", len(systems)))
+	}
+	if sources > 0 {
+		parts = append(parts, fmt.Sprintf("%d source record(s)", sources))
 	}
 	if len(parts) == 0 {
 		// Objects without a manifest: an interrupted first backup, or manifests lost too.

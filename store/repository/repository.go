@@ -12,9 +12,10 @@
 //	backstop-repository.json   format, id, block size, key check (never a key)
 //	objects/3f/3fa2…           one block, named by the keyed hash of its plaintext
 //	backups/<id>.manifest      one backup: its files and their blocks
+//	sources/<name>.source      one source: name, connection string, system (see source.go)
 //
 // The repository is the truth and knows nothing about the catalog: the catalog
-// can be rebuilt from the manifests.
+// can be rebuilt from the manifests, the source records and the archived WAL.
 package repository
 
 import (
