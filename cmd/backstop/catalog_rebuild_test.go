@@ -6,12 +6,14 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 
 	"github.com/backstop/backstop/jobs/pg/pgtest"
+	"github.com/backstop/backstop/store"
 )
 
 // removeCatalog deletes a home's catalog.db with its -wal and -shm files.
@@ -34,6 +36,70 @@ func backupLSNs(t *testing.T, home string) map[string]string {
 		out[fmt.Sprint(b["repo_id"])] = fmt.Sprint(b["state"], " ", b["start_lsn"], " ", b["end_lsn"], " ", b["timeline"], " ", b["source_id"])
 	}
 	return out
+}
+
+// walRows returns the archived WAL of source shop as the catalog records it, by name:
+// position, commits and their times, restore points.
+func walRows(t *testing.T, home string) map[string]string {
+	t.Helper()
+	st, err := store.Open(t.Context(), filepath.Join(home, "catalog.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	src, err := st.SourceByName(t.Context(), "shop")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fs, err := st.WALFiles(t.Context(), store.WALFilter{SourceID: src.ID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := make(map[string]string, len(fs))
+	for _, f := range fs {
+		out[f.Name] = fmt.Sprint(f.Kind, " ", f.Timeline, " ", f.StartLSN, "-", f.EndLSN, " commits ", f.Commits, " ",
+			f.FirstCommitAt, " ", f.LastCommitAt, " restore points ", f.RestorePoints)
+	}
+	return out
+}
+
+// compareWAL checks that the rebuilt catalog records the WAL the lost one did. Only a
+// partial piece may differ: a stopping serve can store a longer piece (or its segment)
+// without recording it, and the rebuild then records that one instead.
+func compareWAL(t *testing.T, want, got map[string]string) {
+	t.Helper()
+	segOf := func(name string) string { return name[:min(24, len(name))] }
+	superseded := make(map[string]bool)
+	for name := range want {
+		if strings.Contains(name, ".partial.") {
+			superseded[segOf(name)] = true
+		}
+	}
+	for name, w := range want {
+		g, ok := got[name]
+		switch {
+		case ok && g != w:
+			t.Errorf("WAL %s after the rebuild: %s\nwant %s", name, g, w)
+		case !ok && !strings.Contains(name, ".partial."):
+			t.Errorf("WAL %s (%s) is missing after the rebuild", name, w)
+		case !ok:
+			replaced := false
+			for n := range got {
+				replaced = replaced || (n != name && segOf(n) == segOf(name))
+			}
+			if !replaced {
+				t.Errorf("WAL %s (%s) is missing after the rebuild, and neither its segment nor a longer piece is there", name, w)
+			}
+		}
+	}
+	for name, g := range got {
+		if _, ok := want[name]; !ok && !superseded[segOf(name)] {
+			t.Errorf("WAL %s (%s) after the rebuild was not in the catalog before", name, g)
+		}
+	}
+	if len(got) == 0 {
+		t.Errorf("no WAL recorded after the rebuild")
+	}
 }
 
 // restoreTo restores source shop to target into a new instance, waiting for the archive
@@ -111,8 +177,9 @@ func TestCatalogRebuild(t *testing.T) {
 	}
 
 	// serve stops; the catalog is lost.
-	serve.Process.Kill()
+	serve.Process.Signal(syscall.SIGTERM)
 	serve.Wait()
+	wantWAL := walRows(t, home)
 	removeCatalog(t, home)
 	for _, args := range [][]string{{"backup", "list"}, {"source", "list"}} {
 		_, stderr, code := runBinary(t, home, args...)
@@ -136,6 +203,7 @@ func TestCatalogRebuild(t *testing.T) {
 	if got := backupLSNs(t, home); fmt.Sprint(got) != fmt.Sprint(wantBackups) {
 		t.Errorf("backups after the rebuild:\n got %v\nwant %v", got, wantBackups)
 	}
+	compareWAL(t, wantWAL, walRows(t, home))
 	var srcs []map[string]any
 	decodeJSON(t, "source list --json", mustBackstop(t, home, "source", "list", "--json"), &srcs)
 	if len(srcs) != 1 || srcs[0]["name"] != "shop" {
