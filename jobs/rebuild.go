@@ -282,6 +282,7 @@ func importWAL(ctx context.Context, st *store.Store, repo *repository.Repo, src 
 	}
 	var segSize int64
 	var buf bytes.Buffer
+	recorded := 0
 	for _, name := range names {
 		if seg, _, ok := strings.Cut(name, pgwal.PartialSuffix+"."); ok && (complete[seg] || last[seg] != name) {
 			continue
@@ -318,11 +319,12 @@ func importWAL(ctx context.Context, st *store.Store, repo *repository.Repo, src 
 		if _, err := st.RecordWAL(ctx, p); err != nil {
 			return err
 		}
+		recorded++
 		rep.WALFiles++
 		rep.Commits += p.Commits
 		rep.RestorePoints += len(p.RestorePoints)
 	}
-	log(fmt.Sprintf("WAL of %s: %d files", src.Name, rep.WALFiles))
+	log(fmt.Sprintf("WAL of %s (system %s): %d files recorded", src.Name, src.SystemIdentifier, recorded))
 	return nil
 }
 

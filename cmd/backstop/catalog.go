@@ -93,8 +93,15 @@ func (c *cli) catalogRebuild(ctx context.Context, args []string) error {
 		return fmt.Errorf("%w (nothing was put in place of catalog.db; the partial rebuild is in %s)", err, path)
 	}
 	if rep.Sources == 0 {
-		return fmt.Errorf("no source could be rebuilt from %s (%s): the catalog was left in %s, not put in place",
-			h.repoLocation(), strings.Join(append(rep.Unassigned, rep.Problems...), "; "), path)
+		why := strings.Join(append(rep.Unassigned, rep.Problems...), "; ")
+		if why == "" {
+			why = "it holds no source record"
+		}
+		where := "it was left in " + path + ", not put in place of catalog.db"
+		if inPlace {
+			where = "move catalog.db aside before trying again"
+		}
+		return fmt.Errorf("no source could be rebuilt from %s (%s): %s", h.repoLocation(), why, where)
 	}
 	if !inPlace {
 		for _, sfx := range []string{"-wal", "-shm", ""} {
