@@ -43,7 +43,7 @@ func TestRebuildCatalogAssignsBackups(t *testing.T) {
 	}
 	for _, m := range []repository.Manifest{
 		{BackupID: "b1", SourceName: "a", SystemIdentifier: "111"},
-		{BackupID: "b2", SystemIdentifier: "111"},                   // no name, shared system: unassigned
+		{BackupID: "b2", SystemIdentifier: "111"},                    // no name, shared system: unassigned
 		{BackupID: "b3", SourceName: "old", SystemIdentifier: "333"}, // unknown name: by system
 		{BackupID: "b4", SourceName: "e", SystemIdentifier: "444"},   // no record at all
 	} {
