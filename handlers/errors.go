@@ -57,7 +57,7 @@ func (h *Handler) serveError(w http.ResponseWriter, r *http.Request, err error) 
 		vm.Status, vm.Title = http.StatusForbidden, "Not allowed"
 		vm.Message = fmt.Sprintf("Your role (%s) may not do this. Ask an admin if you need it.", fe.Actor.Role)
 	case errors.As(err, &ce):
-		vm.Status, vm.Title, vm.Message = http.StatusConflict, "Not now", sentence(ce.Message)
+		vm.Status, vm.Title, vm.Message = http.StatusConflict, "Not now", usecase.Sentence(ce.Message)
 	case errors.As(err, &he):
 		vm.Status, vm.Title, vm.Message = he.status, he.title, he.message
 	case errors.Is(err, store.ErrNotFound):

@@ -47,7 +47,7 @@ func (h *Handler) changeSource(w http.ResponseWriter, r *http.Request) error {
 		var ce *usecase.CheckError
 		switch {
 		case errors.As(err, &ve):
-			vm.Errors["dsn"] = sentence(ve.Message)
+			vm.Errors["dsn"] = usecase.Sentence(ve.Message)
 		case errors.As(err, &ce):
 			vm.Errors["dsn"], vm.Hint = ce.Message, ce.Hint
 		case err != nil:
@@ -69,7 +69,7 @@ func (h *Handler) removeSource(w http.ResponseWriter, r *http.Request) error {
 	res, err := h.svc.RemoveSource(r.Context(), actorOf(r), s.ID)
 	var ce *usecase.ConflictError
 	if errors.As(err, &ce) {
-		setFlash(w, web.FlashError, sentence(ce.Message))
+		setFlash(w, web.FlashError, usecase.Sentence(ce.Message))
 		http.Redirect(w, r, fmt.Sprintf("/sources/%d", s.ID), http.StatusSeeOther)
 		return nil
 	}
@@ -125,9 +125,9 @@ func (h *Handler) addUser(w http.ResponseWriter, r *http.Request) error {
 		return verr
 	}
 	if ve != nil {
-		vm.Form = web.UserFormVM{Name: name, Role: string(role), Errors: map[string]string{ve.Field: sentence(ve.Message)}}
+		vm.Form = web.UserFormVM{Name: name, Role: string(role), Errors: map[string]string{ve.Field: usecase.Sentence(ve.Message)}}
 		if ve.Field != "name" {
-			vm.Form.Errors["name"] = sentence(ve.Field + " " + ve.Message)
+			vm.Form.Errors["name"] = usecase.Sentence(ve.Field + " " + ve.Message)
 		}
 		return h.pageStatus(w, r, http.StatusUnprocessableEntity, "Users", web.NavUsers, web.UsersPage(vm))
 	}
@@ -161,9 +161,9 @@ func (h *Handler) changeUser(action string) appHandler {
 		var ve *store.ValidationError
 		switch {
 		case errors.As(err, &ce):
-			setFlash(w, web.FlashError, sentence(ce.Message))
+			setFlash(w, web.FlashError, usecase.Sentence(ce.Message))
 		case errors.As(err, &ve):
-			setFlash(w, web.FlashError, sentence(ve.Field+" "+ve.Message))
+			setFlash(w, web.FlashError, usecase.Sentence(ve.Field+" "+ve.Message))
 		case err != nil:
 			return err
 		default:

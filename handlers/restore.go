@@ -177,7 +177,7 @@ func planVM(p jobs.Plan) web.RestorePlanVM {
 }
 
 func refusalVM(te *jobs.TargetError) *web.PlanRefusalVM {
-	vm := &web.PlanRefusalVM{Message: sentence(te.Error())}
+	vm := &web.PlanRefusalVM{Message: usecase.Sentence(te.Error())}
 	switch {
 	case !te.NearestTime.IsZero():
 		vm.Nearest = &web.RestoreTarget{Kind: web.TargetTime, Time: te.NearestTime, Inclusive: true}

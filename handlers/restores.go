@@ -63,7 +63,7 @@ func (h *Handler) changeRestore(action string) appHandler {
 		var le *store.LockedError
 		switch {
 		case errors.As(err, &ce):
-			setFlash(w, web.FlashError, sentence(ce.Message))
+			setFlash(w, web.FlashError, usecase.Sentence(ce.Message))
 		case errors.As(err, &le):
 			setFlash(w, web.FlashError, fmt.Sprintf("Restored instance %d is busy with job %d: wait for it to end.", x.ID, le.JobID))
 		case err != nil:

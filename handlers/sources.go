@@ -33,12 +33,12 @@ func (h *Handler) createSource(w http.ResponseWriter, r *http.Request) error {
 	var ce *usecase.CheckError
 	switch {
 	case errors.As(err, &ve) && ve.Field == "name":
-		form.Errors = map[string]string{"name": sentence("Name " + ve.Message)}
+		form.Errors = map[string]string{"name": usecase.Sentence("Name " + ve.Message)}
 		if strings.HasPrefix(ve.Message, "a source") {
-			form.Errors["name"] = sentence(ve.Message)
+			form.Errors["name"] = usecase.Sentence(ve.Message)
 		}
 	case errors.As(err, &ve):
-		form.Errors = map[string]string{ve.Field: sentence(ve.Message)}
+		form.Errors = map[string]string{ve.Field: usecase.Sentence(ve.Message)}
 	case errors.As(err, &ce):
 		// Every check is about the database the DSN points at; the message says which part.
 		form.Errors, form.Hint = map[string]string{"dsn": ce.Message}, ce.Hint
@@ -69,18 +69,6 @@ func (h *Handler) showSourceForm(w http.ResponseWriter, r *http.Request, form we
 		vm.UserName = u.Name
 	}
 	return render(w, r, http.StatusUnprocessableEntity, web.Layout(vm, web.SourceNewPage(form)))
-}
-
-// sentence capitalizes s and ends it with a full stop.
-func sentence(s string) string {
-	if s == "" {
-		return s
-	}
-	s = strings.ToUpper(s[:1]) + s[1:]
-	if !strings.HasSuffix(s, ".") {
-		s += "."
-	}
-	return s
 }
 
 func (h *Handler) showSource(w http.ResponseWriter, r *http.Request) error {

@@ -283,20 +283,8 @@ func (s *Store) CompleteBackup(ctx context.Context, id int64, c BackupCompletion
 		if err != nil {
 			return err
 		}
-		stmt, err := tx.PrepareContext(ctx, `
-			INSERT INTO backup_files (backup_id, path, type, mode, size, blocks) VALUES (?, ?, ?, ?, ?, ?)`)
-		if err != nil {
+		if err := insertBackupFiles(ctx, tx, id, c.Files); err != nil {
 			return err
-		}
-		defer stmt.Close()
-		for _, f := range c.Files {
-			_, err := stmt.ExecContext(ctx, id, f.Path, f.Type, f.Mode, f.Size, f.Blocks)
-			if isPrimaryKey(err) {
-				return invalid("files", "path %q is listed twice", f.Path)
-			}
-			if err != nil {
-				return fmt.Errorf("file %q: %w", f.Path, err)
-			}
 		}
 		return nil
 	})
@@ -354,4 +342,25 @@ func (s *Store) BackupFiles(ctx context.Context, backupID int64, limit, offset i
 		}
 	}
 	return files, nil
+}
+
+// insertBackupFiles records the files of backup id; a path listed twice is a
+// *ValidationError on "files".
+func insertBackupFiles(ctx context.Context, tx *sql.Tx, id int64, files []BackupFile) error {
+	stmt, err := tx.PrepareContext(ctx, `
+		INSERT INTO backup_files (backup_id, path, type, mode, size, blocks) VALUES (?, ?, ?, ?, ?, ?)`)
+	if err != nil {
+		return err
+	}
+	defer stmt.Close()
+	for _, f := range files {
+		_, err := stmt.ExecContext(ctx, id, f.Path, f.Type, f.Mode, f.Size, f.Blocks)
+		if isPrimaryKey(err) {
+			return invalid("files", "path %q is listed twice", f.Path)
+		}
+		if err != nil {
+			return fmt.Errorf("file %q: %w", f.Path, err)
+		}
+	}
+	return nil
 }

@@ -106,20 +106,8 @@ func (s *Store) ImportBackup(ctx context.Context, p ImportedBackup) (Backup, err
 		if err != nil {
 			return err
 		}
-		stmt, err := tx.PrepareContext(ctx, `
-			INSERT INTO backup_files (backup_id, path, type, mode, size, blocks) VALUES (?, ?, ?, ?, ?, ?)`)
-		if err != nil {
+		if err := insertBackupFiles(ctx, tx, id, p.Files); err != nil {
 			return err
-		}
-		defer stmt.Close()
-		for _, f := range p.Files {
-			_, err := stmt.ExecContext(ctx, id, f.Path, f.Type, f.Mode, f.Size, f.Blocks)
-			if isPrimaryKey(err) {
-				return invalid("files", "path %q is listed twice", f.Path)
-			}
-			if err != nil {
-				return fmt.Errorf("file %q: %w", f.Path, err)
-			}
 		}
 		b, err = backupByID(ctx, tx, id)
 		return err

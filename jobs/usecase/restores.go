@@ -110,7 +110,7 @@ func (s *Service) StartRestore(ctx context.Context, a Actor, req RestoreRequest)
 	var plan jobs.Plan
 	target, err := jobs.ParseTarget(req.Target)
 	if err != nil {
-		fields["target"] = sentence(err.Error())
+		fields["target"] = Sentence(err.Error())
 	} else {
 		if req.Exclusive {
 			target.Inclusive = false
@@ -186,7 +186,7 @@ func (s *Service) CheckDestination(ctx context.Context, into string, port int) (
 		}
 		var de *dest.Error
 		if err := dest.CheckDir(dir, protected); errors.As(err, &de) {
-			fields["dir"] = sentence(de.Message)
+			fields["dir"] = Sentence(de.Message)
 		} else if err != nil {
 			return "", err
 		} else if s.inHome(dir) {
@@ -200,7 +200,7 @@ func (s *Service) CheckDestination(ctx context.Context, into string, port int) (
 		}
 		var de *dest.Error
 		if err := dest.CheckPort(port, inUse); errors.As(err, &de) {
-			fields["port"] = sentence(de.Message)
+			fields["port"] = Sentence(de.Message)
 		} else if err != nil {
 			return "", err
 		}
@@ -359,8 +359,9 @@ func ConnString(x store.Restore) string {
 	return u.String()
 }
 
-// sentence capitalizes s and ends it with a full stop.
-func sentence(s string) string {
+// Sentence capitalizes s and ends it with a full stop: messages of errors, as a person
+// reads them.
+func Sentence(s string) string {
 	if s == "" {
 		return s
 	}
