@@ -30,6 +30,7 @@ func RegisterSource(ctx context.Context, st *store.Store, name, dsn string) (sto
 		PGVersion:        info.VersionNum,
 		Timeline:         int64(info.Timeline),
 		DataChecksums:    &checksums,
+		Dirs:             info.Dirs(),
 	})
 	if err != nil {
 		return store.Source{}, fmt.Errorf("register source: %w", err)

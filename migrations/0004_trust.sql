@@ -72,3 +72,9 @@ CREATE UNIQUE INDEX restores_live_port ON restores (port) WHERE state IN ('resto
 -- A removed source streams no WAL and takes no backups; its backups and WAL stay
 -- restorable. Its name stays taken while they exist.
 ALTER TABLE sources ADD COLUMN removed_at TEXT;
+
+-- Where the source keeps its files on its host (data directory, then tablespaces), as the
+-- server told us when it was checked, so that no restore on the same host writes there even
+-- while the source is stopped. NULL when the server would not say (a role without
+-- pg_read_all_settings does not see data_directory).
+ALTER TABLE sources ADD COLUMN dirs TEXT CHECK (dirs IS NULL OR json_valid(dirs));

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"regexp"
@@ -31,6 +32,9 @@ type Source struct {
 	DataChecksums *bool
 	CreatedAt     time.Time
 	UpdatedAt     time.Time
+	// Dirs are where the source keeps its files on its host, data directory first, then
+	// tablespaces, as the server said when it was checked; nil when it would not say.
+	Dirs []string
 }
 
 // SourceParams are the fields of a source that callers set.
@@ -41,6 +45,9 @@ type SourceParams struct {
 	PGVersion        int
 	Timeline         int64
 	DataChecksums    *bool
+	// Dirs are the source's data directory and tablespace directories; nil keeps those
+	// recorded (on update).
+	Dirs []string
 }
 
 // sourceName matches valid source names.
@@ -76,14 +83,17 @@ func (p SourceParams) validate() error {
 	return nil
 }
 
-const sourceColumns = `id, name, dsn, system_identifier, pg_version, timeline, data_checksums, created_at, updated_at`
+const sourceColumns = `id, name, dsn, system_identifier, pg_version, timeline, data_checksums, created_at, updated_at, dirs`
 
 // scanSource scans a row of sourceColumns, opening its sealed DSN.
 func (s *Store) scanSource(r rowScanner) (Source, error) {
 	var src Source
-	var stored string
+	var stored, dirs string
 	err := r.Scan(&src.ID, &src.Name, &stored, &src.SystemIdentifier, &src.PGVersion,
-		orZero(&src.Timeline), orNil(&src.DataChecksums), scanTime(&src.CreatedAt), scanTime(&src.UpdatedAt))
+		orZero(&src.Timeline), orNil(&src.DataChecksums), scanTime(&src.CreatedAt), scanTime(&src.UpdatedAt), orZero(&dirs))
+	if err == nil && dirs != "" {
+		err = json.Unmarshal([]byte(dirs), &src.Dirs)
+	}
 	if err != nil {
 		return Source{}, err
 	}
@@ -108,10 +118,10 @@ func (s *Store) CreateSource(ctx context.Context, p SourceParams) (Source, error
 	}
 	now := formatTime(s.clock())
 	src, err := s.scanSource(s.wdb.QueryRowContext(ctx, `
-		INSERT INTO sources (name, dsn, system_identifier, pg_version, timeline, data_checksums, created_at, updated_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+		INSERT INTO sources (name, dsn, system_identifier, pg_version, timeline, data_checksums, created_at, updated_at, dirs)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
 		RETURNING `+sourceColumns,
-		p.Name, dsn, p.SystemIdentifier, p.PGVersion, nullIfZero(p.Timeline), p.DataChecksums, now, now))
+		p.Name, dsn, p.SystemIdentifier, p.PGVersion, nullIfZero(p.Timeline), p.DataChecksums, now, now, dirsJSON(p.Dirs)))
 	if isUnique(err, "sources.name") {
 		return Source{}, fmt.Errorf("create source: %w", sourceNameTaken(p.Name))
 	}
@@ -167,10 +177,12 @@ func (s *Store) UpdateSource(ctx context.Context, id int64, p SourceParams) (Sou
 	}
 	src, err := s.scanSource(s.wdb.QueryRowContext(ctx, `
 		UPDATE sources
-		SET name = ?, dsn = ?, system_identifier = ?, pg_version = ?, timeline = ?, data_checksums = ?, updated_at = ?
+		SET name = ?, dsn = ?, system_identifier = ?, pg_version = ?, timeline = ?, data_checksums = ?, updated_at = ?,
+			dirs = coalesce(?, dirs)
 		WHERE id = ?
 		RETURNING `+sourceColumns,
-		p.Name, dsn, p.SystemIdentifier, p.PGVersion, nullIfZero(p.Timeline), p.DataChecksums, formatTime(s.clock()), id))
+		p.Name, dsn, p.SystemIdentifier, p.PGVersion, nullIfZero(p.Timeline), p.DataChecksums, formatTime(s.clock()),
+		dirsJSON(p.Dirs), id))
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 		return Source{}, fmt.Errorf("update source %d: %w", id, ErrNotFound)
@@ -213,4 +225,13 @@ func (s *Store) HadSources(ctx context.Context) (bool, error) {
 		return false, fmt.Errorf("had sources: %w", err)
 	}
 	return had, nil
+}
+
+// dirsJSON is the stored form of a source's directories: a JSON array, or NULL for none.
+func dirsJSON(dirs []string) any {
+	if len(dirs) == 0 {
+		return nil
+	}
+	b, _ := json.Marshal(dirs)
+	return string(b)
 }

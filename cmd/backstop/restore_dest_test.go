@@ -153,3 +153,31 @@ func markerOf(t *testing.T, st *store.Store, dir string) bool {
 	}
 	return false
 }
+
+// TestRestoreRefusesAStoppedSourcesDirectory: a source on this host is protected while it
+// is stopped too: its data directory, as the server reported it at registration, takes no
+// restore (on the old code a new directory inside it was accepted and written).
+func TestRestoreRefusesAStoppedSourcesDirectory(t *testing.T) {
+	t.Parallel()
+	c := pgtest.Start(t)
+	dsn := c.DSN("postgres")
+	home := filepath.Join(reachableDir(t), "home")
+	mustBackstop(t, home, "init")
+	mustBackstop(t, home, "source", "add", "shop", dsn)
+	mustBackstop(t, home, "backup", "shop")
+	serve := startServe(t, home)
+	waitRestorable(t, home)
+	serve.Process.Kill()
+	serve.Wait()
+	if err := c.Stop(context.Background(), "fast"); err != nil {
+		t.Fatal(err)
+	}
+	into := filepath.Join(c.DataDir(), "restored-here")
+	_, stderr, code := runBinary(t, home, "restore", "--source", "shop", "--to", "latest", "--into", into)
+	if code == 0 || !strings.Contains(stderr, "where source shop keeps its files") {
+		t.Errorf("restore into the stopped source's data directory = exit %d, %q; want it refused naming the source", code, stderr)
+	}
+	if _, err := os.Stat(into); err == nil {
+		t.Errorf("%s was created", into)
+	}
+}

@@ -73,6 +73,24 @@ type SourceInfo struct {
 	Replication bool
 	// Tablespaces lists the tablespaces besides pg_default and pg_global.
 	Tablespaces []Tablespace
+	// DataDirectory is the server's data directory; "" when the role may not see it
+	// (it needs superuser or pg_read_all_settings).
+	DataDirectory string
+}
+
+// Dirs are where the server keeps its files: the data directory, when the role may see
+// it, and the tablespaces' locations.
+func (info SourceInfo) Dirs() []string {
+	var dirs []string
+	if info.DataDirectory != "" {
+		dirs = append(dirs, info.DataDirectory)
+	}
+	for _, t := range info.Tablespaces {
+		if t.Location != "" {
+			dirs = append(dirs, t.Location)
+		}
+	}
+	return dirs
 }
 
 // CheckSource connects to the server at dsn and checks that Backstop can
@@ -215,6 +233,11 @@ WHERE spcname NOT IN ('pg_default', 'pg_global') ORDER BY spcname`
 	for _, r := range rows {
 		oid, _ := strconv.ParseUint(r[0], 10, 32)
 		info.Tablespaces = append(info.Tablespaces, Tablespace{OID: uint32(oid), Name: r[1], Location: r[2], Size: -1})
+	}
+	// pg_settings leaves out data_directory for a role that may not read it: no row, no error.
+	rows, err = query(ctx, conn, `SELECT setting FROM pg_settings WHERE name = 'data_directory'`, 1)
+	if err == nil && len(rows) == 1 {
+		info.DataDirectory = rows[0][0]
 	}
 	return info, nil
 }

@@ -263,6 +263,20 @@ func (s *Service) protected(ctx context.Context) ([]dest.Protected, error) {
 		}
 		add(x.DataDir, fmt.Sprintf("the data directory of restored instance %d", x.ID))
 	}
+	// A source on this host is protected even while it is stopped, where the server told
+	// us its directories.
+	srcs, err := s.store.Sources(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for _, src := range srcs {
+		if localPort(src.DSN) == 0 {
+			continue
+		}
+		for _, d := range src.Dirs {
+			add(d, fmt.Sprintf("where source %s keeps its files (its data directory or a tablespace)", src.Name))
+		}
+	}
 	return append(out, dest.LiveClusters()...), nil
 }
 

@@ -106,7 +106,7 @@ func (s *Service) ChangeSource(ctx context.Context, a Actor, sourceID int64, dsn
 	}
 	checksums := info.DataChecksums
 	updated, err := s.store.UpdateSource(ctx, src.ID, store.SourceParams{Name: src.Name, DSN: dsn, SystemIdentifier: src.SystemIdentifier,
-		PGVersion: info.VersionNum, Timeline: int64(info.Timeline), DataChecksums: &checksums})
+		PGVersion: info.VersionNum, Timeline: int64(info.Timeline), DataChecksums: &checksums, Dirs: info.Dirs()})
 	if err != nil {
 		return store.Source{}, err
 	}
