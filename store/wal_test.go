@@ -610,10 +610,15 @@ func TestWALMigration(t *testing.T) {
 	if v, err := old.SchemaVersion(ctx); err != nil || v != 1 {
 		t.Fatalf("SchemaVersion() after 0001 = %d, %v, want 1", v, err)
 	}
-	src, err := old.CreateSource(ctx, testSourceParams("orders-db"))
+	// A source as the first schema stores it (today's CreateSource writes later columns).
+	var srcID int64
+	err = old.wdb.QueryRowContext(ctx, `INSERT INTO sources (name, dsn, system_identifier, pg_version, created_at, updated_at)
+		VALUES ('orders-db', 'postgres://x@db1/postgres', '7300000000000000001', 150004, ?, ?) RETURNING id`,
+		formatTime(time.Now()), formatTime(time.Now())).Scan(&srcID)
 	if err != nil {
 		t.Fatal(err)
 	}
+	src := Source{ID: srcID}
 	b, err := old.CreateBackup(ctx, BackupParams{SourceID: src.ID, RepoID: "r1", StartLSN: "0/3000028", Timeline: 1})
 	if err != nil {
 		t.Fatal(err)

@@ -25,6 +25,7 @@ import (
 func TestCLIRefusedRestoreChangesNothing(t *testing.T) {
 	t.Parallel()
 	c := pgtest.Start(t)
+	unknown := pgtest.Start(t)
 	dsn := c.DSN("postgres")
 	base := reachableDir(t)
 	home := filepath.Join(base, "home")
@@ -52,8 +53,11 @@ func TestCLIRefusedRestoreChangesNothing(t *testing.T) {
 	}{
 		{nonEmpty, "is not empty"},
 		{file, "is not a directory"},
-		{c.DataDir(), "data directory of a running PostgreSQL server"},
-		{filepath.Join(c.DataDir(), "base", "restore"), "data directory of a running PostgreSQL server"},
+		// A cluster Backstop does not know, found running on the host.
+		{filepath.Join(unknown.DataDir(), "restore"), "data directory of a running PostgreSQL server"},
+		// The source's own directory: registered, and running.
+		{c.DataDir(), "where source shop keeps its files"},
+		{filepath.Join(c.DataDir(), "base", "restore"), "where source shop keeps its files"},
 		{filepath.Join(home, "elsewhere"), "Backstop's home"},
 		{"/etc/backstop-restore", "system directory"},
 	} {
