@@ -121,7 +121,14 @@ func (w *BackupWorker) Work(ctx context.Context, job *Job) error {
 // take streams the backup into the repository and records it as complete only once every
 // object and the manifest are durable and the stream matched the server's own manifest.
 func (w *BackupWorker) take(ctx context.Context, job *Job, src store.Source, info pg.SourceInfo, b store.Backup) error {
-	bw := newBackupWriter(ctx, w.repo, job, w.Parallel)
+	// The session keeps pruning from collecting what this backup writes or reuses before
+	// its manifest refers to it.
+	sess, err := w.repo.Begin(ctx, "backup of "+src.Name)
+	if err != nil {
+		return fmt.Errorf("backup: %w", err)
+	}
+	defer sess.End()
+	bw := newBackupWriter(ctx, sess, w.repo.BlockSize(), job, w.Parallel)
 	res, err := pg.BaseBackup(ctx, src.DSN, pg.BackupOptions{Label: b.Label, Fast: true, WAL: true}, bw)
 	if werr := bw.wait(); err == nil {
 		err = werr
@@ -143,7 +150,7 @@ func (w *BackupWorker) take(ctx context.Context, job *Job, src store.Source, inf
 	}
 	finished := time.Now().UTC()
 	m := &repository.Manifest{
-		Format:           1,
+		Format:           repository.ManifestFormat,
 		BackupID:         b.RepoID,
 		Label:            b.Label,
 		SourceName:       src.Name,
@@ -163,14 +170,14 @@ func (w *BackupWorker) take(ctx context.Context, job *Job, src store.Source, inf
 	if err := PutSourceRecord(ctx, w.repo, src, nil); err != nil {
 		job.Logf(ctx, LevelWarn, "saving manifest", "the source's record could not be written into the repository: %v", err)
 	}
-	if _, err := w.repo.PutManifest(ctx, b.RepoID, m); err != nil {
+	if _, err := sess.PutManifest(ctx, b.RepoID, m); err != nil {
 		return fmt.Errorf("backup: %w", err)
 	}
 
 	st := &bw.stats
 	files := make([]store.BackupFile, 0, len(m.Files))
 	for _, f := range m.Files {
-		files = append(files, store.BackupFile{Path: f.Path, Type: f.Type, Mode: int64(f.Mode), Size: f.Size, Blocks: int64(len(f.Blocks))})
+		files = append(files, store.BackupFile{Path: f.Path, Type: f.Type, Mode: int64(f.Mode), Size: f.Size, Blocks: f.BlockCount(m.BlockSize)})
 	}
 	err = w.store.CompleteBackup(ctx, b.ID, store.BackupCompletion{
 		StartLSN:         res.StartLSN.String(),
@@ -224,10 +231,28 @@ func (s *backupStats) manifestStats() repository.Stats {
 	}
 }
 
+// pageChunk is the block size of relation files: PostgreSQL changes 8 KiB pages
+// scattered across its files, and a backup after such changes stores the chunks that
+// hold a changed page. Two pages: one page would double the block maps of changed files,
+// which are stored again whole.
+const pageChunk = 16 << 10
+
+// chunkSize returns the size of the blocks a file of the data directory is cut into.
+func chunkSize(path string, blockSize int) int {
+	for _, dir := range []string{"base/", "global/", "pg_tblspc/"} {
+		if strings.HasPrefix(path, dir) {
+			return pageChunk
+		}
+	}
+	return blockSize
+}
+
 // backupWriter receives the BASE_BACKUP stream (pg.Handler) and turns each file into blocks
-// stored in parallel, holding at most Parallel+1 blocks in memory whatever the file sizes.
+// stored in parallel, holding at most Parallel+1 parts of a file in memory whatever the
+// file sizes. A file's block list is stored as a map blob as soon as its last block is
+// stored, so that what the writer keeps per file is a name, not a list.
 type backupWriter struct {
-	repo      *repository.Repo
+	sess      *repository.Session
 	job       *Job
 	blockSize int
 	g         *errgroup.Group
@@ -242,13 +267,12 @@ type backupWriter struct {
 	stats backupStats
 }
 
-func newBackupWriter(ctx context.Context, repo *repository.Repo, job *Job, parallel int) *backupWriter {
+func newBackupWriter(ctx context.Context, sess *repository.Session, blockSize int, job *Job, parallel int) *backupWriter {
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(parallel)
-	bs := repo.BlockSize()
 	return &backupWriter{
-		repo: repo, job: job, blockSize: bs, g: g, gctx: gctx,
-		bufs: sync.Pool{New: func() any { b := make([]byte, bs); return &b }},
+		sess: sess, job: job, blockSize: blockSize, g: g, gctx: gctx,
+		bufs: sync.Pool{New: func() any { b := make([]byte, blockSize); return &b }},
 		crcs: make(map[string]uint32),
 	}
 }
@@ -265,11 +289,21 @@ func (w *backupWriter) Start(ctx context.Context, s pg.BackupStart) error {
 // Progress implements pg.Handler. The bytes the writer itself has seen are reported instead.
 func (w *backupWriter) Progress(context.Context, int64) {}
 
-// pendingFile is a file whose blocks may still be on their way into the repository: each
-// worker fills in its own block's name, read only after wait.
+// pendingFile is a file whose blocks may still be on their way into the repository. The
+// reader appends parts; each worker fills in its own part's names; whoever finishes last
+// (the reader or a worker) stores the block list and sets finished.
 type pendingFile struct {
 	repository.File
-	names []*string
+	chunk     int
+	isWAL     bool
+	parts     []*filePart
+	remaining atomic.Int64 // parts not yet stored, plus one while the reader is reading
+	finished  atomic.Bool
+}
+
+// filePart is up to one read buffer of a file: one block, or several page chunks.
+type filePart struct {
+	names [][32]byte
 }
 
 // File implements pg.Handler: it splits a file into blocks and hands them to the workers.
@@ -278,8 +312,10 @@ func (w *backupWriter) File(ctx context.Context, e pg.Entry, r io.Reader) error 
 	switch e.Type {
 	case pg.Dir:
 		f.Type = "dir"
+		f.finished.Store(true)
 	case pg.Symlink:
 		f.Type, f.LinkTarget = "symlink", e.LinkTarget
+		f.finished.Store(true)
 	default:
 		f.Type = "file"
 		if err := w.storeFile(ctx, f, r, true); err != nil {
@@ -305,12 +341,18 @@ func (w *backupWriter) Manifest(ctx context.Context, r io.Reader) error {
 	return nil
 }
 
-// storeFile reads r to its end in blocks. A Size of -1 means unknown (the manifest).
+// storeFile reads r to its end in parts of the block size. A Size of -1 means unknown (the
+// manifest).
 func (w *backupWriter) storeFile(ctx context.Context, f *pendingFile, r io.Reader, counted bool) error {
-	isWAL := strings.HasPrefix(f.Path, "pg_wal/")
+	f.isWAL = strings.HasPrefix(f.Path, "pg_wal/")
+	f.chunk = chunkSize(f.Path, w.blockSize)
+	if f.chunk != w.blockSize {
+		f.ChunkSize = f.chunk
+	}
+	f.remaining.Store(1)
 	crc := crc32.New(crc32.MakeTable(crc32.Castagnoli))
 	var size int64
-	for i := 0; ; i++ {
+	for {
 		bp := w.bufs.Get().(*[]byte)
 		n, err := io.ReadFull(r, *bp)
 		if n == 0 {
@@ -327,9 +369,10 @@ func (w *backupWriter) storeFile(ctx context.Context, f *pendingFile, r io.Reade
 		data := (*bp)[:n]
 		crc.Write(data)
 		size += int64(n)
-		name := new(string)
-		f.names = append(f.names, name)
-		if err := w.submit(f.Path, i, name, bp, data, isWAL); err != nil {
+		part := &filePart{}
+		f.parts = append(f.parts, part)
+		f.remaining.Add(1)
+		if err := w.submit(f, part, bp, data); err != nil {
 			return err
 		}
 		if counted {
@@ -343,44 +386,92 @@ func (w *backupWriter) storeFile(ctx context.Context, f *pendingFile, r io.Reade
 		return fmt.Errorf("read %s: got %d bytes, the archive header said %d", f.Path, size, f.Size)
 	}
 	f.Size = size
+	sum := crc.Sum32()
+	f.CRC32C = &sum
 	if counted {
 		w.mu.Lock()
-		w.crcs[f.Path] = crc.Sum32()
+		w.crcs[f.Path] = sum
 		w.mu.Unlock()
+	}
+	if f.remaining.Add(-1) == 0 {
+		return w.finish(w.gctx, f)
 	}
 	return nil
 }
 
-// submit stores one block on a worker goroutine, which writes its name into *name; it blocks
-// while every worker is busy.
-func (w *backupWriter) submit(filePath string, i int, name *string, bp *[]byte, data []byte, isWAL bool) error {
+// submit stores one part on a worker goroutine; it blocks while every worker is busy.
+func (w *backupWriter) submit(f *pendingFile, part *filePart, bp *[]byte, data []byte) error {
 	if err := w.gctx.Err(); err != nil {
 		w.bufs.Put(bp)
 		return context.Cause(w.gctx)
 	}
+	index := len(f.parts) - 1
 	w.g.Go(func() error {
 		defer w.bufs.Put(bp)
-		ref, written, err := w.repo.Put(w.gctx, data)
-		if err != nil {
-			return fmt.Errorf("store %s block %d: %w", filePath, i, err)
-		}
-		*name = ref.Name
-		st := &w.stats
-		st.blocks.Add(1)
-		st.storedReferenced.Add(ref.StoredSize)
-		if isWAL {
-			st.walBytes.Add(int64(len(data)))
-		}
-		st.sourceBytes.Add(int64(len(data)))
-		if written {
-			st.blocksNew.Add(1)
-			st.storedNew.Add(ref.StoredSize)
-			if isWAL {
-				st.walStoredNew.Add(ref.StoredSize)
+		part.names = make([][32]byte, 0, (len(data)+f.chunk-1)/f.chunk)
+		for off := 0; off < len(data); off += f.chunk {
+			chunk := data[off:min(off+f.chunk, len(data))]
+			ref, written, err := w.sess.Put(w.gctx, chunk)
+			if err != nil {
+				return fmt.Errorf("store %s part %d: %w", f.Path, index, err)
 			}
+			var name [32]byte
+			if _, err := hex.Decode(name[:], []byte(ref.Name)); err != nil {
+				return err
+			}
+			part.names = append(part.names, name)
+			w.count(ref, written, len(chunk), f.isWAL)
+		}
+		if f.remaining.Add(-1) == 0 {
+			return w.finish(w.gctx, f)
 		}
 		return nil
 	})
+	return nil
+}
+
+func (w *backupWriter) count(ref repository.ObjectRef, written bool, n int, isWAL bool) {
+	st := &w.stats
+	st.blocks.Add(1)
+	st.storedReferenced.Add(ref.StoredSize)
+	if isWAL {
+		st.walBytes.Add(int64(n))
+	}
+	st.sourceBytes.Add(int64(n))
+	if written {
+		st.blocksNew.Add(1)
+		st.storedNew.Add(ref.StoredSize)
+		if isWAL {
+			st.walStoredNew.Add(ref.StoredSize)
+		}
+	}
+}
+
+// finish records a file's block list once every part is stored: inline when short, as a
+// map blob otherwise.
+func (w *backupWriter) finish(ctx context.Context, f *pendingFile) error {
+	var names [][32]byte
+	for _, p := range f.parts {
+		names = append(names, p.names...)
+	}
+	f.parts = nil
+	if len(names) > repository.InlineBlocks {
+		ref, written, err := w.sess.PutBlockMap(ctx, names)
+		if err != nil {
+			return fmt.Errorf("store the block map of %s: %w", f.Path, err)
+		}
+		f.Map = ref.Name
+		w.stats.storedReferenced.Add(ref.StoredSize)
+		if written {
+			w.stats.storedNew.Add(ref.StoredSize)
+		}
+	} else {
+		f.Blocks = make([]string, len(names))
+		for i, n := range names {
+			f.Blocks[i] = hex.EncodeToString(n[:])
+		}
+	}
+	f.finished.Store(true)
 	return nil
 }
 
@@ -402,10 +493,6 @@ func (w *backupWriter) files() []repository.File {
 	out := make([]repository.File, len(w.list))
 	for i, f := range w.list {
 		out[i] = f.File
-		out[i].Blocks = make([]string, len(f.names))
-		for j, name := range f.names {
-			out[i].Blocks[j] = *name
-		}
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Path < out[j].Path })
 	return out
@@ -418,10 +505,8 @@ func (w *backupWriter) verify(sm pg.ServerManifest) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	for _, f := range w.list {
-		for i, name := range f.names {
-			if *name == "" {
-				return fmt.Errorf("verify: %s block %d was never stored", f.Path, i)
-			}
+		if !f.finished.Load() {
+			return fmt.Errorf("verify: %s was never completely stored", f.Path)
 		}
 	}
 	for _, mf := range sm.Files {

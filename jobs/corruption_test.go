@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -24,6 +25,29 @@ func flipByte(t *testing.T, st storage.Storage, key string) {
 	}
 	data[len(data)/2] ^= 0x01
 	if err := st.Put(ctx, key, data, false); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// flipBlob flips one bit in the stored copy of a blob, in the middle of its range in
+// its pack.
+func flipBlob(t *testing.T, repo *repository.Repo, name string) {
+	t.Helper()
+	ctx := context.Background()
+	if err := repo.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	pack, off, n, err := repo.Locate(ctx, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := repository.PackKey(pack)
+	data, err := repo.Storage().Get(ctx, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data[off+n/2] ^= 0x01
+	if err := repo.Storage().Put(ctx, key, data, false); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -101,7 +125,7 @@ func TestRestoreCorruptObject(t *testing.T) {
 	if uses[object] != 1 {
 		t.Fatalf("object %s is used %d times in the backup, want once", object, uses[object])
 	}
-	flipByte(t, e.repo.Storage(), "objects/"+object[:2]+"/"+object)
+	flipBlob(t, e.repo, object)
 
 	for _, tc := range []struct {
 		name   string
@@ -137,33 +161,30 @@ func TestRestoreCorruptObject(t *testing.T) {
 
 	t.Run("missing object", func(t *testing.T) {
 		// Another block of the same backup, deleted from the repository.
-		var victim, victimPath string
+		var victim string
 		for _, f := range m.Files {
 			if strings.HasPrefix(f.Path, "global/") && len(f.Blocks) == 1 && uses[f.Blocks[0]] == 1 {
-				victim, victimPath = f.Blocks[0], f.Path
+				victim = f.Blocks[0]
 				break
 			}
 		}
 		if victim == "" {
 			t.Fatal("no global/ file with a block of its own")
 		}
-		if err := e.repo.Storage().Delete(ctx, "objects/"+victim[:2]+"/"+victim); err != nil {
+		// Its whole pack, as a storage that lost an object would.
+		pack, _, _, err := e.repo.Locate(ctx, victim)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := e.repo.Storage().Delete(ctx, repository.PackKey(pack)); err != nil {
 			t.Fatal(err)
 		}
 		into := filepath.Join(reachableDir(t), "data")
 		job, err := failedRestore(t, e, b.ID, into)
-		// Blocks are fetched in parallel: whichever of the two damaged files is reached
-		// first is reported, and it must be named with its object.
-		switch {
-		case errors.Is(err, repository.ErrNotFound):
-			if !strings.Contains(err.Error(), victimPath) || !strings.Contains(err.Error(), victim) {
-				t.Errorf("restore error = %q, want it to name %s and %s", err, victimPath, victim)
-			}
-		default:
-			var ce *repository.CorruptError
-			if !errors.As(err, &ce) || !strings.Contains(err.Error(), relPath) {
-				t.Errorf("restore error = %v, want repository.ErrNotFound naming %s, or the corrupt object in %s", err, victimPath, relPath)
-			}
+		// Files are restored in parallel: whichever file of the lost pack is reached
+		// first is reported, with its object and the pack.
+		if !errors.Is(err, repository.ErrNotFound) || !strings.Contains(err.Error(), pack) {
+			t.Errorf("restore error = %v, want repository.ErrNotFound naming pack %s", err, pack)
 		}
 		if job.State != store.JobFailed {
 			t.Errorf("restore job state = %s, want failed", job.State)
@@ -196,8 +217,10 @@ func TestRestoreCorruptManifest(t *testing.T) {
 }
 
 // TestRestoreFailsVerification restores a backup whose blocks are all authentic but whose
-// repository manifest gives a file another file's content, as a faulty writer could: only
-// pg_verifybackup can tell, and then the directory must not be left behind as if good.
+// repository manifest gives a file another file's content, as a faulty writer could. The
+// restore's own CRC-32C check finds it as the file is written; when the writer swapped
+// the recorded CRC-32C too, only pg_verifybackup can tell. Either way the directory must
+// not be left behind as if good.
 func TestRestoreFailsVerification(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -206,39 +229,55 @@ func TestRestoreFailsVerification(t *testing.T) {
 	e := setup(t, jobs.Options{})
 	src := e.register(t, "src", dsn)
 	_, b := e.backup(t, src)
-
-	m, err := e.repo.Manifest(ctx, b.RepoID)
+	orig, err := e.repo.Manifest(ctx, b.RepoID)
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Two files of one size with different content: give the first the second's blocks.
-	bySize := map[int64]int{}
-	swapped := ""
-	for i, f := range m.Files {
-		if f.Type != "file" || f.Size == 0 || !strings.HasPrefix(f.Path, "base/") {
-			continue
-		}
-		if j, ok := bySize[f.Size]; ok && m.Files[j].Blocks[0] != f.Blocks[0] {
-			m.Files[j].Blocks = f.Blocks
-			swapped = m.Files[j].Path
-			break
-		}
-		bySize[f.Size] = i
-	}
-	if swapped == "" {
-		t.Fatal("no two files of the same size with different content")
-	}
-	if err := e.repo.Storage().Delete(ctx, "backups/"+b.RepoID+".manifest"); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := e.repo.PutManifest(ctx, b.RepoID, m); err != nil {
-		t.Fatalf("PutManifest(tampered) = %v", err)
-	}
 
-	into := filepath.Join(reachableDir(t), "data")
-	job, err := failedRestore(t, e, b.ID, into)
-	if !strings.Contains(err.Error(), "pg_verifybackup") || !strings.Contains(job.Error, swapped) {
-		t.Errorf("restore error = %q, want pg_verifybackup to name %s", job.Error, swapped)
+	for _, tc := range []struct {
+		name      string
+		swapCRC   bool
+		wantWords string
+	}{
+		{"blocks swapped", false, "CRC-32C"},
+		{"blocks and checksum swapped", true, "pg_verifybackup"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m := *orig
+			m.Files = slices.Clone(orig.Files)
+			// Two files of one size with different content: give the first the second's blocks.
+			bySize := map[int64]int{}
+			swapped := ""
+			for i, f := range m.Files {
+				if f.Type != "file" || len(f.Blocks) == 0 || !strings.HasPrefix(f.Path, "base/") {
+					continue
+				}
+				if j, ok := bySize[f.Size]; ok && m.Files[j].Blocks[0] != f.Blocks[0] {
+					m.Files[j].Blocks = f.Blocks
+					if tc.swapCRC {
+						m.Files[j].CRC32C = f.CRC32C
+					}
+					swapped = m.Files[j].Path
+					break
+				}
+				bySize[f.Size] = i
+			}
+			if swapped == "" {
+				t.Fatal("no two files of the same size with different content")
+			}
+			if err := e.repo.Storage().Delete(ctx, "backups/"+b.RepoID+".manifest"); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := e.repo.PutManifest(ctx, b.RepoID, &m); err != nil {
+				t.Fatalf("PutManifest(tampered) = %v", err)
+			}
+
+			into := filepath.Join(reachableDir(t), "data")
+			job, err := failedRestore(t, e, b.ID, into)
+			if !strings.Contains(err.Error(), tc.wantWords) || !strings.Contains(job.Error, swapped) {
+				t.Errorf("restore error = %q, want %s to name %s", job.Error, tc.wantWords, swapped)
+			}
+			wantGone(t, into)
+		})
 	}
-	wantGone(t, into)
 }

@@ -72,7 +72,7 @@ func newRepo(t *testing.T, key []byte) *repository.Repo {
 	if err != nil {
 		t.Fatal(err)
 	}
-	repo, err := repository.InitStorage(t.Context(), st, key)
+	repo, err := repository.InitStorage(t.Context(), st, key, repository.Options{})
 	if err != nil {
 		t.Fatalf("repository.InitStorage() = %v", err)
 	}

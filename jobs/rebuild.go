@@ -233,7 +233,7 @@ func importBackup(ctx context.Context, st *store.Store, src store.Source, m *rep
 	files := make([]store.BackupFile, 0, len(m.Files))
 	var sourceBytes, walBytes int64
 	for _, f := range m.Files {
-		files = append(files, store.BackupFile{Path: f.Path, Type: f.Type, Mode: int64(f.Mode), Size: f.Size, Blocks: int64(len(f.Blocks))})
+		files = append(files, store.BackupFile{Path: f.Path, Type: f.Type, Mode: int64(f.Mode), Size: f.Size, Blocks: f.BlockCount(m.BlockSize)})
 		if f.Type == repository.TypeFile {
 			sourceBytes += f.Size
 			if strings.HasPrefix(f.Path, "pg_wal/") {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"io/fs"
 	"os"
 	"os/user"
@@ -267,42 +268,48 @@ func restoreEntry(ctx context.Context, g *errgroup.Group, repo *repository.Repo,
 			return err
 		}
 	}
-	if len(f.Blocks) == 0 {
-		if f.Size != 0 {
+	g.Go(func() error {
+		if err := restoreFile(ctx, repo, blockSize, out, &f, report); err != nil {
 			out.Close()
-			return fmt.Errorf("%s: the manifest lists %d bytes but no blocks", f.Path, f.Size)
+			return err
 		}
 		return closeFile(out, f)
+	})
+	return nil
+}
+
+// restoreFile writes a file's blocks in order, checking each block's size and, as it
+// goes, the file's CRC-32C against the one recorded at backup time: a restore finds a
+// damaged file as it writes it, not in a second pass.
+func restoreFile(ctx context.Context, repo *repository.Repo, blockSize int, out *os.File, f *repository.File, report func(int)) error {
+	names, err := repo.FileBlocks(ctx, f, blockSize)
+	if err != nil {
+		return fmt.Errorf("file %s: %w", f.Path, err)
 	}
-	remaining := atomic.Int32{}
-	remaining.Store(int32(len(f.Blocks)))
-	var written atomic.Int64
-	for i, name := range f.Blocks {
-		off := int64(i) * int64(blockSize)
-		g.Go(func() error {
-			if err := ctx.Err(); err != nil {
-				return err
-			}
-			data, err := repo.Get(ctx, name, nil)
-			if err != nil {
-				return fmt.Errorf("file %s, block %d: %w", f.Path, i, err)
-			}
-			if i < len(f.Blocks)-1 && len(data) != blockSize {
-				return fmt.Errorf("file %s, block %d: object %s holds %d bytes, want %d", f.Path, i, name, len(data), blockSize)
-			}
-			if _, err := out.WriteAt(data, off); err != nil {
-				return fmt.Errorf("file %s: %w", f.Path, err)
-			}
-			written.Add(int64(len(data)))
-			report(len(data))
-			if remaining.Add(-1) == 0 {
-				if n := written.Load(); n != f.Size {
-					return fmt.Errorf("file %s: wrote %d bytes, the manifest says %d", f.Path, n, f.Size)
-				}
-				return closeFile(out, f)
-			}
-			return nil
-		})
+	chunk := int64(f.Chunk(blockSize))
+	crc := crc32.New(crc32.MakeTable(crc32.Castagnoli))
+	var written int64
+	err = repo.ReadBlobs(ctx, names, func(i int, data []byte) error {
+		want := min(chunk, f.Size-int64(i)*chunk)
+		if int64(len(data)) != want {
+			return fmt.Errorf("file %s, block %d: object %s holds %d bytes, want %d", f.Path, i, names[i], len(data), want)
+		}
+		if _, err := out.WriteAt(data, int64(i)*chunk); err != nil {
+			return fmt.Errorf("file %s: %w", f.Path, err)
+		}
+		crc.Write(data)
+		written += int64(len(data))
+		report(len(data))
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("file %s: %w", f.Path, err)
+	}
+	if written != f.Size {
+		return fmt.Errorf("file %s: wrote %d bytes, the manifest says %d", f.Path, written, f.Size)
+	}
+	if f.CRC32C != nil && crc.Sum32() != *f.CRC32C {
+		return fmt.Errorf("file %s: restored content has CRC-32C %08x, the backup recorded %08x", f.Path, crc.Sum32(), *f.CRC32C)
 	}
 	return nil
 }

@@ -228,7 +228,12 @@ func listTree(t *testing.T, dir string) []store.BackupFile {
 			f.Type = "symlink"
 		default:
 			f.Type, f.Size = "file", fi.Size()
-			f.Blocks = (f.Size + 1<<20 - 1) >> 20
+			// Relation files are stored in chunks of two pages, the rest in 1 MiB blocks.
+			chunk := int64(1 << 20)
+			if strings.HasPrefix(f.Path, "base/") || strings.HasPrefix(f.Path, "global/") || strings.HasPrefix(f.Path, "pg_tblspc/") {
+				chunk = 16 << 10
+			}
+			f.Blocks = (f.Size + chunk - 1) / chunk
 		}
 		out = append(out, f)
 		return nil

@@ -522,7 +522,7 @@ func testWALFetch(t *testing.T, p *pitr) {
 		}
 		// The last block: the first fifteen verify and must not be sent either.
 		last := f.Blocks[len(f.Blocks)-1]
-		flipByte(t, repo.Storage(), "objects/"+last[:2]+"/"+last)
+		flipBlob(t, repo, last)
 		csrv, csocket := serveWAL(t, repo, sysID, map[string]jobs.WALSource{name: {File: name}}, -1, -1)
 		d := dest(t)
 		code, stderr := walFetch(t, p.backstop, csocket, name, d)

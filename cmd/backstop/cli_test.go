@@ -222,7 +222,7 @@ func TestCLI(t *testing.T) {
 			Bytes    int64  `json:"bytes"`
 			Verified bool   `json:"verified"`
 		}
-		decodeJSON(t, "restore --json", mustBackstop(t, home, "restore", "--backup", fmt.Sprint(backupID), "--into", into, "--json"), &res)
+		decodeJSON(t, "restore --json", mustBackstop(t, home, "restore", "--backup", fmt.Sprint(backupID), "--into", into, "--verify", "--json"), &res)
 		if res.Into != into || res.Files != b.Stats.FileCount || res.Bytes != b.Stats.SourceBytes || !res.Verified {
 			t.Errorf("restore --json = %+v, want into %s, %d files, %d bytes, verified", res, into, b.Stats.FileCount, b.Stats.SourceBytes)
 		}
@@ -237,8 +237,8 @@ func TestCLI(t *testing.T) {
 		if err != nil || job.Kind != "restore" || job.State != store.JobSucceeded {
 			t.Errorf("Job(%d) printed by restore = %s %s, %v; want a succeeded restore", jobID, job.Kind, job.State, err)
 		}
-		if !strings.Contains(out, "verified by pg_verifybackup") {
-			t.Errorf("restore printed %q, want it to say it was verified", out)
+		if !strings.Contains(out, "checked against its CRC-32C") || strings.Contains(out, "pg_verifybackup") {
+			t.Errorf("restore printed %q, want it to say every file was checked as written, and no pg_verifybackup without --verify", out)
 		}
 	})
 }

@@ -217,9 +217,9 @@ func (h *home) openRepository(ctx context.Context, create bool, remote *repoConf
 	if err != nil {
 		return nil, err
 	}
-	repo, err := repository.OpenStorage(ctx, st, key)
+	repo, err := repository.OpenStorage(ctx, st, key, h.repoOptions())
 	if errors.Is(err, fs.ErrNotExist) && create {
-		repo, err = repository.InitStorage(ctx, st, key)
+		repo, err = repository.InitStorage(ctx, st, key, h.repoOptions())
 	}
 	if err != nil {
 		return nil, fmt.Errorf("home: %w", err)
@@ -299,4 +299,10 @@ func (h *home) Close() error {
 		return h.store.Close()
 	}
 	return nil
+}
+
+// repoOptions keeps the repository's index cache in the home, so that it is read from the
+// repository once, not at every command.
+func (h *home) repoOptions() repository.Options {
+	return repository.Options{CacheDir: filepath.Join(h.dir, "cache")}
 }

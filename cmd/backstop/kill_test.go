@@ -23,11 +23,11 @@ import (
 // killRows rows of 512 hexadecimal characters make about 200 MB of table.
 const killRows = 360_000
 
-// countObjects returns how many objects the home's repository holds.
-func countObjects(t *testing.T, home string) int {
+// countPacks returns how many packs the home's repository holds.
+func countPacks(t *testing.T, home string) int {
 	t.Helper()
 	n := 0
-	err := homeStorage(t, home).List(context.Background(), "objects/", func(string, int64) error {
+	err := homeStorage(t, home).List(context.Background(), "packs/", func(string, int64) error {
 		n++
 		return nil
 	})
@@ -71,11 +71,11 @@ func (p *backupProcess) wait(t *testing.T) error {
 
 // startBackupProcess starts `backstop backup NAME` and waits until it is copying: the job
 // row, read from the catalog as another process would, is in phase "copying files", and
-// the repository holds at least minNew objects more than before (a backup of data already
+// the repository holds at least minNew packs more than before (a backup of data already
 // stored adds next to none). It returns the process and the job.
 func startBackupProcess(t *testing.T, home, name string, st *store.Store, sourceID int64, minNew int) (*backupProcess, store.Job) {
 	t.Helper()
-	before := countObjects(t, home)
+	before := countPacks(t, home)
 	p := &backupProcess{cmd: command(t, home, "backup", name), exited: make(chan struct{})}
 	p.cmd.Stdout, p.cmd.Stderr = &p.stdout, &p.stderr
 	if err := p.cmd.Start(); err != nil {
@@ -89,7 +89,7 @@ func startBackupProcess(t *testing.T, home, name string, st *store.Store, source
 	deadline := time.Now().Add(time.Minute)
 	for {
 		job, err := st.ActiveJobByLock(ctx, jobs.BackupLockKey(sourceID))
-		if err == nil && job.Owner.PID == p.cmd.Process.Pid && job.Phase == "copying files" && countObjects(t, home) >= before+minNew {
+		if err == nil && job.Owner.PID == p.cmd.Process.Pid && job.Phase == "copying files" && countPacks(t, home) >= before+minNew {
 			return p, job
 		}
 		if err != nil && !errors.Is(err, store.ErrNotFound) {
@@ -136,7 +136,7 @@ func openRepo(t *testing.T, home string) *repository.Repo {
 	if err != nil {
 		t.Fatal(err)
 	}
-	repo, err := repository.OpenStorage(context.Background(), homeStorage(t, home), key)
+	repo, err := repository.OpenStorage(context.Background(), homeStorage(t, home), key, repository.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -192,9 +192,9 @@ func TestCLIBackupKilled(t *testing.T) {
 	repo := openRepo(t, home)
 
 	// SIGKILL in the middle of copying.
-	proc, killed := startBackupProcess(t, home, "big", st, sourceID, 8)
+	proc, killed := startBackupProcess(t, home, "big", st, sourceID, 1)
 	cmd := proc.cmd
-	t.Logf("killing pid %d with %d objects in the repository", cmd.Process.Pid, countObjects(t, home))
+	t.Logf("killing pid %d with %d packs in the repository", cmd.Process.Pid, countPacks(t, home))
 	if err := cmd.Process.Kill(); err != nil {
 		t.Fatal(err)
 	}
@@ -223,6 +223,28 @@ func TestCLIBackupKilled(t *testing.T) {
 			killed.ID, job.State, job.FinishedAt, job.Error, err, cmd.Process.Pid)
 	}
 
+	// What the killed backup stored is collected by pruning once its lock is stale: no
+	// manifest refers to it.
+	keyText, err := os.ReadFile(filepath.Join(home, "repository.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, err := repository.DecodeKey(string(keyText))
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(time.Second)
+	pruner, err := repository.OpenStorage(ctx, homeStorage(t, home), key, repository.Options{StaleAfter: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pruner.Close()
+	packs := countPacks(t, home)
+	res, err := pruner.Prune(ctx, repository.PruneOptions{Grace: -1, Delay: -1})
+	if err != nil || res.PacksDeleted != packs || countPacks(t, home) != 0 {
+		t.Errorf("Prune after the killed backup = %+v, %v, %d packs left; want all %d packs deleted", res, err, countPacks(t, home), packs)
+	}
+
 	// The next backup succeeds.
 	stdout, stderr, code = runBinary(t, home, "backup", "big")
 	if code != 0 {
@@ -242,6 +264,24 @@ func TestCLIBackupKilled(t *testing.T) {
 	if _, err := repo.Manifest(ctx, next.RepoID); err != nil {
 		t.Errorf("repository Manifest(%s) of the next backup = %v", next.RepoID, err)
 	}
+	// Pruning again deletes nothing the next backup needs.
+	if res, err := pruner.Prune(ctx, repository.PruneOptions{Grace: -1, Delay: -1}); err != nil || res.PacksDeleted != 0 {
+		t.Errorf("Prune after the next backup = %+v, %v, want nothing deleted", res, err)
+	}
+	nm, err := pruner.Manifest(ctx, next.RepoID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range nm.Files {
+		names, err := pruner.FileBlocks(ctx, &nm.Files[i], nm.BlockSize)
+		if err == nil {
+			err = pruner.ReadBlobs(ctx, names, func(int, []byte) error { return nil })
+		}
+		if err != nil {
+			t.Fatalf("after the prune, %s of the next backup: %v", nm.Files[i].Path, err)
+		}
+	}
+
 	want := map[int64]string{kb.ID: "interrupted", next.ID: "complete"}
 	if got := listStates(t, home); got[kb.ID] != want[kb.ID] || got[next.ID] != want[next.ID] {
 		t.Errorf("backup list --json states = %v, want %v", got, want)

@@ -14,7 +14,7 @@ import (
 )
 
 const restoreSynopsis = `restore --source NAME (--to TIME|latest | --lsn LSN | --name POINT) --into DIR [--start --port N]
-       backstop restore --backup ID --into DIR [--no-verify]`
+       backstop restore --backup ID --into DIR [--verify]`
 
 func (c *cli) restore(ctx context.Context, args []string) error {
 	fs := c.flags("restore", restoreSynopsis)
@@ -28,7 +28,8 @@ func (c *cli) restore(ctx context.Context, args []string) error {
 	backupID := fs.Int64("backup", 0, "ID of a complete backup to write out as it is (see `backstop backup list`)")
 	into := fs.String("into", "", "directory to write the data directory into; must be missing or empty")
 	owner := fs.String("owner", defaultOwner(), "OS user that will own the files (the user that runs PostgreSQL)")
-	noVerify := fs.Bool("no-verify", false, "skip pg_verifybackup on the result (--backup)")
+	verify := fs.Bool("verify", false, "also run pg_verifybackup on the result, a deep check that reads every file back (--backup; "+
+		"every file's CRC-32C is checked as it is written either way)")
 	if _, err := parse(fs, args); err != nil {
 		return err
 	}
@@ -56,7 +57,7 @@ func (c *cli) restore(ctx context.Context, args []string) error {
 	}
 	defer h.Close()
 	svc, actor := c.cliService(h)
-	job, err := svc.RestoreBackup(ctx, actor, *backupID, dir, *owner, !*noVerify)
+	job, err := svc.RestoreBackup(ctx, actor, *backupID, dir, *owner, *verify)
 	if err != nil {
 		return err
 	}
@@ -64,9 +65,12 @@ func (c *cli) restore(ctx context.Context, args []string) error {
 	if err := json.Unmarshal(job.Result, &res); err != nil {
 		return fmt.Errorf("restore: job %d recorded no result: %w", job.ID, err)
 	}
-	verified := "not verified (pg_verifybackup not found)"
-	if res.Verified {
-		verified = "verified by pg_verifybackup"
+	verified := "every file checked against its CRC-32C as it was written"
+	switch {
+	case res.Verified:
+		verified += ", and verified by pg_verifybackup"
+	case *verify:
+		verified += "; not verified by pg_verifybackup (not found)"
 	}
 	return c.printResult(res,
 		fmt.Sprintf("Restored backup %d into %s: %d files, %s.", *backupID, res.Into, res.Files, verified),

@@ -66,7 +66,7 @@ func TestCLIRepositoryOnS3(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	repo, err := repository.OpenStorage(context.Background(), st, k)
+	repo, err := repository.OpenStorage(context.Background(), st, k, repository.Options{})
 	if err != nil {
 		t.Fatalf("the bucket holds no repository: %v", err)
 	}
@@ -77,7 +77,7 @@ func TestCLIRepositoryOnS3(t *testing.T) {
 	}
 
 	into := filepath.Join(reachableDir(t), "full")
-	out = mustBackstop(t, home, "restore", "--backup", backupID, "--into", into)
+	out = mustBackstop(t, home, "restore", "--backup", backupID, "--into", into, "--verify")
 	if !strings.Contains(out, "verified by pg_verifybackup") {
 		t.Errorf("restore --backup = %q, want it verified", out)
 	}

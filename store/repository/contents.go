@@ -55,11 +55,11 @@ func Contents(ctx context.Context, st storage.Storage) (string, error) {
 		parts = append(parts, fmt.Sprintf("%d source record(s)", sources))
 	}
 	if len(parts) == 0 {
-		// Objects without a manifest: an interrupted first backup, or manifests lost too.
+		// Packs without a manifest: an interrupted first backup, or manifests lost too.
 		found := errors.New("found")
-		err := st.List(ctx, "objects/", func(string, int64) error { return found })
+		err := st.List(ctx, packDir, func(string, int64) error { return found })
 		if errors.Is(err, found) {
-			parts = append(parts, "stored objects")
+			parts = append(parts, "stored blocks")
 		} else if err != nil {
 			return "", fmt.Errorf("repository contents: %w", err)
 		}

@@ -2,6 +2,7 @@ package repository
 
 import (
 	"context"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -15,7 +16,7 @@ import (
 
 // ManifestFormat is the version of the Manifest structure this package writes
 // and reads.
-const ManifestFormat = 1
+const ManifestFormat = 2
 
 // File types recorded in a manifest.
 const (
@@ -71,9 +72,37 @@ type File struct {
 	// LinkTarget is the target of a symlink, as stored (it may be absolute,
 	// as tablespace links are).
 	LinkTarget string `json:"link_target,omitempty"`
-	// Blocks names the objects holding a regular file's content, in order:
-	// each holds BlockSize bytes except the last.
+	// ChunkSize is the size of every block of this file but the last; the
+	// manifest's BlockSize when zero. Relation files are cut into a few pages
+	// each, so that a backup after scattered changes stores little more than the
+	// changed pages.
+	ChunkSize int `json:"chunk_size,omitempty"`
+	// Blocks names the blobs holding a regular file's content, in order. A file
+	// of more than InlineBlocks blocks has a Map instead.
 	Blocks []string `json:"blocks,omitempty"`
+	// Map names the blob holding the file's block list: the blocks' names as
+	// consecutive 32-byte binary hashes (see Repo.FileBlocks).
+	Map string `json:"map,omitempty"`
+	// CRC32C is the CRC-32C of the file's content, checked as a restore writes it.
+	CRC32C *uint32 `json:"crc32c,omitempty"`
+}
+
+// InlineBlocks is the most blocks a manifest lists in a file's entry; a longer list
+// is stored as a map blob, which the next backup shares when the file is unchanged.
+const InlineBlocks = 64
+
+// Chunk returns the size of the file's blocks in a manifest whose BlockSize is bs.
+func (f *File) Chunk(bs int) int {
+	if f.ChunkSize > 0 {
+		return f.ChunkSize
+	}
+	return bs
+}
+
+// BlockCount returns how many blocks hold the file's content.
+func (f *File) BlockCount(bs int) int64 {
+	c := int64(f.Chunk(bs))
+	return (f.Size + c - 1) / c
 }
 
 // Stats accounts for the size of a backup and what it added to the repository.
@@ -92,6 +121,66 @@ type Stats struct {
 // yields an error wrapping fs.ErrExist. The returned ref has the id as Name and
 // the size of the manifest's JSON as Size.
 func (r *Repo) PutManifest(ctx context.Context, id string, m *Manifest) (ObjectRef, error) {
+	if m == nil {
+		return ObjectRef{}, fmt.Errorf("put manifest %s: nil manifest", id)
+	}
+	// Without a session, the packs the manifest refers to are found in the index.
+	if err := r.Sync(ctx); err != nil {
+		return ObjectRef{}, fmt.Errorf("put manifest %s: %w", id, err)
+	}
+	packs := map[string]struct{}{}
+	names := func(fn func(string) error) error {
+		for i := range m.Files {
+			f := &m.Files[i]
+			if f.Map != "" {
+				if err := fn(f.Map); err != nil {
+					return err
+				}
+			}
+			blocks, err := r.FileBlocks(ctx, f, m.BlockSize)
+			if err != nil {
+				return err
+			}
+			for _, b := range blocks {
+				if err := fn(b); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	}
+	err := names(func(name string) error {
+		if !validObjectName(name) {
+			return fmt.Errorf("invalid object name %q", name)
+		}
+		pack, _, _, err := r.Locate(ctx, name)
+		if err != nil {
+			return err
+		}
+		packs[pack] = struct{}{}
+		return nil
+	})
+	if err != nil {
+		return ObjectRef{}, fmt.Errorf("put manifest %s: %w", id, err)
+	}
+	var ref ObjectRef
+	wrote := false
+	err = r.commit(ctx, packs, names, nil, func(ctx context.Context) error {
+		wrote = true
+		ref, err = r.putManifest(ctx, id, m)
+		return err
+	})
+	if err != nil && !wrote {
+		return ObjectRef{}, fmt.Errorf("put manifest %s: %w", id, err)
+	}
+	if err != nil {
+		return ObjectRef{}, err
+	}
+	return ref, nil
+}
+
+// putManifest stores a manifest whose blobs the caller has committed.
+func (r *Repo) putManifest(ctx context.Context, id string, m *Manifest) (ObjectRef, error) {
 	if err := validateID(id); err != nil {
 		return ObjectRef{}, fmt.Errorf("put manifest: %w", err)
 	}
@@ -121,9 +210,6 @@ func (r *Repo) PutManifest(ctx context.Context, id string, m *Manifest) (ObjectR
 	}
 	sealed, err := r.seal(nil, manifestMagic, manifestAD(id), data)
 	if err != nil {
-		return ObjectRef{}, fmt.Errorf("put manifest %s: %w", id, err)
-	}
-	if err := r.Sync(ctx); err != nil {
 		return ObjectRef{}, fmt.Errorf("put manifest %s: %w", id, err)
 	}
 	if err := r.st.Put(ctx, key, sealed, true); err != nil {
@@ -188,6 +274,36 @@ func (r *Repo) Manifests(ctx context.Context) ([]string, error) {
 	}
 	slices.Sort(ids)
 	return ids, nil
+}
+
+// FileBlocks returns the names of the blobs holding a file's content, in order: its
+// Blocks, or those its map lists (read and checked against the file's size).
+func (r *Repo) FileBlocks(ctx context.Context, f *File, blockSize int) ([]string, error) {
+	if f.Map == "" {
+		return f.Blocks, nil
+	}
+	data, err := r.Get(ctx, f.Map, nil)
+	if err != nil {
+		return nil, fmt.Errorf("block map of %s: %w", f.Path, err)
+	}
+	want := f.BlockCount(blockSize)
+	if int64(len(data)) != want*32 {
+		return nil, &CorruptError{Object: f.Map, Reason: fmt.Sprintf("block map of %s holds %d bytes, want %d", f.Path, len(data), want*32)}
+	}
+	names := make([]string, want)
+	for i := range names {
+		names[i] = hex.EncodeToString(data[i*32 : i*32+32])
+	}
+	return names, nil
+}
+
+// PutBlockMap stores a file's block list as a map blob and returns its name.
+func (r *Repo) PutBlockMap(ctx context.Context, names [][32]byte) (ObjectRef, bool, error) {
+	data := make([]byte, 0, len(names)*32)
+	for _, n := range names {
+		data = append(data, n[:]...)
+	}
+	return r.Put(ctx, data)
 }
 
 // manifestKey is where backup id's manifest is in the storage.
@@ -268,11 +384,19 @@ func (m *Manifest) validate() error {
 			if f.LinkTarget != "" {
 				return fmt.Errorf("files[%d] %q: regular file with a link target", i, f.Path)
 			}
-			want := f.Size / bs
-			if f.Size%bs != 0 {
-				want++
+			if f.ChunkSize < 0 || f.ChunkSize > maxBlockSize {
+				return fmt.Errorf("files[%d] %q: invalid chunk size %d", i, f.Path, f.ChunkSize)
 			}
-			if int64(len(f.Blocks)) != want {
+			want := f.BlockCount(int(bs))
+			switch {
+			case f.Map != "":
+				if len(f.Blocks) != 0 {
+					return fmt.Errorf("files[%d] %q: both a block map and blocks", i, f.Path)
+				}
+				if !validObjectName(f.Map) {
+					return fmt.Errorf("files[%d] %q: invalid map name %q", i, f.Path, f.Map)
+				}
+			case int64(len(f.Blocks)) != want:
 				return fmt.Errorf("files[%d] %q: %d blocks for %d bytes, want %d", i, f.Path, len(f.Blocks), f.Size, want)
 			}
 			for j, b := range f.Blocks {
@@ -281,7 +405,7 @@ func (m *Manifest) validate() error {
 				}
 			}
 		case TypeDir, TypeSymlink:
-			if len(f.Blocks) != 0 {
+			if len(f.Blocks) != 0 || f.Map != "" {
 				return fmt.Errorf("files[%d] %q: %s with blocks", i, f.Path, f.Type)
 			}
 			if f.Type == TypeDir && f.LinkTarget != "" {

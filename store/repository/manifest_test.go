@@ -2,6 +2,7 @@ package repository
 
 import (
 	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -17,10 +18,12 @@ import (
 )
 
 // sampleManifest returns a valid manifest whose regular files are stored in r
-// when r is not nil, and use made-up block names otherwise.
+// when r is not nil, and use made-up block names otherwise. Its last file is
+// cut into chunks smaller than the block size and listed by a block map.
 func sampleManifest(t testing.TB, r *Repo, id string) *Manifest {
 	t.Helper()
 	const bs = DefaultBlockSize
+	const chunk = 4 * 8192
 	block := func(seed uint64, n int) string {
 		if r == nil {
 			return fmt.Sprintf("%x", sha256.Sum256([]byte{byte(seed)}))
@@ -31,6 +34,23 @@ func sampleManifest(t testing.TB, r *Repo, id string) *Manifest {
 		}
 		return ref.Name
 	}
+	blockMap := func(blocks ...string) string {
+		names := make([][32]byte, len(blocks))
+		for i, b := range blocks {
+			if _, err := hex.Decode(names[i][:], []byte(b)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if r == nil {
+			return fmt.Sprintf("%x", sha256.Sum256([]byte(fmt.Sprint(blocks))))
+		}
+		ref, _, err := r.PutBlockMap(t.Context(), names)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ref.Name
+	}
+	crc := uint32(0x1c291ca3)
 	mod := time.Date(2026, 11, 25, 2, 0, 14, 0, time.UTC)
 	return &Manifest{
 		Format:           ManifestFormat,
@@ -55,8 +75,10 @@ func sampleManifest(t testing.TB, r *Repo, id string) *Manifest {
 			{Path: "pg_tblspc/16384", Type: TypeSymlink, Mode: 0o777, ModTime: mod, LinkTarget: "/srv/tblspc/orders"},
 			{Path: "pg_wal/000000010000000000000003", Type: TypeFile, Mode: 0o600, Size: bs, ModTime: mod, Blocks: []string{block(5, bs)}},
 			{Path: "backup_manifest", Type: TypeFile, Mode: 0o600, Size: 1200, ModTime: mod, Blocks: []string{block(6, 1200)}},
+			{Path: "base/5/16384", Type: TypeFile, Mode: 0o600, Size: 2*chunk + 8192, ModTime: mod, ChunkSize: chunk,
+				Map: blockMap(block(7, chunk), block(8, chunk), block(9, 8192)), CRC32C: &crc},
 		},
-		Stats: Stats{SourceBytes: 3*bs + 9395, StoredBytesNew: 2_000_000, StoredBytesReferenced: 3_200_000, Blocks: 6, BlocksNew: 6},
+		Stats: Stats{SourceBytes: 3*bs + 9395 + 2*chunk + 8192, StoredBytesNew: 2_000_000, StoredBytesReferenced: 3_200_000, Blocks: 9, BlocksNew: 9},
 	}
 }
 
@@ -84,15 +106,32 @@ func TestManifestRoundTrip(t *testing.T) {
 		t.Errorf("Manifest(%s) mismatch (-want +got):\n%s", want.BackupID, diff)
 	}
 	for _, f := range got.Files {
-		for _, b := range f.Blocks {
-			if _, err := r.Get(ctx, b, nil); err != nil {
+		blocks, err := r.FileBlocks(ctx, &f, got.BlockSize)
+		if err != nil || int64(len(blocks)) != f.BlockCount(got.BlockSize) || (f.Type != TypeFile && len(blocks) != 0) {
+			t.Errorf("FileBlocks(%s) = %d blocks, %v, want %d", f.Path, len(blocks), err, f.BlockCount(got.BlockSize))
+		}
+		if f.Map == "" && !cmp.Equal(blocks, f.Blocks) {
+			t.Errorf("FileBlocks(%s) = %q, want its Blocks %q", f.Path, blocks, f.Blocks)
+		}
+		var size int64
+		for _, b := range blocks {
+			data, err := r.Get(ctx, b, nil)
+			if err != nil {
 				t.Errorf("Get(%s) of %s = %v, want nil", b, f.Path, err)
 			}
+			size += int64(len(data))
 		}
+		if f.Type == TypeFile && size != f.Size {
+			t.Errorf("blocks of %s hold %d bytes, want %d", f.Path, size, f.Size)
+		}
+	}
+	mapped := got.Files[len(got.Files)-1]
+	if mapped.Map == "" || len(mapped.Blocks) != 0 || mapped.ChunkSize == 0 || mapped.CRC32C == nil {
+		t.Errorf("Manifest(%s) last file = %+v, want a block map, a chunk size and a CRC-32C", want.BackupID, mapped)
 	}
 
 	// Format 0 is stored as the current format; the caller's value is kept.
-	m := sampleManifest(t, nil, "format-zero")
+	m := sampleManifest(t, r, "format-zero")
 	m.Format = 0
 	if _, err := r.PutManifest(ctx, m.BackupID, m); err != nil {
 		t.Fatalf("PutManifest(format 0) = %v, want nil", err)
@@ -111,7 +150,7 @@ func TestManifests(t *testing.T) {
 		t.Fatalf("Manifests() of a new repository = %q, %v, want none", ids, err)
 	}
 	for _, id := range []string{"b-2", "a.1", "a-1", "A_3"} {
-		if _, err := r.PutManifest(ctx, id, sampleManifest(t, nil, id)); err != nil {
+		if _, err := r.PutManifest(ctx, id, sampleManifest(t, r, id)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -139,7 +178,7 @@ func TestManifestTampered(t *testing.T) {
 		func(n int) int { return n - 1 },
 	} {
 		r, _ := setup(t)
-		m := sampleManifest(t, nil, "tampered")
+		m := sampleManifest(t, r, "tampered")
 		ref, err := r.PutManifest(t.Context(), m.BackupID, m)
 		if err != nil {
 			t.Fatal(err)
@@ -163,7 +202,7 @@ func TestManifestTampered(t *testing.T) {
 		t.Parallel()
 		r, _ := setup(t)
 		for _, id := range []string{"one", "two"} {
-			if _, err := r.PutManifest(t.Context(), id, sampleManifest(t, nil, id)); err != nil {
+			if _, err := r.PutManifest(t.Context(), id, sampleManifest(t, r, id)); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -206,11 +245,11 @@ func TestManifestOverwrite(t *testing.T) {
 	t.Parallel()
 	r, _ := setup(t)
 	ctx := t.Context()
-	m := sampleManifest(t, nil, "once")
+	m := sampleManifest(t, r, "once")
 	if _, err := r.PutManifest(ctx, "once", m); err != nil {
 		t.Fatal(err)
 	}
-	m2 := sampleManifest(t, nil, "once")
+	m2 := sampleManifest(t, r, "once")
 	m2.Label = "replacement"
 	if _, err := r.PutManifest(ctx, "once", m2); !errors.Is(err, fs.ErrExist) {
 		t.Errorf("second PutManifest(once) = %v, want an error wrapping fs.ErrExist", err)
@@ -251,7 +290,7 @@ func TestManifestInvalidID(t *testing.T) {
 	} {
 		t.Run(fmt.Sprintf("%q", id), func(t *testing.T) {
 			t.Parallel()
-			m := sampleManifest(t, nil, "valid")
+			m := sampleManifest(t, r, "valid")
 			m.BackupID = id
 			if _, err := r.PutManifest(ctx, id, m); err == nil || !strings.Contains(err.Error(), "invalid backup id") {
 				t.Errorf("PutManifest(%q) = %v, want an invalid id error", id, err)
@@ -266,9 +305,9 @@ func TestManifestInvalidID(t *testing.T) {
 			t.Errorf("validateID(%q) = %v, want nil", id, err)
 		}
 	}
-	m := sampleManifest(t, nil, "other")
-	if _, err := r.PutManifest(ctx, "this", m); err == nil {
-		t.Errorf("PutManifest(this, manifest of other) = nil, want an error")
+	m := sampleManifest(t, r, "other")
+	if _, err := r.PutManifest(ctx, "this", m); err == nil || !strings.Contains(err.Error(), `manifest is for backup "other"`) {
+		t.Errorf("PutManifest(this, manifest of other) = %v, want an error saying whose it is", err)
 	}
 	if _, err := r.PutManifest(ctx, "this", nil); err == nil {
 		t.Errorf("PutManifest(this, nil) = nil, want an error")
@@ -325,7 +364,8 @@ type manifestMutation struct {
 // table test and the fuzz corpus.
 func manifestMutations() []manifestMutation {
 	return []manifestMutation{
-		{"format 2", func(m *Manifest) { m.Format = 2 }, "unsupported manifest format 2"},
+		{"format 1", func(m *Manifest) { m.Format = 1 }, "unsupported manifest format 1"},
+		{"format 3", func(m *Manifest) { m.Format = 3 }, "unsupported manifest format 3"},
 		{"format 0", func(m *Manifest) { m.Format = 0 }, "unsupported manifest format 0"},
 		{"bad id", func(m *Manifest) { m.BackupID = "../x" }, "invalid backup id"},
 		{"zero block size", func(m *Manifest) { m.BlockSize = 0 }, "invalid block size"},
@@ -353,6 +393,14 @@ func manifestMutations() []manifestMutation {
 		{"file with target", func(m *Manifest) { m.Files[0].LinkTarget = "/x" }, "regular file with a link target"},
 		{"symlink without target", func(m *Manifest) { m.Files[5].LinkTarget = "" }, "invalid link target"},
 		{"symlink target nul", func(m *Manifest) { m.Files[5].LinkTarget = "/srv\x00" }, "invalid link target"},
+		{"negative chunk size", func(m *Manifest) { m.Files[8].ChunkSize = -1 }, "invalid chunk size -1"},
+		{"huge chunk size", func(m *Manifest) { m.Files[8].ChunkSize = maxBlockSize + 1 }, "invalid chunk size"},
+		{"chunk size against blocks", func(m *Manifest) { m.Files[3].ChunkSize = 8192 }, "3 blocks for"},
+		{"map and blocks", func(m *Manifest) { m.Files[8].Blocks = []string{strings.Repeat("0", 64)} }, "both a block map and blocks"},
+		{"short map name", func(m *Manifest) { m.Files[8].Map = "abc" }, "invalid map name"},
+		{"path as map", func(m *Manifest) { m.Files[8].Map = "../../../../etc/passwd" }, "invalid map name"},
+		{"dir with map", func(m *Manifest) { m.Files[1].Map = strings.Repeat("0", 64) }, "dir with blocks"},
+		{"symlink with map", func(m *Manifest) { m.Files[5].Map = strings.Repeat("0", 64) }, "symlink with blocks"},
 	}
 }
 
@@ -389,9 +437,19 @@ func TestReadManifestJSON(t *testing.T) {
 		})
 	}
 
-	future := `{"format":2,"files":{"layout":"new"}}`
-	if _, err := ReadManifestJSON([]byte(future)); err == nil || !strings.Contains(err.Error(), "unsupported manifest format 2") {
+	future := `{"format":3,"files":{"layout":"new"}}`
+	if _, err := ReadManifestJSON([]byte(future)); err == nil || !strings.Contains(err.Error(), "unsupported manifest format 3") {
 		t.Errorf("ReadManifestJSON(%s) = %v, want an unsupported format error", future, err)
+	}
+
+	// A manifest of a format 1 repository: one it would have accepted.
+	old := `{"format":1,"backup_id":"b","block_size":4,"files":[{"path":"a","type":"file","size":5,"blocks":["` +
+		strings.Repeat("0", 64) + `","` + strings.Repeat("f", 64) + `"]}]}`
+	if _, err := ReadManifestJSON([]byte(old)); err == nil || !strings.Contains(err.Error(), "unsupported manifest format 1") {
+		t.Errorf("ReadManifestJSON(%s) = %v, want an unsupported format error", old, err)
+	}
+	if _, err := ReadManifestJSON([]byte(strings.Replace(old, `"format":1`, `"format":2`, 1))); err != nil {
+		t.Errorf("ReadManifestJSON(%s as format 2) = %v, want nil", old, err)
 	}
 
 	for name, data := range map[string]string{
@@ -399,8 +457,9 @@ func TestReadManifestJSON(t *testing.T) {
 		"null":             "null",
 		"array":            "[]",
 		"trailing garbage": string(valid) + "x",
-		"wrong type":       `{"format":1,"backup_id":"b","block_size":1,"files":[{"path":"a","type":"file","size":"1"}]}`,
-		"missing id":       `{"format":1,"block_size":1}`,
+		"wrong type":       `{"format":2,"backup_id":"b","block_size":1,"files":[{"path":"a","type":"file","size":"1"}]}`,
+		"missing id":       `{"format":2,"block_size":1}`,
+		"crc32c as text":   `{"format":2,"backup_id":"b","block_size":1,"files":[{"path":"a","type":"file","crc32c":"1"}]}`,
 	} {
 		if got, err := ReadManifestJSON([]byte(data)); err == nil {
 			t.Errorf("ReadManifestJSON(%s) = %+v, want an error", name, got)
@@ -423,9 +482,12 @@ func FuzzReadManifestJSON(f *testing.F) {
 		}
 		f.Add(data)
 	}
-	f.Add([]byte(`{"format":1,"backup_id":"x","block_size":4,"files":[{"path":"a/b","type":"file","size":5,"blocks":["` +
+	f.Add([]byte(`{"format":2,"backup_id":"x","block_size":4,"files":[{"path":"a/b","type":"file","size":5,"blocks":["` +
 		strings.Repeat("0", 64) + `","` + strings.Repeat("f", 64) + `"]},{"path":"l","type":"symlink","link_target":"../a"}]}`))
-	f.Add([]byte(`{"format":1,"backup_id":"x","block_size":1,"files":[{"path":"a","type":"dir"},{"PATH":"..","type":"dir"}]}`))
+	f.Add([]byte(`{"format":2,"backup_id":"x","block_size":4,"files":[{"path":"a/c","type":"file","size":5,"chunk_size":2,"map":"` +
+		strings.Repeat("0", 64) + `","crc32c":4294967295}]}`))
+	f.Add([]byte(`{"format":2,"backup_id":"x","block_size":1,"files":[{"path":"a","type":"dir"},{"PATH":"..","type":"dir"}]}`))
+	f.Add([]byte(`{"format":2}`))
 	f.Add([]byte(`{"format":1}`))
 
 	f.Fuzz(func(t *testing.T, data []byte) {
@@ -452,6 +514,15 @@ func FuzzReadManifestJSON(f *testing.F) {
 					t.Fatalf("ReadManifestJSON(%q) accepted block name %q", data, b)
 				}
 			}
+			if file.Map != "" && (!validObjectName(file.Map) || file.Type != TypeFile || len(file.Blocks) != 0) {
+				t.Fatalf("ReadManifestJSON(%q) accepted map %q of a %s with %d blocks", data, file.Map, file.Type, len(file.Blocks))
+			}
+			if file.ChunkSize < 0 || file.ChunkSize > maxBlockSize {
+				t.Fatalf("ReadManifestJSON(%q) accepted chunk size %d", data, file.ChunkSize)
+			}
+			if file.Type == TypeFile && file.Map == "" && int64(len(file.Blocks)) != file.BlockCount(m.BlockSize) {
+				t.Fatalf("ReadManifestJSON(%q) accepted %d blocks for %d bytes in chunks of %d", data, len(file.Blocks), file.Size, file.Chunk(m.BlockSize))
+			}
 		}
 		// What was accepted survives a round trip.
 		again, err := json.Marshal(m)
@@ -462,4 +533,45 @@ func FuzzReadManifestJSON(f *testing.F) {
 			t.Fatalf("ReadManifestJSON(Marshal(ReadManifestJSON(%q))) = %v, want nil", data, err)
 		}
 	})
+}
+
+// TestPutManifestUnstoredBlobs: a manifest is stored only when every blob it refers to
+// is, and its block maps hold the lists their files need.
+func TestPutManifestUnstoredBlobs(t *testing.T) {
+	t.Parallel()
+	r, _ := setup(t)
+	ctx := t.Context()
+
+	ghost := sampleManifest(t, nil, "ghost")
+	if _, err := r.PutManifest(ctx, "ghost", ghost); !errors.Is(err, ErrNotFound) {
+		t.Errorf("PutManifest(ghost) with made-up blocks = %v, want an error wrapping ErrNotFound", err)
+	}
+	if _, err := r.Manifest(ctx, "ghost"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("Manifest(ghost) after a refused PutManifest = %v, want ErrNotFound", err)
+	}
+
+	short := sampleManifest(t, r, "short-map")
+	f := &short.Files[len(short.Files)-1]
+	names, err := r.FileBlocks(ctx, f, short.BlockSize)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var two [][32]byte
+	for _, n := range names[:2] {
+		var b [32]byte
+		if _, err := hex.Decode(b[:], []byte(n)); err != nil {
+			t.Fatal(err)
+		}
+		two = append(two, b)
+	}
+	ref, _, err := r.PutBlockMap(ctx, two)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Map = ref.Name
+	_, err = r.PutManifest(ctx, "short-map", short)
+	wantCorrupt(t, "PutManifest(short-map) with a map of 2 of 3 blocks", err, ref.Name)
+	if _, err := r.Manifest(ctx, "short-map"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("Manifest(short-map) after a refused PutManifest = %v, want ErrNotFound", err)
+	}
 }

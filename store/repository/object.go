@@ -11,8 +11,6 @@ import (
 	"github.com/backstop/backstop/store/repository/storage"
 )
 
-const objectMagic = "BSO1"
-
 // ErrNotFound reports that an object or manifest is not in the repository.
 var ErrNotFound = errors.New("not found")
 
@@ -20,38 +18,47 @@ var ErrNotFound = errors.New("not found")
 // wrong header, failed authentication, truncation, undecodable content, or
 // content that does not match its name.
 type CorruptError struct {
-	// Object is the object name, or the repository-relative path of a
+	// Object is the blob name, or the repository-relative path of a
 	// manifest ("backups/<id>.manifest").
 	Object string
+	// Pack is the pack holding the copy of a blob that failed.
+	Pack string
 	// Reason says what check failed.
 	Reason string
 }
 
 // Error names the object and the reason.
 func (e *CorruptError) Error() string {
+	if e.Pack != "" {
+		return "object " + e.Object + " in pack " + e.Pack + ": " + e.Reason
+	}
 	return "object " + e.Object + ": " + e.Reason
 }
 
-// ObjectRef identifies a stored object.
+// ObjectRef identifies a stored blob.
 type ObjectRef struct {
 	// Name is the hex HMAC-SHA256 of the plaintext under the repository's
 	// hash key: 64 lowercase hex characters.
 	Name string
-	// StoredSize is the number of bytes the object takes on disk.
+	// Pack is the pack holding the copy that was stored or found.
+	Pack string
+	// StoredSize is the number of bytes the blob takes in its pack.
 	StoredSize int64
 	// Size is the length of the plaintext.
 	Size int64
 }
 
-// Put stores plaintext as an object unless an object with the same content is
-// already stored, and reports whether it wrote a new object. The object is
-// stored atomically; the next Sync makes it durable. Put is safe for concurrent use, including for
-// the same plaintext.
+// Put stores plaintext as a blob unless a good copy of the same content is already
+// stored, and reports whether it wrote a new one. New blobs go into the pack being
+// filled; the next Sync stores it and makes it durable. The dedupe check is a lookup in
+// the local index cache, never a request to the storage. Put is safe for concurrent use,
+// including for the same plaintext.
 func (r *Repo) Put(ctx context.Context, plaintext []byte) (ObjectRef, bool, error) {
 	if err := ctx.Err(); err != nil {
 		return ObjectRef{}, false, fmt.Errorf("put object: %w", err)
 	}
-	name := r.objectName(plaintext)
+	sum := r.objectSum(plaintext)
+	name := hex.EncodeToString(sum[:])
 	ref := ObjectRef{Name: name, Size: int64(len(plaintext))}
 
 	release, err := r.claim(ctx, name)
@@ -60,34 +67,31 @@ func (r *Repo) Put(ctx context.Context, plaintext []byte) (ObjectRef, bool, erro
 	}
 	defer release()
 
-	key := objectKey(name)
-	size, err := r.st.Size(ctx, key)
-	if err == nil {
-		// Another process may have written it without syncing it yet: the storage makes
-		// what Size found durable at the next Sync too.
-		ref.StoredSize = size
+	if loc, ok := r.pending(sum); ok {
+		ref.Pack, ref.StoredSize = loc.Pack, loc.Length
 		return ref, false, nil
 	}
-	if !errors.Is(err, storage.ErrNotExist) {
+	loc, ok, err := r.cache.lookup(ctx, sum[:])
+	if err != nil {
 		return ObjectRef{}, false, fmt.Errorf("put object %s: %w", name, err)
+	}
+	if ok {
+		ref.Pack, ref.StoredSize = loc.Pack, loc.Length
+		return ref, false, nil
 	}
 
 	buf := r.getBuf()
 	defer r.putBuf(buf)
-	sealed, err := r.seal((*buf)[:0], objectMagic, []byte(name), plaintext)
+	sealed, err := r.seal((*buf)[:0], blobMagic, blobAD(name), plaintext)
 	if err != nil {
 		return ObjectRef{}, false, fmt.Errorf("put object %s: %w", name, err)
 	}
 	*buf = sealed
-	if err := ctx.Err(); err != nil {
+	loc, err = r.appendBlob(ctx, sum, sealed, int64(len(plaintext)))
+	if err != nil {
 		return ObjectRef{}, false, fmt.Errorf("put object %s: %w", name, err)
 	}
-	// Racing writers in other processes replace identical content with each other;
-	// both results are valid objects under this name.
-	if err := r.st.Put(ctx, key, sealed, false); err != nil {
-		return ObjectRef{}, false, fmt.Errorf("put object %s: %w", name, err)
-	}
-	ref.StoredSize = int64(len(sealed))
+	ref.Pack, ref.StoredSize = loc.Pack, loc.Length
 	return ref, true, nil
 }
 
@@ -118,10 +122,11 @@ func (r *Repo) claim(ctx context.Context, name string) (func(), error) {
 	}
 }
 
-// Get reads, verifies and returns the plaintext of the named object, reusing
-// the storage of dst when it is large enough. A missing object yields an error
-// wrapping ErrNotFound; an object that fails verification yields a
-// *CorruptError.
+// Get reads, verifies and returns the plaintext of the named blob, reusing the storage
+// of dst when it is large enough. When one stored copy fails verification and another
+// is good, the good one is returned. A blob with no stored copy yields an error wrapping
+// ErrNotFound; one whose every copy fails verification yields a *CorruptError naming the
+// pack of the first.
 func (r *Repo) Get(ctx context.Context, name string, dst []byte) ([]byte, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("get object %s: %w", name, err)
@@ -129,64 +134,138 @@ func (r *Repo) Get(ctx context.Context, name string, dst []byte) ([]byte, error)
 	if !validObjectName(name) {
 		return nil, fmt.Errorf("get object %q: invalid object name", name)
 	}
-	buf := r.getBuf()
-	defer r.putBuf(buf)
-	sealed, err := storage.GetInto(ctx, r.st, objectKey(name), *buf)
-	*buf = sealed
-	if errors.Is(err, storage.ErrNotExist) {
-		return nil, fmt.Errorf("get object %s: %w", name, ErrNotFound)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("get object %s: %w", name, err)
-	}
-	plain, err := r.open(dst, sealed, objectMagic, []byte(name), name)
+	locs, err := r.find(ctx, name)
 	if err != nil {
 		return nil, err
 	}
-	if !hmac.Equal([]byte(r.objectName(plain)), []byte(name)) {
-		return nil, &CorruptError{Object: name, Reason: "content does not match its name"}
+	var first error
+	for _, loc := range locs {
+		plain, err := r.readBlob(ctx, name, loc, dst)
+		if err == nil {
+			return plain, nil
+		}
+		if first == nil {
+			first = err
+		}
+	}
+	return nil, first
+}
+
+// find returns the copies of a blob, refreshing the cache once when it knows none (another
+// process may have stored it since).
+func (r *Repo) find(ctx context.Context, name string) ([]location, error) {
+	raw, _ := hex.DecodeString(name)
+	var sum [32]byte
+	copy(sum[:], raw)
+	if loc, ok := r.pending(sum); ok {
+		return []location{loc}, nil
+	}
+	for attempt := 0; ; attempt++ {
+		locs, err := r.cache.locations(ctx, raw)
+		if err != nil {
+			return nil, fmt.Errorf("get object %s: %w", name, err)
+		}
+		if len(locs) > 0 || attempt > 0 {
+			if len(locs) == 0 {
+				return nil, fmt.Errorf("get object %s: %w", name, ErrNotFound)
+			}
+			return locs, nil
+		}
+		if err := r.cache.refresh(ctx, r); err != nil {
+			return nil, fmt.Errorf("get object %s: %w", name, err)
+		}
+	}
+}
+
+// readBlob reads one copy of a blob and verifies it.
+func (r *Repo) readBlob(ctx context.Context, name string, loc location, dst []byte) ([]byte, error) {
+	sealed, ok := r.readPending(loc)
+	if !ok {
+		var err error
+		sealed, err = r.st.GetRange(ctx, packKey(loc.Pack), loc.Offset, loc.Length)
+		if errors.Is(err, storage.ErrNotExist) {
+			return nil, fmt.Errorf("get object %s: pack %s: %w", name, loc.Pack, ErrNotFound)
+		}
+		if err != nil {
+			// A range past the end is the storage's own error: a pack that ends before
+			// the blob its index lists is damage, like any other truncation.
+			if size, serr := r.st.Size(ctx, packKey(loc.Pack)); serr == nil && size < loc.Offset+loc.Length {
+				return nil, &CorruptError{Object: name, Pack: loc.Pack,
+					Reason: fmt.Sprintf("truncated: the pack holds %d bytes, the blob ends at %d", size, loc.Offset+loc.Length)}
+			}
+			return nil, fmt.Errorf("get object %s: %w", name, err)
+		}
+	}
+	return r.openBlob(name, loc, sealed, dst)
+}
+
+// openBlob opens a sealed copy of a blob read from loc and checks it holds what its name says.
+func (r *Repo) openBlob(name string, loc location, sealed, dst []byte) ([]byte, error) {
+	if int64(len(sealed)) != loc.Length {
+		return nil, &CorruptError{Object: name, Pack: loc.Pack, Reason: fmt.Sprintf("truncated: %d of %d bytes stored", len(sealed), loc.Length)}
+	}
+	plain, err := r.open(dst, sealed, blobMagic, blobAD(name), name)
+	if err != nil {
+		var ce *CorruptError
+		if errors.As(err, &ce) {
+			ce.Pack = loc.Pack
+		}
+		return nil, err
+	}
+	if sum := r.objectSum(plain); !hmac.Equal([]byte(hex.EncodeToString(sum[:])), []byte(name)) {
+		return nil, &CorruptError{Object: name, Pack: loc.Pack, Reason: "content does not match its name"}
+	}
+	if int64(len(plain)) != loc.Size {
+		return nil, &CorruptError{Object: name, Pack: loc.Pack, Reason: fmt.Sprintf("holds %d bytes, the index says %d", len(plain), loc.Size)}
 	}
 	return plain, nil
 }
 
-// Stat returns the number of bytes the named object takes on disk, or an error
-// wrapping ErrNotFound.
-func (r *Repo) Stat(ctx context.Context, name string) (int64, error) {
-	if err := ctx.Err(); err != nil {
-		return 0, fmt.Errorf("stat object %s: %w", name, err)
-	}
-	if !validObjectName(name) {
-		return 0, fmt.Errorf("stat object %q: invalid object name", name)
-	}
-	size, err := r.st.Size(ctx, objectKey(name))
-	if errors.Is(err, storage.ErrNotExist) {
-		return 0, fmt.Errorf("stat object %s: %w", name, ErrNotFound)
-	}
-	if err != nil {
-		return 0, fmt.Errorf("stat object %s: %w", name, err)
-	}
-	return size, nil
-}
-
-// Has reports whether the named object is stored. It does not verify it.
+// Has reports whether a good copy of the named blob is stored (as far as the local index
+// cache knows). It does not read it.
 func (r *Repo) Has(ctx context.Context, name string) (bool, error) {
-	_, err := r.Stat(ctx, name)
-	if errors.Is(err, ErrNotFound) {
-		return false, nil
+	if !validObjectName(name) {
+		return false, fmt.Errorf("has object %q: invalid object name", name)
 	}
-	return err == nil, err
+	raw, _ := hex.DecodeString(name)
+	var sum [32]byte
+	copy(sum[:], raw)
+	if _, ok := r.pending(sum); ok {
+		return true, nil
+	}
+	_, ok, err := r.cache.lookup(ctx, raw)
+	return ok, err
 }
 
-// objectName returns the name of the object holding plaintext.
-func (r *Repo) objectName(plaintext []byte) string {
+// Locate returns the pack holding the copy of the named blob that Get reads first.
+func (r *Repo) Locate(ctx context.Context, name string) (pack string, offset, length int64, err error) {
+	if !validObjectName(name) {
+		return "", 0, 0, fmt.Errorf("locate object %q: invalid object name", name)
+	}
+	locs, err := r.find(ctx, name)
+	if err != nil {
+		return "", 0, 0, err
+	}
+	return locs[0].Pack, locs[0].Offset, locs[0].Length, nil
+}
+
+// PackKey is where pack id is in the storage.
+func PackKey(id string) string { return packKey(id) }
+
+// objectSum returns the keyed hash naming plaintext.
+func (r *Repo) objectSum(plaintext []byte) [32]byte {
 	h := hmac.New(sha256.New, r.hashKey)
 	h.Write(plaintext)
-	var sum [sha256.Size]byte
-	return hex.EncodeToString(h.Sum(sum[:0]))
+	var sum [32]byte
+	h.Sum(sum[:0])
+	return sum
 }
 
-// objectKey is where the named object is in the storage.
-func objectKey(name string) string { return "objects/" + name[:2] + "/" + name }
+// objectName returns the name of the blob holding plaintext.
+func (r *Repo) objectName(plaintext []byte) string {
+	sum := r.objectSum(plaintext)
+	return hex.EncodeToString(sum[:])
+}
 
 // validObjectName reports whether name has the form of an object name: 64
 // lowercase hex characters.

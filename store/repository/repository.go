@@ -1,17 +1,22 @@
 // Package repository stores backups in a storage.Storage: a local directory or
 // S3-compatible object storage.
 //
-// A repository holds content-addressed blocks ("objects") and one manifest per
-// backup. Every object is named by a keyed hash (HMAC-SHA256) of its
-// plaintext, compressed with zstd, sealed with XChaCha20-Poly1305 and written
-// once: objects and manifests are never modified after they are stored, so
-// identical blocks are stored once across all backups.
+// A repository holds content-addressed blobs (blocks of files, block maps and WAL),
+// packed into pack objects, and one manifest per backup. Every blob is named by a
+// keyed hash (HMAC-SHA256) of its plaintext, compressed with zstd, sealed with
+// XChaCha20-Poly1305 and written once: nothing is modified after it is stored, so
+// identical blocks are stored once across all backups, and only pruning deletes.
 //
-// Layout (keys in the storage):
+// Layout (keys in the storage; format 2):
 //
 //	backstop-repository.json   format, id, block size, key check (never a key)
-//	objects/3f/3fa2…           one block, named by the keyed hash of its plaintext
+//	packs/3f/3fa2…             a pack: sealed blobs, then its sealed index (pack.go)
+//	index/3f/3fa2…             the pack's index: each blob's offset, length and size
+//	prune/<pack>.deleted       a tombstone: pruning deletes the pack on a later run
+//	bad/<pack>.<blob>          a copy that failed verification (never deduplicated against)
+//	locks/<id>.lock            a writer or pruner at work (session.go)
 //	backups/<id>.manifest      one backup: its files and their blocks
+//	wal/<system>/<name>.wal    one archived WAL file (wal.go)
 //	sources/<name>.source      one source: name, connection string, system (see source.go)
 //
 // The repository is the truth and knows nothing about the catalog: the catalog
@@ -54,7 +59,7 @@ const ConfigKey = configName
 
 const (
 	configName   = "backstop-repository.json"
-	configFormat = 1
+	configFormat = 2
 
 	// maxBlockSize bounds block sizes read from a configuration or manifest.
 	maxBlockSize = 64 << 20
@@ -65,6 +70,11 @@ const (
 	keyCheckMagic     = "BSK1"
 	keyCheckPlaintext = "backstop repository key check"
 )
+
+// ErrOldFormat reports a repository written by an earlier Backstop in format 1 (one file
+// per block). This version does not read it: nothing in it is touched.
+var ErrOldFormat = errors.New("this repository is in format 1, written by Backstop before packs; this version reads format 2 only " +
+	"and leaves it untouched: restore from it with the Backstop version that wrote it, and start a new repository for this one")
 
 // ErrWrongKey reports that a key does not open the repository it was given to.
 var ErrWrongKey = errors.New("repository key does not match this repository")
@@ -95,6 +105,23 @@ type Repo struct {
 
 	mu       sync.Mutex
 	inflight map[string]chan struct{} // object names being written by Put
+
+	packSize int
+	pk       packer
+	cache    *cache
+	opts     Options
+}
+
+// Options tune how a repository is opened.
+type Options struct {
+	// CacheDir holds the local index cache (a SQLite file per repository). Empty: a
+	// temporary directory, removed by Close, so the index is read again at every open.
+	CacheDir string
+	// PackSize is the size at which a pack is closed; DefaultPackSize when zero.
+	PackSize int
+	// Heartbeat, StaleAfter and CommitWindow time the protocol that lets writers and
+	// pruning run at once (see session.go); the defaults when zero.
+	Heartbeat, StaleAfter, CommitWindow time.Duration
 }
 
 // GenerateKey returns a new random repository key.
@@ -138,11 +165,11 @@ func Init(dir string, key []byte) (*Repo, error) {
 	if err != nil {
 		return nil, fmt.Errorf("init repository %s: %w", dir, err)
 	}
-	return InitStorage(context.Background(), st, key)
+	return InitStorage(context.Background(), st, key, Options{})
 }
 
 // InitStorage creates a new repository in st, which must hold nothing yet, and opens it.
-func InitStorage(ctx context.Context, st storage.Storage, key []byte) (*Repo, error) {
+func InitStorage(ctx context.Context, st storage.Storage, key []byte, opts Options) (*Repo, error) {
 	if err := checkKey(key); err != nil {
 		return nil, fmt.Errorf("init repository %s: %w", st, err)
 	}
@@ -165,7 +192,7 @@ func InitStorage(ctx context.Context, st storage.Storage, key []byte) (*Repo, er
 	if _, err := rand.Read(id[:]); err != nil {
 		return nil, fmt.Errorf("init repository %s: %w", st, err)
 	}
-	r, err := newRepo(st, hex.EncodeToString(id[:]), DefaultBlockSize, key)
+	r, err := newRepo(ctx, st, hex.EncodeToString(id[:]), DefaultBlockSize, key, opts)
 	if err != nil {
 		return nil, fmt.Errorf("init repository %s: %w", st, err)
 	}
@@ -207,12 +234,12 @@ func Open(dir string, key []byte) (*Repo, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open repository %s: %w", dir, err)
 	}
-	return OpenStorage(context.Background(), st, key)
+	return OpenStorage(context.Background(), st, key, Options{})
 }
 
 // OpenStorage opens the existing repository in st. It fails with ErrWrongKey when key
 // is not the key the repository was created with.
-func OpenStorage(ctx context.Context, st storage.Storage, key []byte) (*Repo, error) {
+func OpenStorage(ctx context.Context, st storage.Storage, key []byte, opts Options) (*Repo, error) {
 	if err := checkKey(key); err != nil {
 		return nil, fmt.Errorf("open repository %s: %w", st, err)
 	}
@@ -227,6 +254,9 @@ func OpenStorage(ctx context.Context, st storage.Storage, key []byte) (*Repo, er
 	if err := json.Unmarshal(data, &c); err != nil {
 		return nil, fmt.Errorf("open repository %s: read %s: %w", st, configName, err)
 	}
+	if c.Format == 1 {
+		return nil, fmt.Errorf("open repository %s: %w", st, ErrOldFormat)
+	}
 	if c.Format != configFormat {
 		return nil, fmt.Errorf("open repository %s: unsupported repository format %d (this version reads format %d)", st, c.Format, configFormat)
 	}
@@ -239,7 +269,7 @@ func OpenStorage(ctx context.Context, st storage.Storage, key []byte) (*Repo, er
 	if len(c.KeyCheck) == 0 {
 		return nil, fmt.Errorf("open repository %s: %s has no key_check", st, configName)
 	}
-	r, err := newRepo(st, c.ID, c.BlockSize, key)
+	r, err := newRepo(ctx, st, c.ID, c.BlockSize, key, opts)
 	if err != nil {
 		return nil, fmt.Errorf("open repository %s: %w", st, err)
 	}
@@ -248,11 +278,15 @@ func OpenStorage(ctx context.Context, st storage.Storage, key []byte) (*Repo, er
 		r.Close()
 		return nil, fmt.Errorf("open repository %s: %w", st, ErrWrongKey)
 	}
+	if err := r.cache.refresh(ctx, r); err != nil {
+		r.Close()
+		return nil, fmt.Errorf("open repository %s: %w", st, err)
+	}
 	return r, nil
 }
 
-// newRepo derives the keys and builds the codecs of a repository.
-func newRepo(st storage.Storage, id string, blockSize int, key []byte) (*Repo, error) {
+// newRepo derives the keys and builds the codecs and the index cache of a repository.
+func newRepo(ctx context.Context, st storage.Storage, id string, blockSize int, key []byte, opts Options) (*Repo, error) {
 	hashKey, err := deriveKey(key, infoHashKey)
 	if err != nil {
 		return nil, err
@@ -288,7 +322,32 @@ func newRepo(st storage.Storage, id string, blockSize int, key []byte) (*Repo, e
 		enc.Close()
 		return nil, err
 	}
+	c, err := openCache(ctx, opts.CacheDir, id)
+	if err != nil {
+		enc.Close()
+		dec.Close()
+		return nil, err
+	}
+	packSize := opts.PackSize
+	if packSize <= 0 {
+		packSize = DefaultPackSize
+	}
+	// Offsets in an index are 32-bit, and a pack is held in memory while it fills.
+	packSize = min(packSize, 1<<30)
+	if opts.Heartbeat <= 0 {
+		opts.Heartbeat = DefaultHeartbeat
+	}
+	if opts.StaleAfter <= 0 {
+		opts.StaleAfter = DefaultStaleAfter
+	}
+	if opts.CommitWindow <= 0 {
+		opts.CommitWindow = DefaultCommitWindow
+	}
 	return &Repo{
+		opts:      opts,
+		packSize:  packSize,
+		pk:        packer{sending: map[string]*openPack{}, slots: make(chan struct{}, uploadsInFlight)},
+		cache:     c,
 		st:        st,
 		id:        id,
 		blockSize: blockSize,
@@ -328,10 +387,22 @@ func (r *Repo) BlockSize() int {
 	return r.blockSize
 }
 
-// Close releases the compression codecs. The Repo must not be used afterwards.
+// Close waits for packs on their way to the storage and releases the codecs and the
+// index cache. Blobs put since the last Sync are not stored. The Repo must not be used
+// afterwards.
 func (r *Repo) Close() error {
+	r.pk.mu.Lock()
+	waits := make([]chan struct{}, 0, len(r.pk.sending))
+	for _, p := range r.pk.sending {
+		waits = append(waits, p.done)
+	}
+	r.pk.cur = nil
+	r.pk.mu.Unlock()
+	for _, w := range waits {
+		<-w
+	}
 	r.dec.Close()
-	return r.enc.Close()
+	return errors.Join(r.enc.Close(), r.cache.close())
 }
 
 // seal appends magic | nonce | XChaCha20-Poly1305(zstd(plaintext), ad) to dst.
@@ -383,10 +454,14 @@ func (r *Repo) putBuf(b *[]byte) {
 	r.bufs.Put(b)
 }
 
-// Sync makes durable everything stored since the last Sync (the storage's directories
-// on a local disk). Call it before declaring a backup complete; PutManifest calls it
-// before it stores a manifest.
+// Sync stores the pack being filled, waits for every pack on its way, and makes
+// everything stored durable (the storage's directories on a local disk). It returns the
+// first failed pack write since the last Sync. PutManifest and PutWAL call it before
+// they store what refers to the blobs.
 func (r *Repo) Sync(ctx context.Context) error {
+	if err := r.flush(ctx); err != nil {
+		return fmt.Errorf("sync repository: %w", err)
+	}
 	if err := r.st.Sync(ctx); err != nil {
 		return fmt.Errorf("sync repository: %w", err)
 	}

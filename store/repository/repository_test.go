@@ -2,6 +2,7 @@ package repository
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -9,8 +10,14 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/backstop/backstop/store/repository/storage"
 )
 
 // setup returns a new repository in a fresh directory, and its key.
@@ -26,6 +33,79 @@ func setup(t testing.TB) (*Repo, []byte) {
 	}
 	t.Cleanup(func() { r.Close() })
 	return r, key
+}
+
+// setupWith returns a new repository opened with opts in a fresh directory, and its key.
+func setupWith(t testing.TB, opts Options) (*Repo, []byte) {
+	t.Helper()
+	key, err := GenerateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := storage.NewLocal(filepath.Join(t.TempDir(), "repo"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := InitStorage(t.Context(), st, key, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close() })
+	return r, key
+}
+
+// reopen opens the repository of r again with opts, as another process would.
+func reopen(t testing.TB, r *Repo, key []byte, opts Options) *Repo {
+	t.Helper()
+	st, err := storage.NewLocal(r.localDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	r2, err := OpenStorage(t.Context(), st, key, opts)
+	if err != nil {
+		t.Fatalf("OpenStorage(%s) = %v", r.localDir(), err)
+	}
+	t.Cleanup(func() { r2.Close() })
+	return r2
+}
+
+// packIDs returns the ids of the packs stored under packs/ and of the index objects
+// stored under index/, each sorted.
+func packIDs(t testing.TB, r *Repo) (packs, indexes []string) {
+	t.Helper()
+	for _, dir := range []struct {
+		prefix string
+		ids    *[]string
+	}{{packDir, &packs}, {indexDir, &indexes}} {
+		err := r.st.List(t.Context(), dir.prefix, func(key string, _ int64) error {
+			id, ok := packIDOfKey(key, dir.prefix)
+			if !ok || key != dir.prefix+id[:2]+"/"+id {
+				t.Errorf("unexpected key %q under %s", key, dir.prefix)
+			}
+			*dir.ids = append(*dir.ids, id)
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		slices.Sort(*dir.ids)
+	}
+	return packs, indexes
+}
+
+// storedBlobs returns how many blob copies the index objects of r list.
+func storedBlobs(t testing.TB, r *Repo) int {
+	t.Helper()
+	_, indexes := packIDs(t, r)
+	n := 0
+	for _, id := range indexes {
+		idx, err := r.readIndex(t.Context(), id)
+		if err != nil {
+			t.Fatalf("readIndex(%s) = %v", id, err)
+		}
+		n += len(idx.Entries)
+	}
+	return n
 }
 
 // rewrite replaces the content of a read-only repository file with
@@ -195,8 +275,8 @@ func TestInit(t *testing.T) {
 			if err := json.Unmarshal(data, &c); err != nil {
 				t.Fatal(err)
 			}
-			if c.Format != 1 || c.ID != r.ID() || len(c.ID) != 32 || c.BlockSize != DefaultBlockSize || c.CreatedAt.IsZero() || len(c.KeyCheck) == 0 {
-				t.Errorf("config after Init = %+v, want format 1, id %q, block size %d, created_at and key_check set", c, r.ID(), DefaultBlockSize)
+			if c.Format != 2 || c.ID != r.ID() || len(c.ID) != 32 || c.BlockSize != DefaultBlockSize || c.CreatedAt.IsZero() || len(c.KeyCheck) == 0 {
+				t.Errorf("config after Init = %+v, want format 2, id %q, block size %d, created_at and key_check set", c, r.ID(), DefaultBlockSize)
 			}
 			if bytes.Contains(data, []byte(EncodeKey(key))) {
 				t.Errorf("config after Init holds the key")
@@ -252,7 +332,9 @@ func TestOpen(t *testing.T) {
 			},
 			wantErr: "no repository here", wantIs: fs.ErrNotExist,
 		},
-		{name: "unknown format", prepare: editConfig(func(c map[string]any) { c["format"] = 2 }), wantErr: "unsupported repository format 2"},
+		{name: "format 1", prepare: editConfig(func(c map[string]any) { c["format"] = 1 }), wantErr: "format 1", wantIs: ErrOldFormat},
+		{name: "unknown format", prepare: editConfig(func(c map[string]any) { c["format"] = 3 }), wantErr: "unsupported repository format 3"},
+		{name: "format 0", prepare: editConfig(func(c map[string]any) { delete(c, "format") }), wantErr: "unsupported repository format 0"},
 		{name: "id changed", prepare: editConfig(func(c map[string]any) { c["id"] = strings.Repeat("ab", 16) }), wantIs: ErrWrongKey},
 		{name: "bad id", prepare: editConfig(func(c map[string]any) { c["id"] = "../x" }), wantErr: "invalid id"},
 		{name: "bad block size", prepare: editConfig(func(c map[string]any) { c["block_size"] = 0 }), wantErr: "invalid block size 0"},
@@ -302,6 +384,18 @@ func TestOpenReadsObjectsOfInit(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Put only fills a pack in memory; Sync stores it.
+	early, err := Open(r.localDir(), key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer early.Close()
+	if ok, err := early.Has(t.Context(), ref.Name); ok || err != nil {
+		t.Errorf("Has(%s) in another Repo before Sync = %v, %v, want false, nil", ref.Name, ok, err)
+	}
+	if err := r.Sync(t.Context()); err != nil {
+		t.Fatal(err)
+	}
 	r2, err := Open(r.localDir(), key)
 	if err != nil {
 		t.Fatal(err)
@@ -314,4 +408,103 @@ func TestOpenReadsObjectsOfInit(t *testing.T) {
 	if ref2, written, err := r2.Put(t.Context(), data); err != nil || written || ref2 != ref {
 		t.Errorf("Put(same data) after Open = %+v, %v, %v, want %+v, false, nil", ref2, written, err, ref)
 	}
+}
+
+// TestOpenOldFormat opens a repository written by Backstop before packs: one file per
+// block under objects/. Open refuses it and leaves every file as it was.
+func TestOpenOldFormat(t *testing.T) {
+	t.Parallel()
+	key, err := GenerateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(t.TempDir(), "repo")
+	name := strings.Repeat("3f", 32)
+	created := time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
+	files := map[string]string{
+		configName: `{"format": 1, "id": "` + strings.Repeat("ab", 16) + `", "created_at": "2025-03-01T12:00:00Z", ` +
+			`"block_size": 1048576, "key_check": "QlNLMQAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="}` + "\n",
+		"objects/3f/" + name:                                   "BSO1 a sealed block",
+		"backups/nightly.manifest":                             "BSM1 a sealed manifest",
+		"wal/7301234567890123456/000000010000000000000003.wal": "BSW1 a sealed WAL manifest",
+	}
+	for rel, content := range files {
+		p := filepath.Join(dir, filepath.FromSlash(rel))
+		mkdir(t, filepath.Dir(p))
+		if err := os.WriteFile(p, []byte(content), 0o440); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chtimes(p, created, created); err != nil {
+			t.Fatal(err)
+		}
+	}
+	before := snapshot(t, dir)
+
+	cacheDir := t.TempDir()
+	st, err := storage.NewLocal(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, open := range []struct {
+		name string
+		fn   func() (*Repo, error)
+	}{
+		{"Open", func() (*Repo, error) { return Open(dir, key) }},
+		{"OpenStorage", func() (*Repo, error) { return OpenStorage(t.Context(), st, key, Options{CacheDir: cacheDir}) }},
+	} {
+		r, err := open.fn()
+		if err == nil {
+			r.Close()
+		}
+		if !errors.Is(err, ErrOldFormat) {
+			t.Errorf("%s(format 1 repository) = %v, want an error wrapping ErrOldFormat", open.name, err)
+		}
+	}
+	if diff := cmp.Diff(before, snapshot(t, dir)); diff != "" {
+		t.Errorf("repository after Open of format 1 changed (-before +after):\n%s", diff)
+	}
+	if entries, err := os.ReadDir(cacheDir); err != nil || len(entries) != 0 {
+		t.Errorf("cache directory after Open of format 1 = %v, %v, want empty", entries, err)
+	}
+}
+
+// fileState is what snapshot records of one file or directory.
+type fileState struct {
+	Mode    fs.FileMode
+	Size    int64
+	ModTime time.Time
+	Sum     [sha256.Size]byte
+}
+
+// snapshot records every file and directory below dir.
+func snapshot(t *testing.T, dir string) map[string]fileState {
+	t.Helper()
+	out := map[string]fileState{}
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		fi, err := d.Info()
+		if err != nil {
+			return err
+		}
+		s := fileState{Mode: fi.Mode(), ModTime: fi.ModTime()}
+		if fi.Mode().IsRegular() {
+			data, err := os.ReadFile(p)
+			if err != nil {
+				return err
+			}
+			s.Size, s.Sum = fi.Size(), sha256.Sum256(data)
+		}
+		rel, err := filepath.Rel(dir, p)
+		if err != nil {
+			return err
+		}
+		out[filepath.ToSlash(rel)] = s
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
 }

@@ -184,11 +184,13 @@ func (r *Repo) PutWAL(ctx context.Context, systemID, name string, data io.Reader
 	}
 
 	var blocks []string
+	packs := map[string]struct{}{}
 	err = r.cutWAL(ctx, data, size, func(block []byte) error {
 		obj, written, err := r.Put(ctx, block)
 		if err != nil {
 			return err
 		}
+		packs[obj.Pack] = struct{}{}
 		blocks = append(blocks, obj.Name)
 		if written {
 			ref.BlocksNew++
@@ -222,12 +224,19 @@ func (r *Repo) PutWAL(ctx context.Context, systemID, name string, data io.Reader
 	if err != nil {
 		return fail(err)
 	}
-	// The blocks' directory entries must be durable before the manifest that
+	// The blocks must be durable, in packs pruning keeps, before the manifest that
 	// refers to them.
-	if err := r.Sync(ctx); err != nil {
-		return fail(err)
+	names := func(fn func(string) error) error {
+		for _, b := range blocks {
+			if err := fn(b); err != nil {
+				return err
+			}
+		}
+		return nil
 	}
-	err = r.st.Put(ctx, walRel(systemID, name), sealed, true)
+	err = r.commit(ctx, packs, names, nil, func(ctx context.Context) error {
+		return r.st.Put(ctx, walRel(systemID, name), sealed, true)
+	})
 	if errors.Is(err, storage.ErrExists) {
 		// Another writer archived it since we looked.
 		archived, err := r.readWALManifest(ctx, systemID, name)

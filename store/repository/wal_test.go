@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -148,7 +149,11 @@ func TestPutWALIdempotent(t *testing.T) {
 			r, _ := setup(t)
 			ctx := t.Context()
 			first, _ := putWAL(t, r, tt.name, tt.data)
-			objects, _ := countFiles(t, filepath.Join(r.localDir(), "objects"))
+			packs, _ := packIDs(t, r)
+			blobs := storedBlobs(t, r)
+			if blobs != first.Blocks || len(packs) != 1 {
+				t.Errorf("PutWAL(%s) stored %d blobs in %d packs, want %d in 1", tt.name, blobs, len(packs), first.Blocks)
+			}
 
 			ref, isNew := putWAL(t, r, tt.name, tt.data)
 			want := first
@@ -168,8 +173,14 @@ func TestPutWALIdempotent(t *testing.T) {
 				t.Errorf("PutWAL(%s, other content) = %q, want it to say %q", tt.name, err, wantMsg)
 			}
 			// Conflicting content is hashed, never stored.
-			if n, temps := countFiles(t, filepath.Join(r.localDir(), "objects")); n != objects || temps != 0 {
-				t.Errorf("objects after a refused overwrite = %d (%d temporary), want %d", n, temps, objects)
+			if err := r.Sync(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if now, _ := packIDs(t, r); !slices.Equal(now, packs) || storedBlobs(t, r) != blobs {
+				t.Errorf("after a refused overwrite: packs %q holding %d blobs, want %q holding %d", now, storedBlobs(t, r), packs, blobs)
+			}
+			if _, temps := countFiles(t, r.localDir()); temps != 0 {
+				t.Errorf("temporary files after a refused overwrite = %d, want 0", temps)
 			}
 			got, err := readWAL(t, r, tt.name)
 			if err != nil || !bytes.Equal(got, tt.data) {
@@ -247,18 +258,18 @@ func TestPutWALPartialDedupe(t *testing.T) {
 		// The complete segment stores the tail its last piece lacked.
 		{segSize, seg3, 16, 16 - 7},
 	}
-	objectsDir := filepath.Join(r.localDir(), "objects")
-	objects, _ := countFiles(t, objectsDir)
+	blobs := storedBlobs(t, r)
 	for _, s := range steps {
 		ref, isNew := putWAL(t, r, s.name, segment[:s.size])
 		if !isNew || ref.Blocks != s.blocks || ref.BlocksNew != s.blocksNew {
 			t.Errorf("PutWAL(%s) = %d blocks, %d new (new file %v), want %d, %d (true)", s.name, ref.Blocks, ref.BlocksNew, isNew, s.blocks, s.blocksNew)
 		}
-		now, _ := countFiles(t, objectsDir)
-		if now-objects != s.blocksNew {
-			t.Errorf("PutWAL(%s) wrote %d objects, want %d", s.name, now-objects, s.blocksNew)
+		// PutWAL stores its new blobs before it returns.
+		now := storedBlobs(t, r)
+		if now-blobs != s.blocksNew {
+			t.Errorf("PutWAL(%s) stored %d blobs, want %d", s.name, now-blobs, s.blocksNew)
 		}
-		objects = now
+		blobs = now
 		if s.blocksNew > 0 && ref.StoredBytesNew < int64(s.blocksNew-1)*mib {
 			t.Errorf("PutWAL(%s).StoredBytesNew = %d, want about %d MiB of random data", s.name, ref.StoredBytesNew, s.blocksNew)
 		}
@@ -533,8 +544,9 @@ func TestWALCorrupt(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		rewrite(t, r.objectPath(f.Blocks[7]), func(b []byte) []byte {
-			b[len(b)/2] ^= 1
+		path, off, n := r.blobAt(t, f.Blocks[7])
+		rewrite(t, path, func(b []byte) []byte {
+			b[off+n/2] ^= 1
 			return b
 		})
 		_, err = readWAL(t, r, seg3)
@@ -548,29 +560,46 @@ func TestWALCorrupt(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		other, err := os.ReadFile(r.objectPath(f.Blocks[1]))
-		if err != nil {
-			t.Fatal(err)
+		path0, off0, n0 := r.blobAt(t, f.Blocks[0])
+		path1, off1, n1 := r.blobAt(t, f.Blocks[1])
+		if path0 != path1 || n0 != n1 {
+			t.Fatalf("blocks 0 and 1 at %s [%d, +%d) and %s [%d, +%d), want ranges of one length in one pack", path0, off0, n0, path1, off1, n1)
 		}
-		rewrite(t, r.objectPath(f.Blocks[0]), func([]byte) []byte { return other })
+		rewrite(t, path0, func(b []byte) []byte {
+			copy(b[off0:off0+n0], b[off1:off1+n1])
+			return b
+		})
 		_, err = readWAL(t, r, seg3)
 		wantCorrupt(t, "ReadWAL(block swapped)", err, f.Blocks[0])
 	})
 
 	t.Run("block missing", func(t *testing.T) {
 		t.Parallel()
-		r := setupWAL(t)
+		// Packs of one block each, so that only the last block goes with its pack.
+		r, _ := setupWith(t, Options{PackSize: mib})
+		putWAL(t, r, seg3, segment)
 		f, err := r.WAL(t.Context(), testSystemID, seg3)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := os.Remove(r.objectPath(f.Blocks[15])); err != nil {
+		path, _, _ := r.blobAt(t, f.Blocks[15])
+		if p, _, _ := r.blobAt(t, f.Blocks[14]); p == path {
+			t.Fatalf("blocks 14 and 15 both in %s, want a pack each", path)
+		}
+		if err := os.Remove(path); err != nil {
 			t.Fatal(err)
 		}
-		_, err = readWAL(t, r, seg3)
+		var buf bytes.Buffer
+		err = r.ReadWAL(t.Context(), testSystemID, seg3, &buf)
 		wantCorrupt(t, "ReadWAL(block missing)", err, rel)
 		if errors.Is(err, ErrNotFound) {
 			t.Errorf("ReadWAL(block missing) = %v: a missing block must not read as a missing file", err)
+		}
+		if err != nil && !strings.Contains(err.Error(), "block 15 ") {
+			t.Errorf("ReadWAL(block missing) = %v, want it to name block 15", err)
+		}
+		if buf.Len() != 15*mib {
+			t.Errorf("ReadWAL(block missing) wrote %d bytes, want the %d before block 15", buf.Len(), 15*mib)
 		}
 	})
 }

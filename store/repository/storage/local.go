@@ -241,6 +241,9 @@ func (l *Local) List(ctx context.Context, prefix string, fn func(key string, siz
 			return nil
 		}
 		fi, err := d.Info()
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil // deleted since the directory was read
+		}
 		if err != nil {
 			return err
 		}

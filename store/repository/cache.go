@@ -1,0 +1,343 @@
+package repository
+
+import (
+	"context"
+	"database/sql"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+
+	_ "modernc.org/sqlite" // the cache's database driver
+)
+
+// The index cache is a local SQLite file holding what the repository's index objects,
+// tombstones and bad-object markers say, so that a dedupe check or a block's location is
+// a lookup on the local disk and memory stays flat however large the repository grows.
+// It is only a cache: everything in it is read back from the repository by refresh, and
+// a missing or damaged file is rebuilt.
+//
+//	packs  one row per pack whose index object was loaded; dead when it has a tombstone
+//	blobs  one row per stored copy of a blob: (name, pack) → offset, length, size
+//	bad    copies marked bad: lookups skip them, so the next writer stores a good copy
+const cacheSchema = `
+CREATE TABLE IF NOT EXISTS packs (
+	id      TEXT PRIMARY KEY,
+	created INTEGER NOT NULL,
+	bytes   INTEGER NOT NULL,
+	dead    INTEGER NOT NULL DEFAULT 0
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS blobs (
+	name BLOB NOT NULL,
+	pack TEXT NOT NULL,
+	off  INTEGER NOT NULL,
+	len  INTEGER NOT NULL,
+	size INTEGER NOT NULL,
+	PRIMARY KEY (name, pack)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS blobs_pack ON blobs (pack);
+CREATE TABLE IF NOT EXISTS bad (
+	pack   TEXT NOT NULL,
+	name   BLOB NOT NULL,
+	PRIMARY KEY (pack, name)
+) WITHOUT ROWID;
+`
+
+// cache is a repository's local index cache.
+type cache struct {
+	db   *sql.DB
+	path string
+	temp string // a directory to remove at close, for a cache without a home
+
+	refreshMu sync.Mutex
+}
+
+// location is where one copy of a blob is stored.
+type location struct {
+	Pack   string
+	Offset int64
+	Length int64 // sealed bytes in the pack
+	Size   int64 // plaintext bytes
+}
+
+// openCache opens (creating) the cache of repository id in dir; with dir "" it lives in
+// a temporary directory removed by close.
+func openCache(ctx context.Context, dir, id string) (*cache, error) {
+	temp := ""
+	if dir == "" {
+		d, err := os.MkdirTemp("", "backstop-cache-")
+		if err != nil {
+			return nil, fmt.Errorf("index cache: %w", err)
+		}
+		dir, temp = d, d
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("index cache: %w", err)
+	}
+	path := filepath.Join(dir, "index-"+id+".db")
+	c, err := openCacheFile(ctx, path)
+	if err != nil {
+		// It is only a cache: start again from the repository.
+		for _, suffix := range []string{"", "-wal", "-shm"} {
+			os.Remove(path + suffix)
+		}
+		c, err = openCacheFile(ctx, path)
+	}
+	if err != nil {
+		if temp != "" {
+			os.RemoveAll(temp)
+		}
+		return nil, err
+	}
+	c.temp = temp
+	return c, nil
+}
+
+func openCacheFile(ctx context.Context, path string) (*cache, error) {
+	params := url.Values{
+		"_pragma":  {"busy_timeout(30000)", "journal_mode(WAL)", "synchronous(OFF)"},
+		"_txlock":  {"immediate"},
+		"_time_fo": {"unix"},
+	}
+	db, err := sql.Open("sqlite", path+"?"+params.Encode())
+	if err != nil {
+		return nil, fmt.Errorf("index cache %s: %w", path, err)
+	}
+	db.SetMaxOpenConns(4)
+	if _, err := db.ExecContext(ctx, cacheSchema); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("index cache %s: %w", path, err)
+	}
+	return &cache{db: db, path: path}, nil
+}
+
+func (c *cache) close() error {
+	err := c.db.Close()
+	if c.temp != "" {
+		os.RemoveAll(c.temp)
+	}
+	return err
+}
+
+// lookup returns a good copy of the named blob for a writer: in a pack without a
+// tombstone, not marked bad.
+func (c *cache) lookup(ctx context.Context, name []byte) (location, bool, error) {
+	var l location
+	err := c.db.QueryRowContext(ctx, `
+SELECT b.pack, b.off, b.len, b.size FROM blobs b JOIN packs p ON p.id = b.pack
+WHERE b.name = ? AND p.dead = 0
+  AND NOT EXISTS (SELECT 1 FROM bad WHERE bad.pack = b.pack AND bad.name = b.name)
+ORDER BY p.created DESC LIMIT 1`, name).Scan(&l.Pack, &l.Offset, &l.Length, &l.Size)
+	if errors.Is(err, sql.ErrNoRows) {
+		return location{}, false, nil
+	}
+	if err != nil {
+		return location{}, false, fmt.Errorf("index cache: %w", err)
+	}
+	return l, true, nil
+}
+
+// locations returns every copy of the named blob, best first: packs without a
+// tombstone, newest first, then those with one (still readable until pruning deletes
+// them), and last the copies marked bad (a read still proves or disproves them: the seal
+// and the name are checked).
+func (c *cache) locations(ctx context.Context, name []byte) ([]location, error) {
+	rows, err := c.db.QueryContext(ctx, `
+SELECT b.pack, b.off, b.len, b.size FROM blobs b JOIN packs p ON p.id = b.pack
+WHERE b.name = ?
+ORDER BY EXISTS (SELECT 1 FROM bad WHERE bad.pack = b.pack AND bad.name = b.name), p.dead, p.created DESC`, name)
+	if err != nil {
+		return nil, fmt.Errorf("index cache: %w", err)
+	}
+	defer rows.Close()
+	var out []location
+	for rows.Next() {
+		var l location
+		if err := rows.Scan(&l.Pack, &l.Offset, &l.Length, &l.Size); err != nil {
+			return nil, fmt.Errorf("index cache: %w", err)
+		}
+		out = append(out, l)
+	}
+	return out, rows.Err()
+}
+
+// addPack records a pack's index.
+func (c *cache) addPack(ctx context.Context, idx *packIndex) error {
+	tx, err := c.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("index cache: %w", err)
+	}
+	defer tx.Rollback()
+	if err := insertPack(ctx, tx, idx); err != nil {
+		return fmt.Errorf("index cache: %w", err)
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("index cache: %w", err)
+	}
+	return nil
+}
+
+func insertPack(ctx context.Context, tx *sql.Tx, idx *packIndex) error {
+	if _, err := tx.ExecContext(ctx, `INSERT OR IGNORE INTO packs (id, created, bytes) VALUES (?, ?, ?)`,
+		idx.Pack, idx.Created.UnixNano(), idx.Bytes); err != nil {
+		return err
+	}
+	stmt, err := tx.PrepareContext(ctx, `INSERT OR IGNORE INTO blobs (name, pack, off, len, size) VALUES (?, ?, ?, ?, ?)`)
+	if err != nil {
+		return err
+	}
+	defer stmt.Close()
+	for _, e := range idx.Entries {
+		if _, err := stmt.ExecContext(ctx, e.Name[:], idx.Pack, e.Offset, e.Length, e.Size); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// refresh makes the cache say what the repository says now: the index object of every
+// pack (loading those it has not seen, forgetting those deleted), the tombstones and the
+// bad-object markers. Three listings, plus one read per new index object.
+func (c *cache) refresh(ctx context.Context, r *Repo) error {
+	c.refreshMu.Lock()
+	defer c.refreshMu.Unlock()
+	listed := map[string]bool{}
+	err := r.st.List(ctx, indexDir, func(key string, _ int64) error {
+		if id, ok := packIDOfKey(key, indexDir); ok {
+			listed[id] = true
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("refresh index: %w", err)
+	}
+	known := map[string]bool{}
+	rows, err := c.db.QueryContext(ctx, `SELECT id FROM packs`)
+	if err != nil {
+		return fmt.Errorf("refresh index: %w", err)
+	}
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			rows.Close()
+			return fmt.Errorf("refresh index: %w", err)
+		}
+		known[id] = true
+	}
+	rows.Close()
+	for id := range known {
+		if !listed[id] && !r.pendingPack(id) {
+			if err := c.forgetPack(ctx, id); err != nil {
+				return err
+			}
+		}
+	}
+	for id := range listed {
+		if known[id] {
+			continue
+		}
+		idx, err := r.readIndex(ctx, id)
+		if err != nil {
+			var ce *CorruptError
+			if errors.As(err, &ce) || errors.Is(err, ErrNotFound) {
+				// A damaged index object hides its pack from dedupe; verification reports it,
+				// and the pack's own trailer still describes it.
+				continue
+			}
+			return fmt.Errorf("refresh index: %w", err)
+		}
+		if err := c.addPack(ctx, idx); err != nil {
+			return err
+		}
+	}
+	dead, err := r.tombstones(ctx)
+	if err != nil {
+		return fmt.Errorf("refresh index: %w", err)
+	}
+	if err := c.setDead(ctx, dead); err != nil {
+		return err
+	}
+	bad, err := r.badMarks(ctx)
+	if err != nil {
+		return fmt.Errorf("refresh index: %w", err)
+	}
+	return c.setBad(ctx, bad)
+}
+
+func (c *cache) forgetPack(ctx context.Context, id string) error {
+	tx, err := c.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("index cache: %w", err)
+	}
+	defer tx.Rollback()
+	for _, q := range []string{`DELETE FROM blobs WHERE pack = ?`, `DELETE FROM bad WHERE pack = ?`, `DELETE FROM packs WHERE id = ?`} {
+		if _, err := tx.ExecContext(ctx, q, id); err != nil {
+			return fmt.Errorf("index cache: %w", err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("index cache: %w", err)
+	}
+	return nil
+}
+
+func (c *cache) setDead(ctx context.Context, dead map[string]tombstone) error {
+	tx, err := c.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("index cache: %w", err)
+	}
+	defer tx.Rollback()
+	if _, err := tx.ExecContext(ctx, `UPDATE packs SET dead = 0 WHERE dead = 1`); err != nil {
+		return fmt.Errorf("index cache: %w", err)
+	}
+	for id := range dead {
+		if _, err := tx.ExecContext(ctx, `UPDATE packs SET dead = 1 WHERE id = ?`, id); err != nil {
+			return fmt.Errorf("index cache: %w", err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("index cache: %w", err)
+	}
+	return nil
+}
+
+func (c *cache) setBad(ctx context.Context, bad []BadObject) error {
+	tx, err := c.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("index cache: %w", err)
+	}
+	defer tx.Rollback()
+	if _, err := tx.ExecContext(ctx, `DELETE FROM bad`); err != nil {
+		return fmt.Errorf("index cache: %w", err)
+	}
+	for _, b := range bad {
+		name, err := hex.DecodeString(b.Name)
+		if err != nil {
+			continue
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT OR IGNORE INTO bad (pack, name) VALUES (?, ?)`, b.Pack, name); err != nil {
+			return fmt.Errorf("index cache: %w", err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("index cache: %w", err)
+	}
+	return nil
+}
+
+// packIDOfKey returns the pack id of a key below dir ("packs/" or "index/").
+func packIDOfKey(key, dir string) (string, bool) {
+	rest, ok := strings.CutPrefix(key, dir)
+	if !ok {
+		return "", false
+	}
+	_, id, ok := strings.Cut(rest, "/")
+	if !ok || !validPackID(id) {
+		return "", false
+	}
+	return id, true
+}
