@@ -268,7 +268,24 @@ func (s *WALServer) fetch(ctx context.Context, src WALSource) (*os.File, int64, 
 	}
 	// Unlinked at once: nothing is left behind, whatever happens.
 	os.Remove(f.Name())
-	if err := s.repo.ReadWAL(ctx, s.systemID, src.File, f); err != nil {
+	err = s.repo.ReadWAL(ctx, s.systemID, src.File, f)
+	if errors.Is(err, repository.ErrNotFound) {
+		// Pruning deletes a piece once a longer piece or the whole segment is archived:
+		// serve that instead. It begins with the same bytes.
+		if next, ok := s.successor(ctx, src.File); ok {
+			src.File = next
+			if _, serr := f.Seek(0, io.SeekStart); serr != nil {
+				f.Close()
+				return nil, 0, serr
+			}
+			if terr := f.Truncate(0); terr != nil {
+				f.Close()
+				return nil, 0, terr
+			}
+			err = s.repo.ReadWAL(ctx, s.systemID, src.File, f)
+		}
+	}
+	if err != nil {
 		f.Close()
 		return nil, 0, err
 	}
@@ -290,6 +307,30 @@ func (s *WALServer) fetch(ctx context.Context, src WALSource) (*os.File, int64, 
 		return nil, 0, err
 	}
 	return f, size, nil
+}
+
+// successor returns what replaced a partial piece that is no longer archived: the complete
+// segment, else its newest piece, if that is longer.
+func (s *WALServer) successor(ctx context.Context, piece string) (string, bool) {
+	seg, end, ok := strings.Cut(piece, pgwal.PartialSuffix+".")
+	if !ok {
+		return "", false
+	}
+	names, err := s.repo.WALNames(ctx, s.systemID)
+	if err != nil {
+		return "", false
+	}
+	best := ""
+	for _, n := range names {
+		if n == seg {
+			return n, true
+		}
+		// END has eight digits, so names compare as their ENDs do.
+		if rest, ok := strings.CutPrefix(n, seg+pgwal.PartialSuffix+"."); ok && rest > end && n > best {
+			best = n
+		}
+	}
+	return best, best != ""
 }
 
 func (s *WALServer) count(fn func(*WALServerStats)) {

@@ -502,6 +502,39 @@ func testWALFetch(t *testing.T, p *pitr) {
 		}
 	})
 
+	t.Run("piece pruned while served", func(t *testing.T) {
+		// A repository of its own: a recovering server was told to fetch a piece, and
+		// pruning deleted it once a longer piece was archived.
+		key, err := repository.GenerateKey()
+		if err != nil {
+			t.Fatal(err)
+		}
+		repo := newRepo(t, key)
+		defer repo.Close()
+		const sysID, seg = "7000000000000000002", "000000010000000000000004"
+		data := make([]byte, 16<<20)
+		rand.Read(data[:3<<20])
+		short, long := repository.PartialWALName(seg, 1<<20), repository.PartialWALName(seg, 3<<20)
+		if _, _, err := repo.PutWAL(ctx, sysID, short, bytes.NewReader(data[:1<<20]), 1<<20); err != nil {
+			t.Fatal(err)
+		}
+		_, csocket := serveWAL(t, repo, sysID, map[string]jobs.WALSource{seg: {File: short, SegmentSize: 16 << 20}}, -1, -1)
+		if _, _, err := repo.PutWAL(ctx, sysID, long, bytes.NewReader(data[:3<<20]), 3<<20); err != nil {
+			t.Fatal(err)
+		}
+		if res, err := repo.Prune(ctx, repository.PruneOptions{Grace: -1, Delay: -1}); err != nil || res.PiecesDeleted != 1 {
+			t.Fatalf("Prune = %+v, %v, want the short piece deleted", res, err)
+		}
+		d := dest(t)
+		if code, stderr := walFetch(t, p.backstop, csocket, seg, d); code != 0 || stderr != "" {
+			t.Fatalf("wal-fetch %s after its piece was pruned = exit %d, stderr %q, want 0 and nothing", seg, code, stderr)
+		}
+		got, err := os.ReadFile(d)
+		if err != nil || !bytes.Equal(got, data) {
+			t.Errorf("fetched %s: %d bytes (%v), want the longer piece's 3 MiB then zeros to 16 MiB", seg, len(got), err)
+		}
+	})
+
 	t.Run("corrupt object", func(t *testing.T) {
 		// A repository of its own: blocks are shared, and this one is damaged.
 		key, err := repository.GenerateKey()

@@ -291,7 +291,7 @@ func (h *home) workers() []jobs.Worker {
 		exe = "backstop"
 	}
 	return []jobs.Worker{jobs.NewBackupWorker(h.store, h.repo), jobs.NewRestoreWorker(h.store, h.repo),
-		jobs.NewPITRWorker(h.store, h.repo, exe), jobs.NewInstanceWorker(h.store)}
+		jobs.NewPITRWorker(h.store, h.repo, exe), jobs.NewInstanceWorker(h.store), jobs.NewPruneWorker(h.repo)}
 }
 
 func (h *home) Close() error {

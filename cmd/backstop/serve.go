@@ -136,6 +136,18 @@ func (c *cli) serveHomeWith(ctx context.Context, h *home, opts serveOptions, rea
 	}
 	defer runner.Stop()
 
+	// Hourly, the repository collects what nothing needs any more.
+	maintCtx, stopMaintenance := context.WithCancel(ctx)
+	maintained := make(chan struct{})
+	go func() {
+		defer close(maintained)
+		jobs.RunMaintenance(maintCtx, runner, time.Hour, c.log)
+	}()
+	defer func() {
+		stopMaintenance()
+		<-maintained
+	}()
+
 	// WAL streaming of every source, into the spool below the home and on to the repository.
 	archiver := jobs.NewArchiver(h.store, h.repo, filepath.Join(h.dir, "spool"), c.log)
 	archCtx, stopArchiving := context.WithCancel(ctx)
