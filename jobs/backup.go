@@ -408,19 +408,20 @@ func (w *backupWriter) submit(f *pendingFile, part *filePart, bp *[]byte, data [
 	index := len(f.parts) - 1
 	w.g.Go(func() error {
 		defer w.bufs.Put(bp)
-		part.names = make([][32]byte, 0, (len(data)+f.chunk-1)/f.chunk)
+		chunks := make([][]byte, 0, (len(data)+f.chunk-1)/f.chunk)
 		for off := 0; off < len(data); off += f.chunk {
-			chunk := data[off:min(off+f.chunk, len(data))]
-			ref, written, err := w.sess.Put(w.gctx, chunk)
-			if err != nil {
-				return fmt.Errorf("store %s part %d: %w", f.Path, index, err)
-			}
-			var name [32]byte
-			if _, err := hex.Decode(name[:], []byte(ref.Name)); err != nil {
+			chunks = append(chunks, data[off:min(off+f.chunk, len(data))])
+		}
+		refs, written, err := w.sess.PutMany(w.gctx, chunks)
+		if err != nil {
+			return fmt.Errorf("store %s part %d: %w", f.Path, index, err)
+		}
+		part.names = make([][32]byte, len(refs))
+		for i, ref := range refs {
+			if _, err := hex.Decode(part.names[i][:], []byte(ref.Name)); err != nil {
 				return err
 			}
-			part.names = append(part.names, name)
-			w.count(ref, written, len(chunk), f.isWAL)
+			w.count(ref, written[i], len(chunks[i]), f.isWAL)
 		}
 		if f.remaining.Add(-1) == 0 {
 			return w.finish(w.gctx, f)

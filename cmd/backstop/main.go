@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
 )
 
@@ -53,6 +54,12 @@ its ID on the last line; --json prints machine-readable output instead.
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	if os.Getenv("GOMEMLIMIT") == "" {
+		// A soft limit: the collector works harder near it rather than let garbage grow the
+		// process to twice what it holds (about 60 MiB in a backup: two 16 MiB packs, the
+		// blocks in flight). GOMEMLIMIT overrides it.
+		debug.SetMemoryLimit(defaultMemoryLimit)
+	}
 	if err := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr); err != nil {
 		if !errors.Is(err, flag.ErrHelp) {
 			fmt.Fprintln(os.Stderr, "backstop:", err)
@@ -60,6 +67,9 @@ func main() {
 		os.Exit(1)
 	}
 }
+
+// defaultMemoryLimit is the soft memory limit of every command unless GOMEMLIMIT is set.
+const defaultMemoryLimit = 96 << 20
 
 // cli is what every command gets: where its state is, where it writes, how it logs.
 type cli struct {

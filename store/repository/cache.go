@@ -54,6 +54,9 @@ type cache struct {
 	temp string // a directory to remove at close, for a cache without a home
 
 	refreshMu sync.Mutex
+
+	stmtMu sync.Mutex
+	stmts  map[string]*sql.Stmt // prepared statements by text: parsing costs more than a lookup
 }
 
 // location is where one copy of a blob is stored.
@@ -79,6 +82,10 @@ func openCache(ctx context.Context, dir, id string) (*cache, error) {
 		return nil, fmt.Errorf("index cache: %w", err)
 	}
 	path := filepath.Join(dir, "index-"+id+".db")
+	// Created first so that SQLite's files take its mode: the cache is Backstop's alone.
+	if f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600); err == nil {
+		f.Close()
+	}
 	c, err := openCacheFile(ctx, path)
 	if err != nil {
 		// It is only a cache: start again from the repository.
@@ -99,7 +106,8 @@ func openCache(ctx context.Context, dir, id string) (*cache, error) {
 
 func openCacheFile(ctx context.Context, path string) (*cache, error) {
 	params := url.Values{
-		"_pragma":  {"busy_timeout(30000)", "journal_mode(WAL)", "synchronous(OFF)"},
+		// mmap: lookups read the file's pages in place instead of a read call each.
+		"_pragma":  {"busy_timeout(30000)", "journal_mode(WAL)", "synchronous(OFF)", "mmap_size(1073741824)"},
 		"_txlock":  {"immediate"},
 		"_time_fo": {"unix"},
 	}
@@ -112,10 +120,13 @@ func openCacheFile(ctx context.Context, path string) (*cache, error) {
 		db.Close()
 		return nil, fmt.Errorf("index cache %s: %w", path, err)
 	}
-	return &cache{db: db, path: path}, nil
+	return &cache{db: db, path: path, stmts: map[string]*sql.Stmt{}}, nil
 }
 
 func (c *cache) close() error {
+	for _, st := range c.stmts {
+		st.Close()
+	}
 	err := c.db.Close()
 	if c.temp != "" {
 		os.RemoveAll(c.temp)
@@ -123,22 +134,86 @@ func (c *cache) close() error {
 	return err
 }
 
+// stmt returns the prepared statement for query.
+func (c *cache) stmt(ctx context.Context, query string) (*sql.Stmt, error) {
+	c.stmtMu.Lock()
+	defer c.stmtMu.Unlock()
+	if st, ok := c.stmts[query]; ok {
+		return st, nil
+	}
+	st, err := c.db.PrepareContext(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	c.stmts[query] = st
+	return st, nil
+}
+
 // lookup returns a good copy of the named blob for a writer: in a pack without a
 // tombstone, not marked bad.
 func (c *cache) lookup(ctx context.Context, name []byte) (location, bool, error) {
-	var l location
-	err := c.db.QueryRowContext(ctx, `
-SELECT b.pack, b.off, b.len, b.size FROM blobs b JOIN packs p ON p.id = b.pack
-WHERE b.name = ? AND p.dead = 0
+	var sum [32]byte
+	copy(sum[:], name)
+	found, err := c.lookupMany(ctx, [][32]byte{sum})
+	l, ok := found[sum]
+	return l, ok, err
+}
+
+// lookupBatch is how many names one lookup query asks for.
+const lookupBatch = 64
+
+// lookupMany returns a good copy of each of the named blobs that has one (see lookup).
+func (c *cache) lookupMany(ctx context.Context, names [][32]byte) (map[[32]byte]location, error) {
+	return c.best(ctx, names, "p.dead = 0", "p.created")
+}
+
+// readable returns, for each named blob, the copy a reader tries first: not marked bad,
+// in a pack without a tombstone if there is one, the newest.
+func (c *cache) readable(ctx context.Context, names [][32]byte) (map[[32]byte]location, error) {
+	return c.best(ctx, names, "1", "p.dead DESC, p.created")
+}
+
+// best runs the lookup of names among the copies that are not marked bad and satisfy
+// where; of several, the last in order wins.
+func (c *cache) best(ctx context.Context, names [][32]byte, where, order string) (map[[32]byte]location, error) {
+	out := make(map[[32]byte]location, len(names))
+	for len(names) > 0 {
+		batch := names[:min(len(names), lookupBatch)]
+		names = names[len(batch):]
+		query := `
+SELECT b.name, b.pack, b.off, b.len, b.size FROM blobs b JOIN packs p ON p.id = b.pack
+WHERE b.name IN (?` + strings.Repeat(",?", len(batch)-1) + `) AND ` + where + `
   AND NOT EXISTS (SELECT 1 FROM bad WHERE bad.pack = b.pack AND bad.name = b.name)
-ORDER BY p.created DESC LIMIT 1`, name).Scan(&l.Pack, &l.Offset, &l.Length, &l.Size)
-	if errors.Is(err, sql.ErrNoRows) {
-		return location{}, false, nil
+ORDER BY ` + order
+		st, err := c.stmt(ctx, query)
+		if err != nil {
+			return nil, fmt.Errorf("index cache: %w", err)
+		}
+		args := make([]any, len(batch))
+		for i := range batch {
+			args[i] = batch[i][:]
+		}
+		rows, err := st.QueryContext(ctx, args...)
+		if err != nil {
+			return nil, fmt.Errorf("index cache: %w", err)
+		}
+		for rows.Next() {
+			var name []byte
+			var l location
+			if err := rows.Scan(&name, &l.Pack, &l.Offset, &l.Length, &l.Size); err != nil {
+				rows.Close()
+				return nil, fmt.Errorf("index cache: %w", err)
+			}
+			var sum [32]byte
+			copy(sum[:], name)
+			out[sum] = l
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return nil, fmt.Errorf("index cache: %w", err)
+		}
 	}
-	if err != nil {
-		return location{}, false, fmt.Errorf("index cache: %w", err)
-	}
-	return l, true, nil
+	return out, nil
 }
 
 // locations returns every copy of the named blob, best first: packs without a
@@ -186,13 +261,35 @@ func insertPack(ctx context.Context, tx *sql.Tx, idx *packIndex) error {
 		idx.Pack, idx.Created.UnixNano(), idx.Bytes); err != nil {
 		return err
 	}
-	stmt, err := tx.PrepareContext(ctx, `INSERT OR IGNORE INTO blobs (name, pack, off, len, size) VALUES (?, ?, ?, ?, ?)`)
-	if err != nil {
-		return err
-	}
-	defer stmt.Close()
-	for _, e := range idx.Entries {
-		if _, err := stmt.ExecContext(ctx, e.Name[:], idx.Pack, e.Offset, e.Length, e.Size); err != nil {
+	// Many rows a statement: a pack holds a thousand blobs and more.
+	const rows = 64
+	var full *sql.Stmt
+	defer func() {
+		if full != nil {
+			full.Close()
+		}
+	}()
+	for entries := idx.Entries; len(entries) > 0; {
+		batch := entries[:min(len(entries), rows)]
+		entries = entries[len(batch):]
+		query := `INSERT OR IGNORE INTO blobs (name, pack, off, len, size) VALUES (?, ?, ?, ?, ?)` + strings.Repeat(`, (?, ?, ?, ?, ?)`, len(batch)-1)
+		args := make([]any, 0, 5*len(batch))
+		for _, e := range batch {
+			args = append(args, e.Name[:], idx.Pack, e.Offset, e.Length, e.Size)
+		}
+		if len(batch) == rows {
+			if full == nil {
+				var err error
+				if full, err = tx.PrepareContext(ctx, query); err != nil {
+					return err
+				}
+			}
+			if _, err := full.ExecContext(ctx, args...); err != nil {
+				return err
+			}
+			continue
+		}
+		if _, err := tx.ExecContext(ctx, query, args...); err != nil {
 			return err
 		}
 	}

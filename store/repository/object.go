@@ -52,74 +52,60 @@ type ObjectRef struct {
 // stored, and reports whether it wrote a new one. New blobs go into the pack being
 // filled; the next Sync stores it and makes it durable. The dedupe check is a lookup in
 // the local index cache, never a request to the storage. Put is safe for concurrent use,
-// including for the same plaintext.
+// including for the same plaintext: one of the callers reports the write.
 func (r *Repo) Put(ctx context.Context, plaintext []byte) (ObjectRef, bool, error) {
-	if err := ctx.Err(); err != nil {
-		return ObjectRef{}, false, fmt.Errorf("put object: %w", err)
-	}
-	sum := r.objectSum(plaintext)
-	name := hex.EncodeToString(sum[:])
-	ref := ObjectRef{Name: name, Size: int64(len(plaintext))}
-
-	release, err := r.claim(ctx, name)
+	refs, written, err := r.PutMany(ctx, [][]byte{plaintext})
 	if err != nil {
-		return ObjectRef{}, false, fmt.Errorf("put object %s: %w", name, err)
+		return ObjectRef{}, false, err
 	}
-	defer release()
-
-	if loc, ok := r.pending(sum); ok {
-		ref.Pack, ref.StoredSize = loc.Pack, loc.Length
-		return ref, false, nil
-	}
-	loc, ok, err := r.cache.lookup(ctx, sum[:])
-	if err != nil {
-		return ObjectRef{}, false, fmt.Errorf("put object %s: %w", name, err)
-	}
-	if ok {
-		ref.Pack, ref.StoredSize = loc.Pack, loc.Length
-		return ref, false, nil
-	}
-
-	buf := r.getBuf()
-	defer r.putBuf(buf)
-	sealed, err := r.seal((*buf)[:0], blobMagic, blobAD(name), plaintext)
-	if err != nil {
-		return ObjectRef{}, false, fmt.Errorf("put object %s: %w", name, err)
-	}
-	*buf = sealed
-	loc, err = r.appendBlob(ctx, sum, sealed, int64(len(plaintext)))
-	if err != nil {
-		return ObjectRef{}, false, fmt.Errorf("put object %s: %w", name, err)
-	}
-	ref.Pack, ref.StoredSize = loc.Pack, loc.Length
-	return ref, true, nil
+	return refs[0], written[0], nil
 }
 
-// claim makes concurrent Puts of one name in this process take turns, so that
-// exactly one of them writes and reports a new object. The returned function
-// ends the turn.
-func (r *Repo) claim(ctx context.Context, name string) (func(), error) {
-	for {
-		r.mu.Lock()
-		busy, ok := r.inflight[name]
-		if !ok {
-			done := make(chan struct{})
-			r.inflight[name] = done
-			r.mu.Unlock()
-			return func() {
-				r.mu.Lock()
-				delete(r.inflight, name)
-				r.mu.Unlock()
-				close(done)
-			}, nil
-		}
-		r.mu.Unlock()
-		select {
-		case <-busy:
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		}
+// PutMany is Put for several blobs at once, with one index lookup for all of them.
+func (r *Repo) PutMany(ctx context.Context, plaintexts [][]byte) ([]ObjectRef, []bool, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, nil, fmt.Errorf("put object: %w", err)
 	}
+	refs := make([]ObjectRef, len(plaintexts))
+	written := make([]bool, len(plaintexts))
+	sums := make([][32]byte, len(plaintexts))
+	var misses [][32]byte
+	for i, p := range plaintexts {
+		sums[i] = r.objectSum(p)
+		refs[i] = ObjectRef{Name: hex.EncodeToString(sums[i][:]), Size: int64(len(p))}
+		if loc, ok := r.pending(sums[i]); ok {
+			refs[i].Pack, refs[i].StoredSize = loc.Pack, loc.Length
+			continue
+		}
+		misses = append(misses, sums[i])
+	}
+	found, err := r.cache.lookupMany(ctx, misses)
+	if err != nil {
+		return nil, nil, fmt.Errorf("put object: %w", err)
+	}
+	buf := r.getBuf()
+	defer r.putBuf(buf)
+	for i, p := range plaintexts {
+		if refs[i].Pack != "" {
+			continue
+		}
+		if loc, ok := found[sums[i]]; ok {
+			refs[i].Pack, refs[i].StoredSize = loc.Pack, loc.Length
+			continue
+		}
+		sealed, err := r.seal((*buf)[:0], blobMagic, blobAD(refs[i].Name), p)
+		if err != nil {
+			return nil, nil, fmt.Errorf("put object %s: %w", refs[i].Name, err)
+		}
+		*buf = sealed
+		loc, added, err := r.appendBlob(ctx, sums[i], sealed, int64(len(p)))
+		if err != nil {
+			return nil, nil, fmt.Errorf("put object %s: %w", refs[i].Name, err)
+		}
+		refs[i].Pack, refs[i].StoredSize = loc.Pack, loc.Length
+		written[i] = added
+	}
+	return refs, written, nil
 }
 
 // Get reads, verifies and returns the plaintext of the named blob, reusing the storage

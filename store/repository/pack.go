@@ -43,12 +43,12 @@ const (
 	indexVersion = 2
 
 	// DefaultPackSize is the size at which a pack is closed and written.
-	DefaultPackSize = 32 << 20
+	DefaultPackSize = 16 << 20
 	// maxPackSize bounds offsets read from an index.
 	maxPackSize = 1 << 31
 	// uploadsInFlight is how many full packs may be on their way to the storage while
 	// the next one fills: the memory a writer holds is about (uploadsInFlight+1) packs.
-	uploadsInFlight = 2
+	uploadsInFlight = 1
 
 	indexEntrySize = 32 + 4 + 4 + 4
 	indexHeadSize  = 1 + 8 + 8 + 4
@@ -155,7 +155,6 @@ type openPack struct {
 	id      string
 	buf     []byte
 	entries []indexEntry
-	names   map[[32]byte]int // entry of each blob, for writers deduplicating against it
 	created time.Time
 	done    chan struct{} // closed once the pack is stored or has failed
 	err     error
@@ -165,7 +164,6 @@ func newOpenPack(capacity int) *openPack {
 	p := &openPack{
 		id:      newPackID(),
 		buf:     make([]byte, 0, capacity),
-		names:   map[[32]byte]int{},
 		created: time.Now().UTC(),
 		done:    make(chan struct{}),
 	}
@@ -178,8 +176,17 @@ type packer struct {
 	mu      sync.Mutex
 	cur     *openPack
 	sending map[string]*openPack
-	slots   chan struct{}
+	// inMemory finds the blobs of the open pack and of those being uploaded, for writers
+	// deduplicating against them before they are in the index cache.
+	inMemory map[[32]byte]memBlob
+	slots    chan struct{}
 	err     error // the first failed upload not yet reported by flush
+}
+
+// memBlob is a blob in a pack still in memory: its pack and its entry there.
+type memBlob struct {
+	pack  *openPack
+	entry int
 }
 
 // pendingPack reports whether pack id is being filled or uploaded by this process.
@@ -197,13 +204,12 @@ func (r *Repo) pendingPack(id string) bool {
 func (r *Repo) pending(name [32]byte) (location, bool) {
 	r.pk.mu.Lock()
 	defer r.pk.mu.Unlock()
-	for _, p := range r.packsInMemory() {
-		if i, ok := p.names[name]; ok {
-			e := p.entries[i]
-			return location{Pack: p.id, Offset: e.Offset, Length: e.Length, Size: e.Size}, true
-		}
+	b, ok := r.pk.inMemory[name]
+	if !ok {
+		return location{}, false
 	}
-	return location{}, false
+	e := b.pack.entries[b.entry]
+	return location{Pack: b.pack.id, Offset: e.Offset, Length: e.Length, Size: e.Size}, true
 }
 
 // packsInMemory returns the open pack and those being uploaded; r.pk.mu is held.
@@ -230,16 +236,15 @@ func (r *Repo) readPending(loc location) ([]byte, bool) {
 	return nil, false
 }
 
-// appendBlob adds a sealed blob to the open pack and returns where it is; a full pack is
-// handed to an uploader. A blob already in a pack in memory is not added twice.
-func (r *Repo) appendBlob(ctx context.Context, name [32]byte, sealed []byte, size int64) (location, error) {
+// appendBlob adds a sealed blob to the open pack and returns where it is, and whether it
+// was added; a full pack is handed to an uploader. A blob already in a pack in memory is
+// not added twice.
+func (r *Repo) appendBlob(ctx context.Context, name [32]byte, sealed []byte, size int64) (location, bool, error) {
 	r.pk.mu.Lock()
-	for _, p := range r.packsInMemory() {
-		if i, ok := p.names[name]; ok {
-			e := p.entries[i]
-			r.pk.mu.Unlock()
-			return location{Pack: p.id, Offset: e.Offset, Length: e.Length, Size: e.Size}, nil
-		}
+	if b, ok := r.pk.inMemory[name]; ok {
+		e := b.pack.entries[b.entry]
+		r.pk.mu.Unlock()
+		return location{Pack: b.pack.id, Offset: e.Offset, Length: e.Length, Size: e.Size}, false, nil
 	}
 	if r.pk.cur == nil {
 		r.pk.cur = newOpenPack(min(r.packSize, 1<<20))
@@ -255,7 +260,7 @@ func (r *Repo) appendBlob(ctx context.Context, name [32]byte, sealed []byte, siz
 	e := indexEntry{Name: name, Offset: int64(len(p.buf)), Length: int64(len(sealed)), Size: size}
 	p.buf = append(p.buf, sealed...)
 	p.entries = append(p.entries, e)
-	p.names[name] = len(p.entries) - 1
+	r.pk.inMemory[name] = memBlob{pack: p, entry: len(p.entries) - 1}
 	loc := location{Pack: p.id, Offset: e.Offset, Length: e.Length, Size: size}
 	var full *openPack
 	if len(p.buf) >= r.packSize {
@@ -266,10 +271,10 @@ func (r *Repo) appendBlob(ctx context.Context, name [32]byte, sealed []byte, siz
 	r.pk.mu.Unlock()
 	if full != nil {
 		if err := r.send(ctx, full); err != nil {
-			return location{}, err
+			return location{}, false, err
 		}
 	}
-	return loc, nil
+	return loc, true, nil
 }
 
 // send uploads a closed pack on its own goroutine, waiting while uploadsInFlight others are
@@ -313,6 +318,11 @@ func (r *Repo) finishPack(p *openPack, err error) {
 	r.pk.mu.Lock()
 	p.err = err
 	delete(r.pk.sending, p.id)
+	for _, e := range p.entries {
+		if b, ok := r.pk.inMemory[e.Name]; ok && b.pack == p {
+			delete(r.pk.inMemory, e.Name)
+		}
+	}
 	if err != nil && r.pk.err == nil {
 		r.pk.err = err
 	}

@@ -675,7 +675,7 @@ ORDER BY b.off`, id)
 		}
 		var sum [32]byte
 		copy(sum[:], b.name)
-		if _, err := r.appendBlob(ctx, sum, sealed, b.loc.Size); err != nil {
+		if _, _, err := r.appendBlob(ctx, sum, sealed, b.loc.Size); err != nil {
 			return false, err
 		}
 	}

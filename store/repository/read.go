@@ -98,35 +98,24 @@ func (r *Repo) ReadBlobs(ctx context.Context, names []string, fn func(i int, pla
 
 // plan finds every blob and groups neighbours into spans.
 func (r *Repo) plan(ctx context.Context, names []string) ([]*span, error) {
-	var spans []*span
-	var cur *span
-	stmt, err := r.cache.db.PrepareContext(ctx, `
-SELECT b.pack, b.off, b.len, b.size FROM blobs b JOIN packs p ON p.id = b.pack
-WHERE b.name = ? AND NOT EXISTS (SELECT 1 FROM bad WHERE bad.pack = b.pack AND bad.name = b.name)
-ORDER BY p.dead, p.created DESC LIMIT 1`)
+	sums := make([][32]byte, len(names))
+	for i, name := range names {
+		if !validObjectName(name) {
+			return nil, fmt.Errorf("read blobs: invalid object name %q", name)
+		}
+		hex.Decode(sums[i][:], []byte(name))
+	}
+	found, err := r.cache.readable(ctx, sums)
 	if err != nil {
 		return nil, fmt.Errorf("read blobs: %w", err)
 	}
-	defer stmt.Close()
-	for i, name := range names {
-		raw, err := hex.DecodeString(name)
-		if err != nil || len(raw) != 32 {
-			return nil, fmt.Errorf("read blobs: invalid object name %q", name)
-		}
-		var sum [32]byte
-		copy(sum[:], raw)
-		loc, ok := r.pending(sum)
-		if ok {
-			// In memory still: Get reads it from there.
-			loc.Pack = ""
-		} else {
-			err := stmt.QueryRowContext(ctx, raw).Scan(&loc.Pack, &loc.Offset, &loc.Length, &loc.Size)
-			if err != nil {
-				// Unknown here: Get refreshes the index and says what is wrong.
-				loc = location{}
-			}
-		}
-		if loc.Pack == "" {
+	var spans []*span
+	var cur *span
+	for i := range names {
+		loc, ok := found[sums[i]]
+		if _, mem := r.pending(sums[i]); mem || !ok {
+			// In memory still, or unknown here: Get reads it, or refreshes the index and
+			// says what is wrong.
 			cur = nil
 			alone := &span{items: []spanItem{{i: i}}, done: make(chan struct{}), err: errReadAlone}
 			close(alone.done)

@@ -103,9 +103,6 @@ type Repo struct {
 
 	bufs sync.Pool // *[]byte scratch buffers for sealed bytes
 
-	mu       sync.Mutex
-	inflight map[string]chan struct{} // object names being written by Put
-
 	packSize int
 	pk       packer
 	cache    *cache
@@ -346,7 +343,7 @@ func newRepo(ctx context.Context, st storage.Storage, id string, blockSize int, 
 	return &Repo{
 		opts:      opts,
 		packSize:  packSize,
-		pk:        packer{sending: map[string]*openPack{}, slots: make(chan struct{}, uploadsInFlight)},
+		pk:        packer{sending: map[string]*openPack{}, inMemory: map[[32]byte]memBlob{}, slots: make(chan struct{}, uploadsInFlight)},
 		cache:     c,
 		st:        st,
 		id:        id,
@@ -359,7 +356,6 @@ func newRepo(ctx context.Context, st storage.Storage, id string, blockSize int, 
 			b := make([]byte, 0, DefaultBlockSize+DefaultBlockSize/8)
 			return &b
 		}},
-		inflight: make(map[string]chan struct{}),
 	}, nil
 }
 

@@ -178,6 +178,19 @@ func (s *Session) Put(ctx context.Context, plaintext []byte) (ObjectRef, bool, e
 	return ref, written, err
 }
 
+// PutMany stores blobs as Repo.PutMany does and remembers their packs for the commit.
+func (s *Session) PutMany(ctx context.Context, plaintexts [][]byte) ([]ObjectRef, []bool, error) {
+	refs, written, err := s.r.PutMany(ctx, plaintexts)
+	if err == nil {
+		s.mu.Lock()
+		for _, ref := range refs {
+			s.packs[ref.Pack] = struct{}{}
+		}
+		s.mu.Unlock()
+	}
+	return refs, written, err
+}
+
 // PutBlockMap stores a file's block list as Repo.PutBlockMap does and remembers its pack.
 func (s *Session) PutBlockMap(ctx context.Context, names [][32]byte) (ObjectRef, bool, error) {
 	data := make([]byte, 0, len(names)*32)
@@ -326,7 +339,7 @@ func (r *Repo) copyOut(ctx context.Context, names func(func(string) error) error
 		if err != nil {
 			return err
 		}
-		loc, err := r.appendBlob(ctx, sum, sealed, int64(len(plain)))
+		loc, _, err := r.appendBlob(ctx, sum, sealed, int64(len(plain)))
 		if err != nil {
 			return err
 		}
