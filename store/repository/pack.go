@@ -180,7 +180,7 @@ type packer struct {
 	// deduplicating against them before they are in the index cache.
 	inMemory map[[32]byte]memBlob
 	slots    chan struct{}
-	err     error // the first failed upload not yet reported by flush
+	err      error // the first failed upload not yet reported by flush
 }
 
 // memBlob is a blob in a pack still in memory: its pack and its entry there.
