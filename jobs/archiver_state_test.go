@@ -3,6 +3,7 @@ package jobs_test
 import (
 	"context"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -17,12 +18,21 @@ import (
 // startArchiver runs an archiver for src until the test ends, saving its state every second.
 func startArchiver(t *testing.T, e *env, src store.Source) {
 	t.Helper()
+	startArchiverIn(t, e, src, t.TempDir())
+}
+
+// startArchiverIn starts an archiver of src spooling into spool, and returns what stops
+// it (also called when the test ends).
+func startArchiverIn(t *testing.T, e *env, src store.Source, spool string) (stop func()) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	a := jobs.NewArchiver(e.store, e.repo, t.TempDir(), testLogger(t))
+	a := jobs.NewArchiver(e.store, e.repo, spool, testLogger(t))
 	a.PartialEvery, a.StateEvery = 200*time.Millisecond, time.Second
 	done := make(chan struct{})
 	go func() { defer close(done); a.Run(ctx, src) }()
-	t.Cleanup(func() { cancel(); <-done })
+	stop = sync.OnceFunc(func() { cancel(); <-done })
+	t.Cleanup(stop)
+	return stop
 }
 
 // waitArchiver waits until the archiver's saved state satisfies cond.
@@ -72,7 +82,8 @@ func TestArchiverRecoversFromADroppedSlot(t *testing.T) {
 	}
 	exec(`CREATE TABLE ticks (id serial PRIMARY KEY)`)
 	e.backup(t, src)
-	startArchiver(t, e, src)
+	spool := t.TempDir()
+	stop := startArchiverIn(t, e, src, spool)
 	waitArchiver(t, e, src, "streaming", func(a store.ArchiverState) bool { return a.State == store.ArchiverStreaming })
 	if h, _ := waitHealth(t, e, src, health.OK); h.Level != health.OK {
 		t.Fatalf("health before = %+v", h)
@@ -82,8 +93,11 @@ func TestArchiverRecoversFromADroppedSlot(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	// Stop the WAL sender, drop the slot before the archiver comes back (it waits 1 s),
-	// and make the server remove the WAL the archiver would resume from.
+	// With the archiver away (as during a restart of Backstop), drop the slot and make
+	// the server remove the WAL the archiver would resume from; then start it again on the
+	// same spool. (Racing a running archiver's one-second retry made the removal a matter
+	// of timing.)
+	stop()
 	slot := jobs.SlotName(src)
 	dropped := time.Now()
 	waitFor(t, "the slot dropped", 10*time.Second, func() (bool, error) {
@@ -96,6 +110,7 @@ func TestArchiverRecoversFromADroppedSlot(t *testing.T) {
 		exec(`SELECT pg_switch_wal()`)
 	}
 	exec(`CHECKPOINT`)
+	startArchiverIn(t, e, src, spool)
 
 	h, _ := waitHealth(t, e, src, health.Broken)
 	t.Logf("broken %.1f s after the slot was dropped: %s (%s)", time.Since(dropped).Seconds(), h.Reason, h.Do)
