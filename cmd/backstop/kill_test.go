@@ -275,7 +275,7 @@ func TestCLIBackupKilled(t *testing.T) {
 	for i := range nm.Files {
 		names, err := pruner.FileBlocks(ctx, &nm.Files[i], nm.BlockSize)
 		if err == nil {
-			err = pruner.ReadBlobs(ctx, names, func(int, []byte) error { return nil })
+			err = pruner.ReadBlobs(ctx, names, repository.ReadOptions{}, func(int, []byte) error { return nil })
 		}
 		if err != nil {
 			t.Fatalf("after the prune, %s of the next backup: %v", nm.Files[i].Path, err)

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"time"
 
 	_ "modernc.org/sqlite" // the cache's database driver
 )
@@ -54,6 +55,7 @@ type cache struct {
 	temp string // a directory to remove at close, for a cache without a home
 
 	refreshMu sync.Mutex
+	refreshed time.Time // when refresh last completed
 
 	stmtMu sync.Mutex
 	stmts  map[string]*sql.Stmt // prepared statements by text: parsing costs more than a lookup
@@ -296,6 +298,19 @@ func insertPack(ctx context.Context, tx *sql.Tx, idx *packIndex) error {
 	return nil
 }
 
+// refreshOnMiss refreshes the cache for a reader that did not find a blob, unless it was
+// refreshed within the last second: a restore missing many blobs lists the repository
+// once, not once per blob.
+func (c *cache) refreshOnMiss(ctx context.Context, r *Repo) error {
+	c.refreshMu.Lock()
+	recent := time.Since(c.refreshed) < time.Second
+	c.refreshMu.Unlock()
+	if recent {
+		return nil
+	}
+	return c.refresh(ctx, r)
+}
+
 // refresh makes the cache say what the repository says now: the index object of every
 // pack (loading those it has not seen, forgetting those deleted), the tombstones and the
 // bad-object markers. Three listings, plus one read per new index object.
@@ -362,7 +377,11 @@ func (c *cache) refresh(ctx context.Context, r *Repo) error {
 	if err != nil {
 		return fmt.Errorf("refresh index: %w", err)
 	}
-	return c.setBad(ctx, bad)
+	if err := c.setBad(ctx, bad); err != nil {
+		return err
+	}
+	c.refreshed = time.Now()
+	return nil
 }
 
 func (c *cache) forgetPack(ctx context.Context, id string) error {

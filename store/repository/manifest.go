@@ -121,8 +121,8 @@ type Stats struct {
 // yields an error wrapping fs.ErrExist. The returned ref has the id as Name and
 // the size of the manifest's JSON as Size.
 func (r *Repo) PutManifest(ctx context.Context, id string, m *Manifest) (ObjectRef, error) {
-	if m == nil {
-		return ObjectRef{}, fmt.Errorf("put manifest %s: nil manifest", id)
+	if err := checkManifest(id, m); err != nil {
+		return ObjectRef{}, err
 	}
 	// Without a session, the packs the manifest refers to are found in the index.
 	if err := r.Sync(ctx); err != nil {
@@ -179,24 +179,35 @@ func (r *Repo) PutManifest(ctx context.Context, id string, m *Manifest) (ObjectR
 	return ref, nil
 }
 
-// putManifest stores a manifest whose blobs the caller has committed.
-func (r *Repo) putManifest(ctx context.Context, id string, m *Manifest) (ObjectRef, error) {
+// checkManifest refuses, before anything is stored, what ReadManifestJSON would refuse later.
+func checkManifest(id string, m *Manifest) error {
 	if err := validateID(id); err != nil {
-		return ObjectRef{}, fmt.Errorf("put manifest: %w", err)
+		return fmt.Errorf("put manifest: %w", err)
 	}
 	if m == nil {
-		return ObjectRef{}, fmt.Errorf("put manifest %s: nil manifest", id)
+		return fmt.Errorf("put manifest %s: nil manifest", id)
 	}
 	if m.BackupID != id {
-		return ObjectRef{}, fmt.Errorf("put manifest %s: manifest is for backup %q", id, m.BackupID)
+		return fmt.Errorf("put manifest %s: manifest is for backup %q", id, m.BackupID)
 	}
 	mc := *m
 	if mc.Format == 0 {
 		mc.Format = ManifestFormat
 	}
-	// Refuse now what ReadManifestJSON would refuse later.
 	if err := mc.validate(); err != nil {
-		return ObjectRef{}, fmt.Errorf("put manifest %s: %w", id, err)
+		return fmt.Errorf("put manifest %s: %w", id, err)
+	}
+	return nil
+}
+
+// putManifest stores a manifest whose blobs the caller has committed.
+func (r *Repo) putManifest(ctx context.Context, id string, m *Manifest) (ObjectRef, error) {
+	if err := checkManifest(id, m); err != nil {
+		return ObjectRef{}, err
+	}
+	mc := *m
+	if mc.Format == 0 {
+		mc.Format = ManifestFormat
 	}
 	key := manifestKey(id)
 	if _, err := r.st.Size(ctx, key); err == nil {

@@ -51,7 +51,10 @@ const (
 	uploadsInFlight = 1
 
 	indexEntrySize = 32 + 4 + 4 + 4
-	indexHeadSize  = 1 + 8 + 8 + 4
+	// trailerRoom is kept free in a full pack's buffer for its sealed index, so that the
+	// trailer is appended in place (a pack of small blobs may need more; append grows it).
+	trailerRoom   = 256 << 10
+	indexHeadSize = 1 + 8 + 8 + 4
 )
 
 // packIndex is the content of an index object: where each blob of one pack is.
@@ -160,10 +163,10 @@ type openPack struct {
 	err     error
 }
 
-func newOpenPack(capacity int) *openPack {
+func newOpenPack(buf []byte) *openPack {
 	p := &openPack{
 		id:      newPackID(),
-		buf:     make([]byte, 0, capacity),
+		buf:     buf[:0],
 		created: time.Now().UTC(),
 		done:    make(chan struct{}),
 	}
@@ -180,7 +183,8 @@ type packer struct {
 	// deduplicating against them before they are in the index cache.
 	inMemory map[[32]byte]memBlob
 	slots    chan struct{}
-	err      error // the first failed upload not yet reported by flush
+	err      error  // the first failed upload not yet reported by flush
+	spare    []byte // the buffer of the last stored pack, for the next one
 }
 
 // memBlob is a blob in a pack still in memory: its pack and its entry there.
@@ -247,13 +251,18 @@ func (r *Repo) appendBlob(ctx context.Context, name [32]byte, sealed []byte, siz
 		return location{Pack: b.pack.id, Offset: e.Offset, Length: e.Length, Size: e.Size}, false, nil
 	}
 	if r.pk.cur == nil {
-		r.pk.cur = newOpenPack(min(r.packSize, 1<<20))
+		buf := r.pk.spare
+		r.pk.spare = nil
+		if buf == nil {
+			buf = make([]byte, 0, min(r.packSize, 1<<20))
+		}
+		r.pk.cur = newOpenPack(buf)
 	}
 	p := r.pk.cur
 	if need := len(p.buf) + len(sealed); need > cap(p.buf) {
-		// Grow by doubling, but never past the pack size and this blob: a pack that closes
-		// at 32 MiB must not hold a 64 MiB buffer.
-		grown := make([]byte, len(p.buf), max(need, min(2*cap(p.buf), r.packSize+len(sealed))))
+		// Grow by doubling, but never past the pack size, this blob and room for the
+		// trailer: a pack that closes at 16 MiB must not hold a 32 MiB buffer.
+		grown := make([]byte, len(p.buf), max(need, min(2*cap(p.buf), r.packSize+len(sealed)+trailerRoom)))
 		copy(grown, p.buf)
 		p.buf = grown
 	}
@@ -325,6 +334,11 @@ func (r *Repo) finishPack(p *openPack, err error) {
 	}
 	if err != nil && r.pk.err == nil {
 		r.pk.err = err
+	}
+	// The buffer, grown to about a pack, serves the next pack: one buffer kept, not one
+	// allocated and zeroed per pack.
+	if r.pk.spare == nil || cap(p.buf) > cap(r.pk.spare) {
+		r.pk.spare = p.buf[:0]
 	}
 	p.buf = nil
 	r.pk.mu.Unlock()

@@ -8,23 +8,27 @@ import (
 )
 
 const (
-	// spanMax bounds one ranged read; spanGap is the most unneeded bytes a read spans to
-	// take the next blob along.
-	spanMax = 4 << 20
+	// spanMax bounds one ranged read and what it holds once opened; spanGap is the most
+	// unneeded bytes a read spans to take the next blob along.
+	spanMax = 2 << 20
 	spanGap = 256 << 10
-	// spansAhead is how many ranged reads of one ReadBlobs call are in flight at once.
+	// spansAhead is how many ranged reads of one ReadBlobs call are fetched and opened at
+	// once, ahead of the caller: with files read in parallel too, a large file is not read
+	// by one core.
 	spansAhead = 3
 )
 
-// span is one ranged read of a pack and the blobs it covers.
+// span is one ranged read of a pack and the blobs it covers: consecutive blobs of the
+// caller's list.
 type span struct {
 	pack       string
 	start, end int64
+	plainSize  int64
 	items      []spanItem
 
-	done chan struct{}
-	data []byte
-	err  error
+	done   chan struct{}
+	plains [][]byte // each item's plaintext, once opened; nil when it failed
+	err    error
 }
 
 type spanItem struct {
@@ -32,12 +36,21 @@ type spanItem struct {
 	loc location
 }
 
+// ReadOptions tune ReadBlobs.
+type ReadOptions struct {
+	// SkipNameCheck skips recomputing each blob's keyed hash from its plaintext, for a
+	// caller that checks the content itself (a restore checks every file's CRC-32C). The
+	// seal, which binds each blob to its name, is checked either way.
+	SkipNameCheck bool
+}
+
 // ReadBlobs reads the named blobs and calls fn with each one's plaintext, in order; the
-// slice is reused once fn returns. Blobs that lie near each other in a pack are fetched
-// with one ranged read, and a few reads are in flight at once, so a file comes back in a
-// few large requests rather than one per block. A blob whose range fails to read or to
-// verify is read again on its own with Get, which tries its other copies.
-func (r *Repo) ReadBlobs(ctx context.Context, names []string, fn func(i int, plain []byte) error) error {
+// slice must not be kept once fn returns. Blobs that lie next to each other in a pack are
+// fetched with one ranged read and opened together, a few reads ahead of fn, so a file
+// comes back in a few large requests and is opened on more than one core. A blob that
+// fails to read or to verify is read again on its own with Get, which tries its other
+// copies and says what is wrong when none is good.
+func (r *Repo) ReadBlobs(ctx context.Context, names []string, opts ReadOptions, fn func(i int, plain []byte) error) error {
 	spans, err := r.plan(ctx, names)
 	if err != nil {
 		return err
@@ -56,8 +69,8 @@ func (r *Repo) ReadBlobs(ctx context.Context, names []string, fn func(i int, pla
 				return
 			}
 			go func() {
-				s.data, s.err = r.st.GetRange(ctx, packKey(s.pack), s.start, s.end-s.start)
-				close(s.done)
+				defer close(s.done)
+				s.err = r.openSpan(ctx, names, s, !opts.SkipNameCheck)
 			}()
 		}
 	}()
@@ -68,30 +81,53 @@ func (r *Repo) ReadBlobs(ctx context.Context, names []string, fn func(i int, pla
 		case <-ctx.Done():
 			return ctx.Err()
 		}
-		for _, it := range s.items {
-			name := names[it.i]
-			var err error
-			if s.err == nil && int64(len(s.data)) == s.end-s.start {
-				sealed := s.data[it.loc.Offset-s.start : it.loc.Offset-s.start+it.loc.Length]
-				plain, err = r.openBlob(name, it.loc, sealed, plain)
+		for k, it := range s.items {
+			var p []byte
+			if s.err == nil && s.plains[k] != nil {
+				p = s.plains[k]
 			} else {
-				err = s.err
-			}
-			if err != nil {
-				// One copy failed: Get tries the others and says what is wrong if none is good.
-				plain, err = r.Get(ctx, name, plain)
-				if err != nil {
+				// Get tries the other copies and says what is wrong if none is good.
+				var err error
+				if plain, err = r.Get(ctx, names[it.i], plain); err != nil {
 					return err
 				}
+				p = plain
 			}
-			if err := fn(it.i, plain); err != nil {
+			if err := fn(it.i, p); err != nil {
 				return err
 			}
 		}
-		s.data = nil
+		s.plains = nil
 		if s.pack != "" {
 			<-slots
 		}
+	}
+	return nil
+}
+
+// openSpan reads a span and opens its blobs into one buffer; a blob that fails is left
+// nil for the caller to read alone.
+func (r *Repo) openSpan(ctx context.Context, names []string, s *span, checkName bool) error {
+	data, err := r.st.GetRange(ctx, packKey(s.pack), s.start, s.end-s.start)
+	if err != nil {
+		return err
+	}
+	if int64(len(data)) != s.end-s.start {
+		return errReadAlone
+	}
+	buf := make([]byte, 0, s.plainSize)
+	s.plains = make([][]byte, len(s.items))
+	for k, it := range s.items {
+		sealed := data[it.loc.Offset-s.start : it.loc.Offset-s.start+it.loc.Length]
+		at := len(buf)
+		plain, err := r.openBlobChecked(names[it.i], it.loc, sealed, buf[at:at], checkName)
+		if err != nil {
+			continue // the caller reads it alone
+		}
+		if len(plain) <= cap(buf)-at {
+			buf = buf[:at+len(plain)] // opened in place
+		}
+		s.plains[k] = plain
 	}
 	return nil
 }
@@ -123,12 +159,14 @@ func (r *Repo) plan(ctx context.Context, names []string) ([]*span, error) {
 			continue
 		}
 		if cur != nil && cur.pack == loc.Pack && loc.Offset >= cur.end && loc.Offset-cur.end <= spanGap &&
-			loc.Offset+loc.Length-cur.start <= spanMax {
+			loc.Offset+loc.Length-cur.start <= spanMax && cur.plainSize+loc.Size <= spanMax {
 			cur.end = loc.Offset + loc.Length
+			cur.plainSize += loc.Size
 			cur.items = append(cur.items, spanItem{i: i, loc: loc})
 			continue
 		}
-		cur = &span{pack: loc.Pack, start: loc.Offset, end: loc.Offset + loc.Length, items: []spanItem{{i: i, loc: loc}}, done: make(chan struct{})}
+		cur = &span{pack: loc.Pack, start: loc.Offset, end: loc.Offset + loc.Length, plainSize: loc.Size,
+			items: []spanItem{{i: i, loc: loc}}, done: make(chan struct{})}
 		spans = append(spans, cur)
 	}
 	return spans, nil

@@ -203,6 +203,9 @@ func (s *Session) PutBlockMap(ctx context.Context, names [][32]byte) (ObjectRef,
 // PutManifest commits the session: it makes sure every blob m refers to is stored in a
 // pack that pruning will not delete, then stores m as Repo.PutManifest does.
 func (s *Session) PutManifest(ctx context.Context, id string, m *Manifest) (ObjectRef, error) {
+	if err := checkManifest(id, m); err != nil {
+		return ObjectRef{}, err
+	}
 	s.mu.Lock()
 	packs := make(map[string]struct{}, len(s.packs))
 	for p := range s.packs {
