@@ -33,7 +33,7 @@ lint:
 	@out="$$(gofmt -l cmd web handlers store jobs migrations static)"; \
 	  if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 
-## bench: micro-benchmarks, Backstop vs pg_basebackup (scale 50), RPO and RTO vs pgBackRest
+## bench: micro-benchmarks, Backstop vs pg_basebackup (scale 50), RPO and RTO vs pgBackRest, the repository format
 bench: deps-test
 	$(GO) test -run '^$$' -bench . -benchmem ./store/repository/
 	# /var/tmp: both tools write their output on the same disk-backed file system.
@@ -41,6 +41,8 @@ bench: deps-test
 	# RPO (commit → durable outside the source → in the repository) and RTO, vs pgBackRest.
 	command -v pgbackrest >/dev/null || sudo apt-get install -y pgbackrest || apt-get install -y pgbackrest
 	TMPDIR=/var/tmp $(GO) test -v -run '^$$' -bench 'BenchmarkRPO|BenchmarkRTO' -benchtime 1x -timeout 30m ./cmd/backstop/
+	# The repository format (scale 100): full backup, restore, a backup after a scattered change, and a full into S3, vs pg_basebackup and pgBackRest.
+	TMPDIR=/var/tmp $(GO) test -v -run '^$$' -bench BenchmarkRepositoryFormat -benchtime 1x -timeout 60m ./cmd/backstop/
 
 deps-demo:
 	./.ci/deps postgresql

@@ -48,7 +48,7 @@ const (
 	maxPackSize = 1 << 31
 	// uploadsInFlight is how many full packs may be on their way to the storage while
 	// the next one fills: the memory a writer holds is about (uploadsInFlight+1) packs.
-	uploadsInFlight = 1
+	uploadsInFlight = 2
 
 	indexEntrySize = 32 + 4 + 4 + 4
 	// trailerRoom is kept free in a full pack's buffer for its sealed index, so that the
