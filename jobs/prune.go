@@ -52,6 +52,9 @@ func (w *PruneWorker) Work(ctx context.Context, job *Job) error {
 	}
 	job.Logf(ctx, LevelInfo, "pruning", "%d backups and %d WAL files deleted (%d superseded pieces); %d packs marked, %d repacked, %d deleted (%s)",
 		res.BackupsDeleted, res.WALDeleted, res.PiecesDeleted, res.PacksMarked, res.PacksRepacked, res.PacksDeleted, humanize.IBytes(uint64(res.BytesDeleted)))
+	for _, l := range res.LocksUnreadable {
+		job.Logf(ctx, LevelWarn, "pruning", "lock object %s cannot be read: it holds pruning back (nothing is marked or deleted) until it is removed; remove it if no backup is running", l)
+	}
 	if res.PacksUnreadable > 0 {
 		job.Logf(ctx, LevelWarn, "pruning", "%d packs have neither a readable index nor a readable trailer: left alone", res.PacksUnreadable)
 	}

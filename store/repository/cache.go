@@ -14,6 +14,8 @@ import (
 	"time"
 
 	_ "modernc.org/sqlite" // the cache's database driver
+
+	"github.com/backstop/backstop/store/repository/storage"
 )
 
 // The index cache is a local SQLite file holding what the repository's index objects,
@@ -342,10 +344,18 @@ func (c *cache) refresh(ctx context.Context, r *Repo) error {
 	}
 	rows.Close()
 	for id := range known {
-		if !listed[id] && !r.pendingPack(id) {
-			if err := c.forgetPack(ctx, id); err != nil {
-				return err
-			}
+		if listed[id] || r.pendingPack(id) {
+			continue
+		}
+		// Not listed: deleted, or stored (by this process or another sharing the cache)
+		// after the listing. Ask before forgetting.
+		if _, err := r.st.Size(ctx, indexKey(id)); err == nil {
+			continue
+		} else if !errors.Is(err, storage.ErrNotExist) {
+			return fmt.Errorf("refresh index: %w", err)
+		}
+		if err := c.forgetPack(ctx, id); err != nil {
+			return err
 		}
 	}
 	for id := range listed {

@@ -120,21 +120,34 @@ func (r *Repo) Get(ctx context.Context, name string, dst []byte) ([]byte, error)
 	if !validObjectName(name) {
 		return nil, fmt.Errorf("get object %q: invalid object name", name)
 	}
-	locs, err := r.find(ctx, name)
-	if err != nil {
-		return nil, err
-	}
-	var first error
-	for _, loc := range locs {
-		plain, err := r.readBlob(ctx, name, loc, dst)
-		if err == nil {
-			return plain, nil
+	for attempt := 0; ; attempt++ {
+		locs, err := r.find(ctx, name)
+		if err != nil {
+			return nil, err
 		}
-		if first == nil {
-			first = err
+		var first error
+		gone := 0
+		for _, loc := range locs {
+			plain, err := r.readBlob(ctx, name, loc, dst)
+			if err == nil {
+				return plain, nil
+			}
+			if errors.Is(err, ErrNotFound) {
+				gone++
+			}
+			if first == nil {
+				first = err
+			}
+		}
+		// Every copy this process knew of was deleted by pruning elsewhere (after copying
+		// what was needed): look again once.
+		if gone < len(locs) || attempt > 0 {
+			return nil, first
+		}
+		if err := r.cache.refresh(ctx, r); err != nil {
+			return nil, errors.Join(first, err)
 		}
 	}
-	return nil, first
 }
 
 // find returns the copies of a blob, refreshing the cache once when it knows none (another

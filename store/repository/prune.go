@@ -2,6 +2,7 @@ package repository
 
 import (
 	"context"
+	"database/sql"
 	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
@@ -66,6 +67,9 @@ type PruneResult struct {
 	// they are left alone.
 	IndexesRecovered int
 	PacksUnreadable  int
+	// LocksUnreadable lists lock objects that could not be read: each holds pruning back
+	// (nothing is marked or deleted) until it is removed by hand.
+	LocksUnreadable []string
 }
 
 // Prune deletes the given manifests and WAL, then the packs no remaining manifest
@@ -95,11 +99,18 @@ func (r *Repo) Prune(ctx context.Context, opts PruneOptions) (PruneResult, error
 			return res, fmt.Errorf("prune: %w", err)
 		}
 	}
-	release, err := r.lockPrune(ctx)
+	ctx, release, err := r.lockPrune(ctx)
 	if err != nil {
 		return res, fmt.Errorf("prune: %w", err)
 	}
 	defer release()
+	// The table of needed blobs is a temporary table on a connection of its own: filling
+	// it takes no lock on the cache, which writers in this process keep using.
+	conn, err := r.cache.db.Conn(ctx)
+	if err != nil {
+		return res, fmt.Errorf("prune: %w", err)
+	}
+	defer conn.Close()
 
 	for _, id := range opts.Backups {
 		if err := r.st.Delete(ctx, manifestKey(id)); err != nil {
@@ -129,27 +140,36 @@ func (r *Repo) Prune(ctx context.Context, opts PruneOptions) (PruneResult, error
 	if err := r.recoverIndexes(ctx, &res); err != nil {
 		return res, fmt.Errorf("prune: %w", err)
 	}
-	oldest, err := r.oldestLiveSession(ctx)
+	oldest, err := r.oldestLiveSession(ctx, &res)
 	if err != nil {
 		return res, fmt.Errorf("prune: %w", err)
 	}
 	// The manifests are read after the locks: a writer that ends between the two
-	// readings has its manifest read; one that has not ended is still in the locks.
-	if err := r.collectRefs(ctx); err != nil {
+	// readings has its manifest read; one that has not ended is still in the locks. A
+	// mark counts as old enough to act on only if it was at least Delay old when the
+	// reading began, however long the reading takes.
+	refsAt := time.Now()
+	if err := r.collectRefs(ctx, conn); err != nil {
 		return res, fmt.Errorf("prune: %w", err)
 	}
-	if err := r.deleteMarked(ctx, opts, oldest, &res); err != nil {
+	if err := r.stillPruning(ctx); err != nil {
 		return res, fmt.Errorf("prune: %w", err)
 	}
-	if err := r.markUnneeded(ctx, opts, oldest, &res); err != nil {
+	if err := r.deleteMarked(ctx, conn, opts, oldest, refsAt, &res); err != nil {
+		return res, fmt.Errorf("prune: %w", err)
+	}
+	if err := r.markUnneeded(ctx, conn, opts, oldest, &res); err != nil {
 		return res, fmt.Errorf("prune: %w", err)
 	}
 	if opts.Delay == 0 {
-		if err := r.deleteMarked(ctx, opts, oldest, &res); err != nil {
+		if err := r.deleteMarked(ctx, conn, opts, oldest, time.Now(), &res); err != nil {
 			return res, fmt.Errorf("prune: %w", err)
 		}
 	}
 	if err := r.st.Sync(ctx); err != nil {
+		return res, fmt.Errorf("prune: %w", err)
+	}
+	if err := r.stillPruning(ctx); err != nil {
 		return res, fmt.Errorf("prune: %w", err)
 	}
 	return res, nil
@@ -246,30 +266,42 @@ func (r *Repo) readTrailer(ctx context.Context, id string) ([]byte, *packIndex, 
 	return sealed, idx, nil
 }
 
-// lockPrune takes the prune lock, replacing one whose holder stopped renewing it.
-func (r *Repo) lockPrune(ctx context.Context) (func(), error) {
+// pruneLockKey is the context key of the prune lock's id while a prune runs.
+type pruneLockKey struct{}
+
+// lockPrune takes the prune lock, replacing one whose holder stopped renewing it, and
+// keeps it fresh. The returned context carries the lock's id (see stillPruning) and is
+// cancelled when the heartbeat finds the lock is no longer this prune's.
+func (r *Repo) lockPrune(ctx context.Context) (context.Context, func(), error) {
 	host, _ := os.Hostname()
-	rec := lockRecord{ID: "prune", What: "prune", Host: host, PID: os.Getpid(), Started: time.Now().UTC(), Beat: time.Now().UTC()}
+	rec := lockRecord{ID: "prune-" + newPackID(), What: "prune", Host: host, PID: os.Getpid(), Started: time.Now().UTC(), Beat: time.Now().UTC()}
 	data, _ := json.Marshal(rec)
 	for attempt := 0; ; attempt++ {
 		err := r.st.Put(ctx, pruneLock, data, true)
 		if err == nil {
 			break
 		}
-		if !errors.Is(err, storage.ErrExists) || attempt > 0 {
-			if errors.Is(err, storage.ErrExists) {
-				return nil, ErrPruneBusy
-			}
-			return nil, err
+		if !errors.Is(err, storage.ErrExists) {
+			return nil, nil, err
+		}
+		if attempt > 0 {
+			return nil, nil, ErrPruneBusy
 		}
 		held, gerr := r.st.Get(ctx, pruneLock)
 		var other lockRecord
 		if gerr == nil && json.Unmarshal(held, &other) == nil && time.Since(other.Beat) < r.opts.StaleAfter {
-			return nil, fmt.Errorf("%w (%s, pid %d, since %s)", ErrPruneBusy, other.Host, other.PID, other.Started.Format(time.RFC3339))
+			return nil, nil, fmt.Errorf("%w (%s, pid %d, since %s)", ErrPruneBusy, other.Host, other.PID, other.Started.Format(time.RFC3339))
 		}
 		if err := r.st.Delete(ctx, pruneLock); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
+	}
+	ctx, cancel := context.WithCancelCause(context.WithValue(ctx, pruneLockKey{}, rec.ID))
+	// Two prunes that found the same stale lock may both have replaced it: the one whose
+	// lock is not there now stops.
+	if err := r.stillPruning(ctx); err != nil {
+		cancel(err)
+		return nil, nil, err
 	}
 	stop := make(chan struct{})
 	done := make(chan struct{})
@@ -282,17 +314,39 @@ func (r *Repo) lockPrune(ctx context.Context) (func(), error) {
 			case <-stop:
 				return
 			case <-t.C:
-				rec.Beat = time.Now().UTC()
-				data, _ := json.Marshal(rec)
-				r.st.Put(context.Background(), pruneLock, data, false)
 			}
+			if err := r.stillPruning(ctx); err != nil {
+				cancel(err)
+				return
+			}
+			rec.Beat = time.Now().UTC()
+			data, _ := json.Marshal(rec)
+			r.st.Put(ctx, pruneLock, data, false)
 		}
 	}()
-	return func() {
+	return ctx, func() {
 		close(stop)
 		<-done
-		r.st.Delete(context.Background(), pruneLock)
+		if r.stillPruning(context.WithoutCancel(ctx)) == nil {
+			r.st.Delete(context.WithoutCancel(ctx), pruneLock)
+		}
+		cancel(nil)
 	}, nil
+}
+
+// stillPruning checks that the prune lock is still the one this prune took; it is
+// checked again before every deletion.
+func (r *Repo) stillPruning(ctx context.Context) error {
+	id, _ := ctx.Value(pruneLockKey{}).(string)
+	data, err := r.st.Get(ctx, pruneLock)
+	if err != nil {
+		return fmt.Errorf("prune lock: %w", err)
+	}
+	var held lockRecord
+	if json.Unmarshal(data, &held) != nil || held.ID != id {
+		return fmt.Errorf("%w: this prune's lock was replaced by another's", ErrPruneBusy)
+	}
+	return nil
 }
 
 // pruneSupersededPieces deletes every piece of a partial segment that a longer piece or
@@ -336,15 +390,20 @@ func (r *Repo) pruneSupersededPieces(ctx context.Context) (int, error) {
 }
 
 // oldestLiveSession returns when the oldest session whose lock is fresh began (the zero
-// time when there is none), and deletes the locks of dead sessions.
-func (r *Repo) oldestLiveSession(ctx context.Context) (time.Time, error) {
+// time when there is none), and deletes the locks of dead sessions. A lock that cannot be
+// read holds pruning back as if a session had been running forever: it is counted in
+// res, for an operator to look at.
+func (r *Repo) oldestLiveSession(ctx context.Context, res *PruneResult) (time.Time, error) {
 	locks, err := r.locks(ctx)
 	if err != nil {
 		return time.Time{}, err
 	}
 	var oldest time.Time
 	for _, l := range locks {
-		if time.Since(l.Beat) > r.opts.StaleAfter {
+		if l.unreadable {
+			res.LocksUnreadable = append(res.LocksUnreadable, lockDir+l.ID+lockSuffix)
+			l.Started = time.Unix(0, 1)
+		} else if time.Since(l.Beat) > r.opts.StaleAfter {
 			// Dead: the session refuses to commit once its lock is this old.
 			if err := r.st.Delete(ctx, lockDir+l.ID+lockSuffix); err != nil {
 				return time.Time{}, err
@@ -358,30 +417,38 @@ func (r *Repo) oldestLiveSession(ctx context.Context) (time.Time, error) {
 	return oldest, nil
 }
 
-// collectRefs fills the cache's refs table with every blob a backup manifest or an
-// archived WAL file refers to. It is on disk, so memory stays flat at any size.
-func (r *Repo) collectRefs(ctx context.Context) error {
-	db := r.cache.db
-	if _, err := db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS refs (name BLOB PRIMARY KEY) WITHOUT ROWID; DELETE FROM refs`); err != nil {
+// collectRefs fills a temporary table of conn, refs, with every blob a backup manifest or
+// an archived WAL file refers to. It is on disk, so memory stays flat at any size.
+func (r *Repo) collectRefs(ctx context.Context, conn *sql.Conn) error {
+	if _, err := conn.ExecContext(ctx, `CREATE TEMP TABLE IF NOT EXISTS refs (name BLOB PRIMARY KEY) WITHOUT ROWID`); err != nil {
 		return err
 	}
-	tx, err := db.BeginTx(ctx, nil)
-	if err != nil {
+	if _, err := conn.ExecContext(ctx, `DELETE FROM refs`); err != nil {
 		return err
 	}
-	defer tx.Rollback()
-	stmt, err := tx.PrepareContext(ctx, `INSERT OR IGNORE INTO refs (name) VALUES (?)`)
-	if err != nil {
+	// Many names a statement, each statement on its own: a transaction would take the
+	// cache's write lock for the whole reading.
+	const rows = 256
+	batch := make([]any, 0, rows)
+	flush := func() error {
+		if len(batch) == 0 {
+			return nil
+		}
+		query := `INSERT OR IGNORE INTO refs (name) VALUES (?)` + strings.Repeat(`, (?)`, len(batch)-1)
+		_, err := conn.ExecContext(ctx, query, batch...)
+		batch = batch[:0]
 		return err
 	}
-	defer stmt.Close()
 	add := func(name string) error {
 		raw, err := hex.DecodeString(name)
 		if err != nil {
 			return err
 		}
-		_, err = stmt.ExecContext(ctx, raw)
-		return err
+		batch = append(batch, raw)
+		if len(batch) == rows {
+			return flush()
+		}
+		return nil
 	}
 	ids, err := r.Manifests(ctx)
 	if err != nil {
@@ -438,7 +505,7 @@ func (r *Repo) collectRefs(ctx context.Context) error {
 			}
 		}
 	}
-	return tx.Commit()
+	return flush()
 }
 
 // neededSQL counts the blobs of pack ?1 that a manifest refers to and that have no good
@@ -451,14 +518,14 @@ WHERE b.pack = ?1 AND b.name IN (SELECT name FROM refs)
     WHERE o.name = b.name AND o.pack <> ?1 AND op.dead = 0
       AND NOT EXISTS (SELECT 1 FROM bad WHERE bad.pack = o.pack AND bad.name = o.name))`
 
-func (r *Repo) needed(ctx context.Context, pack string) (count, bytes int64, err error) {
-	err = r.cache.db.QueryRowContext(ctx, neededSQL, pack).Scan(&count, &bytes)
+func (r *Repo) needed(ctx context.Context, conn *sql.Conn, pack string) (count, bytes int64, err error) {
+	err = conn.QueryRowContext(ctx, neededSQL, pack).Scan(&count, &bytes)
 	return count, bytes, err
 }
 
 // deleteMarked deletes the packs marked at least Delay ago, before the oldest live
 // session began, that nothing needs; a marked pack something needs loses its mark.
-func (r *Repo) deleteMarked(ctx context.Context, opts PruneOptions, oldest time.Time, res *PruneResult) error {
+func (r *Repo) deleteMarked(ctx context.Context, conn *sql.Conn, opts PruneOptions, oldest, refsAt time.Time, res *PruneResult) error {
 	dead, err := r.tombstones(ctx)
 	if err != nil {
 		return err
@@ -473,10 +540,13 @@ func (r *Repo) deleteMarked(ctx context.Context, opts PruneOptions, oldest time.
 	slices.Sort(ids)
 	for _, id := range ids {
 		t := dead[id]
-		if time.Since(t.At) < opts.Delay || (!oldest.IsZero() && !t.At.Before(oldest)) {
+		if refsAt.Sub(t.At) < opts.Delay || (!oldest.IsZero() && !t.At.Before(oldest)) {
 			continue
 		}
-		n, _, err := r.needed(ctx, id)
+		if err := r.stillPruning(ctx); err != nil {
+			return err
+		}
+		n, _, err := r.needed(ctx, conn, id)
 		if err != nil {
 			return err
 		}
@@ -538,7 +608,7 @@ func (r *Repo) deleteBadMarks(ctx context.Context, pack string) error {
 // markUnneeded marks the packs older than the grace period (and than the oldest live
 // session) that nothing needs, after copying the needed blobs of mostly dead packs into
 // new packs.
-func (r *Repo) markUnneeded(ctx context.Context, opts PruneOptions, oldest time.Time, res *PruneResult) error {
+func (r *Repo) markUnneeded(ctx context.Context, conn *sql.Conn, opts PruneOptions, oldest time.Time, res *PruneResult) error {
 	cutoff := time.Now().Add(-opts.Grace)
 	if !oldest.IsZero() && oldest.Before(cutoff) {
 		cutoff = oldest
@@ -570,7 +640,7 @@ func (r *Repo) markUnneeded(ctx context.Context, opts PruneOptions, oldest time.
 		if r.pendingPack(p.id) {
 			continue
 		}
-		n, bytes, err := r.needed(ctx, p.id)
+		n, bytes, err := r.needed(ctx, conn, p.id)
 		if err != nil {
 			return err
 		}
@@ -596,7 +666,7 @@ func (r *Repo) markUnneeded(ctx context.Context, opts PruneOptions, oldest time.
 	}
 	var copied []string
 	for _, id := range repack {
-		ok, err := r.repack(ctx, id)
+		ok, err := r.repack(ctx, conn, id)
 		if err != nil {
 			return err
 		}
@@ -609,7 +679,7 @@ func (r *Repo) markUnneeded(ctx context.Context, opts PruneOptions, oldest time.
 		return err
 	}
 	for _, id := range copied {
-		n, _, err := r.needed(ctx, id)
+		n, _, err := r.needed(ctx, conn, id)
 		if err != nil {
 			return err
 		}
@@ -628,8 +698,8 @@ func (r *Repo) markUnneeded(ctx context.Context, opts PruneOptions, oldest time.
 // repack copies the blobs of a pack that something needs into the pack being filled,
 // each checked first; a pack with a blob that fails the check is left alone (it keeps
 // the evidence for verification) and false is returned.
-func (r *Repo) repack(ctx context.Context, id string) (bool, error) {
-	rows, err := r.cache.db.QueryContext(ctx, `
+func (r *Repo) repack(ctx context.Context, conn *sql.Conn, id string) (bool, error) {
+	rows, err := conn.QueryContext(ctx, `
 SELECT b.name, b.off, b.len, b.size FROM blobs b
 WHERE b.pack = ?1 AND b.name IN (SELECT name FROM refs)
   AND NOT EXISTS (SELECT 1 FROM bad WHERE bad.pack = b.pack AND bad.name = b.name)
@@ -684,6 +754,9 @@ ORDER BY b.off`, id)
 
 // mark writes a pack's tombstone.
 func (r *Repo) mark(ctx context.Context, id, reason string) error {
+	if err := r.stillPruning(ctx); err != nil {
+		return err
+	}
 	data, err := json.Marshal(tombstone{Pack: id, At: time.Now().UTC(), Reason: reason})
 	if err != nil {
 		return err

@@ -425,7 +425,7 @@ func TestPruneLock(t *testing.T) {
 	ctx := context.Background()
 	r := pruneRepo(t, t.TempDir())
 	defer r.Close()
-	release, err := r.lockPrune(ctx)
+	_, release, err := r.lockPrune(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}

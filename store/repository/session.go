@@ -59,6 +59,8 @@ type lockRecord struct {
 	PID     int       `json:"pid"`
 	Started time.Time `json:"started"`
 	Beat    time.Time `json:"beat"`
+
+	unreadable bool // read back, but not as a lock record
 }
 
 // Session is a writer whose work ends in a manifest, such as a backup. Its methods are
@@ -273,11 +275,18 @@ func (r *Repo) commit(ctx context.Context, packs map[string]struct{}, names func
 				continue
 			}
 			if err := r.packExists(ctx, p); err != nil {
+				// Deleted since this process last looked: forget it, so that the caller's
+				// next attempt stores the blobs again instead of finding them there.
+				if rerr := r.cache.refresh(ctx, r); rerr != nil {
+					err = errors.Join(err, rerr)
+				}
 				return fmt.Errorf("commit: %w", err)
 			}
 		}
 		if marked {
-			if err := r.cache.setDead(ctx, dead); err != nil {
+			// A whole refresh, not only the marks: packs deleted since this process last
+			// looked must not pass for good copies.
+			if err := r.cache.refresh(ctx, r); err != nil {
 				return err
 			}
 			moved, err := r.copyOut(ctx, names)
@@ -325,11 +334,15 @@ func (r *Repo) copyOut(ctx context.Context, names func(func(string) error) error
 		if err != nil {
 			return err
 		}
-		if _, ok, err := r.cache.lookup(ctx, raw); err != nil || ok {
-			return err
-		}
 		var sum [32]byte
 		copy(sum[:], raw)
+		if loc, ok, err := r.cache.lookup(ctx, raw); err != nil || ok {
+			if ok {
+				// Checked to exist at the next round of the commit.
+				moved[loc.Pack] = struct{}{}
+			}
+			return err
+		}
 		if loc, ok := r.pending(sum); ok {
 			moved[loc.Pack] = struct{}{}
 			return nil
@@ -379,9 +392,9 @@ func (r *Repo) locks(ctx context.Context) ([]lockRecord, error) {
 		}
 		var rec lockRecord
 		if json.Unmarshal(data, &rec) != nil || lockDir+rec.ID+lockSuffix != key {
-			// Unreadable: a writer in the middle of its first write, or damage. Treat it
-			// as live and as old as can be, which only holds pruning back.
-			rec = lockRecord{ID: strings.TrimSuffix(strings.TrimPrefix(key, lockDir), lockSuffix), Beat: time.Now().UTC()}
+			// Damage, or not ours (locks are written whole): pruning treats it as a
+			// session that began at the dawn of time and never ends.
+			rec = lockRecord{ID: strings.TrimSuffix(strings.TrimPrefix(key, lockDir), lockSuffix), unreadable: true}
 		}
 		out = append(out, rec)
 	}
