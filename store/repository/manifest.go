@@ -129,26 +129,7 @@ func (r *Repo) PutManifest(ctx context.Context, id string, m *Manifest) (ObjectR
 		return ObjectRef{}, fmt.Errorf("put manifest %s: %w", id, err)
 	}
 	packs := map[string]struct{}{}
-	names := func(fn func(string) error) error {
-		for i := range m.Files {
-			f := &m.Files[i]
-			if f.Map != "" {
-				if err := fn(f.Map); err != nil {
-					return err
-				}
-			}
-			blocks, err := r.FileBlocks(ctx, f, m.BlockSize)
-			if err != nil {
-				return err
-			}
-			for _, b := range blocks {
-				if err := fn(b); err != nil {
-					return err
-				}
-			}
-		}
-		return nil
-	}
+	names := func(fn func(string) error) error { return r.manifestBlobs(ctx, m, fn) }
 	err := names(func(name string) error {
 		if !validObjectName(name) {
 			return fmt.Errorf("invalid object name %q", name)
@@ -306,6 +287,29 @@ func (r *Repo) FileBlocks(ctx context.Context, f *File, blockSize int) ([]string
 		names[i] = hex.EncodeToString(data[i*32 : i*32+32])
 	}
 	return names, nil
+}
+
+// manifestBlobs calls fn with the name of every blob m refers to: each file's block map
+// and blocks.
+func (r *Repo) manifestBlobs(ctx context.Context, m *Manifest, fn func(string) error) error {
+	for i := range m.Files {
+		f := &m.Files[i]
+		if f.Map != "" {
+			if err := fn(f.Map); err != nil {
+				return err
+			}
+		}
+		blocks, err := r.FileBlocks(ctx, f, m.BlockSize)
+		if err != nil {
+			return err
+		}
+		for _, b := range blocks {
+			if err := fn(b); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // PutBlockMap stores a file's block list as a map blob and returns its name.

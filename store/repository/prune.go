@@ -463,22 +463,8 @@ func (r *Repo) collectRefs(ctx context.Context, conn *sql.Conn) error {
 			// What an unreadable manifest refers to is unknown: delete nothing.
 			return fmt.Errorf("backup %s cannot be read, so nothing is deleted: %w", id, err)
 		}
-		for i := range m.Files {
-			f := &m.Files[i]
-			if f.Map != "" {
-				if err := add(f.Map); err != nil {
-					return err
-				}
-			}
-			blocks, err := r.FileBlocks(ctx, f, m.BlockSize)
-			if err != nil {
-				return fmt.Errorf("backup %s: %w", id, err)
-			}
-			for _, b := range blocks {
-				if err := add(b); err != nil {
-					return err
-				}
-			}
+		if err := r.manifestBlobs(ctx, m, add); err != nil {
+			return fmt.Errorf("backup %s: %w", id, err)
 		}
 	}
 	systems, err := r.WALSystems(ctx)

@@ -214,26 +214,7 @@ func (s *Session) PutManifest(ctx context.Context, id string, m *Manifest) (Obje
 		packs[p] = struct{}{}
 	}
 	s.mu.Unlock()
-	names := func(fn func(string) error) error {
-		for i := range m.Files {
-			f := &m.Files[i]
-			if f.Map != "" {
-				if err := fn(f.Map); err != nil {
-					return err
-				}
-			}
-			blocks, err := s.r.FileBlocks(ctx, f, m.BlockSize)
-			if err != nil {
-				return err
-			}
-			for _, b := range blocks {
-				if err := fn(b); err != nil {
-					return err
-				}
-			}
-		}
-		return nil
-	}
+	names := func(fn func(string) error) error { return s.r.manifestBlobs(ctx, m, fn) }
 	var ref ObjectRef
 	wrote := false
 	err := s.r.commit(ctx, packs, names, s.fresh, func(ctx context.Context) error {
