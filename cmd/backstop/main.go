@@ -69,7 +69,7 @@ func main() {
 }
 
 // defaultMemoryLimit is the soft memory limit of every command unless GOMEMLIMIT is set.
-const defaultMemoryLimit = 96 << 20
+const defaultMemoryLimit = 80 << 20
 
 // cli is what every command gets: where its state is, where it writes, how it logs.
 type cli struct {
