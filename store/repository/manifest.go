@@ -314,11 +314,16 @@ func (r *Repo) manifestBlobs(ctx context.Context, m *Manifest, fn func(string) e
 
 // PutBlockMap stores a file's block list as a map blob and returns its name.
 func (r *Repo) PutBlockMap(ctx context.Context, names [][32]byte) (ObjectRef, bool, error) {
+	return r.Put(ctx, blockMap(names))
+}
+
+// blockMap is the plaintext of a block map: the names as consecutive 32-byte hashes.
+func blockMap(names [][32]byte) []byte {
 	data := make([]byte, 0, len(names)*32)
 	for _, n := range names {
 		data = append(data, n[:]...)
 	}
-	return r.Put(ctx, data)
+	return data
 }
 
 // manifestKey is where backup id's manifest is in the storage.

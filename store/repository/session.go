@@ -195,11 +195,7 @@ func (s *Session) PutMany(ctx context.Context, plaintexts [][]byte) ([]ObjectRef
 
 // PutBlockMap stores a file's block list as Repo.PutBlockMap does and remembers its pack.
 func (s *Session) PutBlockMap(ctx context.Context, names [][32]byte) (ObjectRef, bool, error) {
-	data := make([]byte, 0, len(names)*32)
-	for _, n := range names {
-		data = append(data, n[:]...)
-	}
-	return s.Put(ctx, data)
+	return s.Put(ctx, blockMap(names))
 }
 
 // PutManifest commits the session: it makes sure every blob m refers to is stored in a
