@@ -50,6 +50,12 @@ func (w *PruneWorker) Work(ctx context.Context, job *Job) error {
 	if err != nil {
 		return err
 	}
+	logPrune(ctx, job, res)
+	return job.SetResult(res)
+}
+
+// logPrune logs what a prune did, and what it could not do, in the job's log.
+func logPrune(ctx context.Context, job *Job, res repository.PruneResult) {
 	job.Logf(ctx, LevelInfo, "pruning", "%d backups and %d WAL files deleted (%d superseded pieces); %d packs marked, %d repacked, %d deleted (%s)",
 		res.BackupsDeleted, res.WALDeleted, res.PiecesDeleted, res.PacksMarked, res.PacksRepacked, res.PacksDeleted, humanize.IBytes(uint64(res.BytesDeleted)))
 	for _, l := range res.LocksUnreadable {
@@ -58,12 +64,12 @@ func (w *PruneWorker) Work(ctx context.Context, job *Job) error {
 	if res.PacksUnreadable > 0 {
 		job.Logf(ctx, LevelWarn, "pruning", "%d packs have neither a readable index nor a readable trailer: left alone", res.PacksUnreadable)
 	}
-	return job.SetResult(res)
 }
 
-// RunMaintenance queues a prune job every interval until ctx is done, so that what
-// nothing needs is collected without anyone asking: superseded WAL pieces (one every few
-// seconds while WAL streams), failed backups' packs, mostly dead packs.
+// RunMaintenance queues an expire job every interval until ctx is done: it applies every
+// source's retention policy and prunes the repository, so that what nothing needs is
+// collected without anyone asking: expired backups and WAL, superseded WAL pieces (one
+// every few seconds while WAL streams), failed backups' packs, mostly dead packs.
 func RunMaintenance(ctx context.Context, r *Runner, every time.Duration, log *slog.Logger) {
 	t := time.NewTimer(time.Minute)
 	defer t.Stop()
@@ -73,7 +79,7 @@ func RunMaintenance(ctx context.Context, r *Runner, every time.Duration, log *sl
 			return
 		case <-t.C:
 		}
-		_, err := r.Enqueue(ctx, Params{Kind: KindPrune, LockKey: PruneLockKey, Args: PruneArgs{}, RequestedBy: "backstop (maintenance)"})
+		_, err := r.Enqueue(ctx, Params{Kind: KindExpire, LockKey: PruneLockKey, Args: ExpireArgs{}, RequestedBy: "backstop (maintenance)"})
 		if err != nil && !errors.Is(err, store.ErrLocked) && ctx.Err() == nil {
 			log.Warn("queue the repository's maintenance", "err", fmt.Sprint(err))
 		}

@@ -1,7 +1,8 @@
 // Package static holds Backstop's browser assets: the hand-written stylesheet and
-// script, and the vendored htmx with its websocket extension (see VENDORED.md). The
-// files are embedded in the binary, so the server loads nothing from the internet, and
-// are served with cache-busted URLs so that browsers may cache them for a year.
+// scripts, and the vendored htmx with its websocket extension and the uPlot chart
+// library (see VENDORED.md). The files are embedded in the binary, so the server
+// loads nothing from the internet, and are served with cache-busted URLs so that
+// browsers may cache them for a year.
 package static
 
 import (
@@ -21,7 +22,7 @@ import (
 // Prefix is the URL path under which Handler serves the assets.
 const Prefix = "/static/"
 
-//go:embed app.css app.js favicon.svg htmx.min.js ws.js
+//go:embed app.css app.js charts.js favicon.svg htmx.min.js uplot.min.css uplot.min.js ws.js
 var files embed.FS
 
 // types fixes the content types of the assets, rather than depend on the

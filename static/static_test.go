@@ -13,7 +13,7 @@ import (
 	"testing"
 )
 
-var names = []string{"app.css", "app.js", "favicon.svg", "htmx.min.js", "ws.js"}
+var names = []string{"app.css", "app.js", "charts.js", "favicon.svg", "htmx.min.js", "uplot.min.css", "uplot.min.js", "ws.js"}
 
 func version(t *testing.T, name string) string {
 	t.Helper()
@@ -83,11 +83,14 @@ func TestHandler(t *testing.T) {
 	}
 
 	types := map[string]*regexp.Regexp{
-		"app.css":     regexp.MustCompile(`^text/css`),
-		"app.js":      regexp.MustCompile(`^(text|application)/javascript`),
-		"favicon.svg": regexp.MustCompile(`^image/svg\+xml`),
-		"htmx.min.js": regexp.MustCompile(`^(text|application)/javascript`),
-		"ws.js":       regexp.MustCompile(`^(text|application)/javascript`),
+		"app.css":       regexp.MustCompile(`^text/css`),
+		"app.js":        regexp.MustCompile(`^(text|application)/javascript`),
+		"charts.js":     regexp.MustCompile(`^(text|application)/javascript`),
+		"favicon.svg":   regexp.MustCompile(`^image/svg\+xml`),
+		"htmx.min.js":   regexp.MustCompile(`^(text|application)/javascript`),
+		"uplot.min.css": regexp.MustCompile(`^text/css`),
+		"uplot.min.js":  regexp.MustCompile(`^(text|application)/javascript`),
+		"ws.js":         regexp.MustCompile(`^(text|application)/javascript`),
 	}
 	for _, name := range names {
 		t.Run(name, func(t *testing.T) {

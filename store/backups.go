@@ -46,6 +46,15 @@ type Backup struct {
 	Stats BackupStats
 	// Error says why the backup failed, was cancelled or interrupted.
 	Error string
+	// Pin is set while the backup is pinned (legal hold): expiry never deletes it.
+	Pin *Pin
+}
+
+// Pin is who pinned a backup, when and why.
+type Pin struct {
+	At   time.Time
+	By   string
+	Note string
 }
 
 // BackupStats are the sizes and counts of a completed backup.
@@ -115,16 +124,23 @@ type BackupFilter struct {
 
 const backupColumns = `id, source_id, job_id, repo_id, state, label, started_at, finished_at, start_lsn, end_lsn,
 	timeline, pg_version, system_identifier, source_bytes, stored_bytes_new, stored_bytes_referenced, wal_bytes,
-	wal_stored_bytes_new, file_count, block_count, block_count_new, error`
+	wal_stored_bytes_new, file_count, block_count, block_count_new, error, pinned_at, pinned_by, pin_note`
 
 // scanBackup scans a row of backupColumns.
 func scanBackup(r rowScanner) (Backup, error) {
 	var b Backup
+	var pinnedAt *time.Time
+	var pin Pin
 	err := r.Scan(&b.ID, &b.SourceID, orZero(&b.JobID), &b.RepoID, &b.State, orZero(&b.Label),
 		scanTime(&b.StartedAt), scanNullTime(&b.FinishedAt), orZero(&b.StartLSN), orZero(&b.EndLSN),
 		orZero(&b.Timeline), orZero(&b.PGVersion), orZero(&b.SystemIdentifier),
 		&b.Stats.SourceBytes, &b.Stats.StoredBytesNew, &b.Stats.StoredBytesReferenced, &b.Stats.WALBytes,
-		&b.Stats.WALStoredBytesNew, &b.Stats.FileCount, &b.Stats.BlockCount, &b.Stats.BlockCountNew, orZero(&b.Error))
+		&b.Stats.WALStoredBytesNew, &b.Stats.FileCount, &b.Stats.BlockCount, &b.Stats.BlockCountNew, orZero(&b.Error),
+		scanNullTime(&pinnedAt), orZero(&pin.By), orZero(&pin.Note))
+	if pinnedAt != nil {
+		pin.At = *pinnedAt
+		b.Pin = &pin
+	}
 	return b, err
 }
 

@@ -619,7 +619,11 @@ func TestWALMigration(t *testing.T) {
 		t.Fatal(err)
 	}
 	src := Source{ID: srcID}
-	b, err := old.CreateBackup(ctx, BackupParams{SourceID: src.ID, RepoID: "r1", StartLSN: "0/3000028", Timeline: 1})
+	// A backup as the first schema stores it (today's columns include later ones).
+	started := time.Date(2026, 11, 25, 9, 47, 35, 0, time.UTC)
+	b := Backup{SourceID: src.ID, RepoID: "r1", State: BackupRunning, StartedAt: started, StartLSN: "0/3000028", Timeline: 1}
+	err = old.wdb.QueryRowContext(ctx, `INSERT INTO backups (source_id, repo_id, state, started_at, start_lsn, timeline)
+		VALUES (?, 'r1', 'running', ?, '0/3000028', 1) RETURNING id`, src.ID, formatTime(started)).Scan(&b.ID)
 	if err != nil {
 		t.Fatal(err)
 	}

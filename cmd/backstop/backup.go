@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strconv"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -14,8 +16,13 @@ import (
 )
 
 func (c *cli) backup(ctx context.Context, args []string) error {
-	if len(args) > 0 && args[0] == "list" {
-		return c.backupList(ctx, args[1:])
+	if len(args) > 0 {
+		switch args[0] {
+		case "list":
+			return c.backupList(ctx, args[1:])
+		case "pin", "unpin":
+			return c.backupPin(ctx, args[0], args[1:])
+		}
 	}
 	h, src, _, err := c.sourceCommand(ctx, "backup", "backup SOURCE", args, 1)
 	if err != nil {
@@ -72,6 +79,44 @@ func (c *cli) backupList(ctx context.Context, args []string) error {
 	return tw.Flush()
 }
 
+func (c *cli) backupPin(ctx context.Context, verb string, args []string) error {
+	synopsis := "backup pin ID [--note TEXT]"
+	if verb == "unpin" {
+		synopsis = "backup unpin ID"
+	}
+	fs := c.flags("backup "+verb, synopsis)
+	note := fs.String("note", "", "why the backup is held (legal hold, case number)")
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	id, err := strconv.ParseInt(strings.Join(pos, ""), 10, 64)
+	if len(pos) != 1 || err != nil {
+		fs.Usage()
+		return fmt.Errorf("usage: backstop %s (see `backstop backup list`)", synopsis)
+	}
+	h, err := openHome(ctx, c.home, false)
+	if err != nil {
+		return err
+	}
+	defer h.Close()
+	svc, actor := c.cliService(h)
+	var b store.Backup
+	if verb == "pin" {
+		b, err = svc.PinBackup(ctx, actor, id, *note)
+	} else {
+		b, err = svc.UnpinBackup(ctx, actor, id)
+	}
+	if err != nil {
+		return err
+	}
+	line := fmt.Sprintf("Backup %d is pinned: no retention policy expires it until it is unpinned", b.ID)
+	if b.Pin == nil {
+		line = fmt.Sprintf("Backup %d is no longer pinned: its source's policy may expire it", b.ID)
+	}
+	return c.printResult(backupJSON(b), line)
+}
+
 func backupDuration(b store.Backup) time.Duration {
 	if b.FinishedAt == nil {
 		return 0
@@ -86,6 +131,6 @@ func backupJSON(b store.Backup) map[string]any {
 		"timeline": b.Timeline, "source_bytes": b.Stats.SourceBytes, "stored_bytes_new": b.Stats.StoredBytesNew,
 		"stored_bytes_referenced": b.Stats.StoredBytesReferenced, "wal_bytes": b.Stats.WALBytes,
 		"wal_stored_bytes_new": b.Stats.WALStoredBytesNew, "files": b.Stats.FileCount, "blocks": b.Stats.BlockCount,
-		"blocks_new": b.Stats.BlockCountNew, "error": b.Error,
+		"blocks_new": b.Stats.BlockCountNew, "error": b.Error, "pin": b.Pin,
 	}
 }

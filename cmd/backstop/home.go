@@ -291,7 +291,8 @@ func (h *home) workers() []jobs.Worker {
 		exe = "backstop"
 	}
 	return []jobs.Worker{jobs.NewBackupWorker(h.store, h.repo), jobs.NewRestoreWorker(h.store, h.repo),
-		jobs.NewPITRWorker(h.store, h.repo, exe), jobs.NewInstanceWorker(h.store), jobs.NewPruneWorker(h.repo)}
+		jobs.NewPITRWorker(h.store, h.repo, exe), jobs.NewInstanceWorker(h.store), jobs.NewPruneWorker(h.repo),
+		jobs.NewExpireWorker(h.store, h.repo)}
 }
 
 func (h *home) Close() error {

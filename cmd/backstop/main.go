@@ -33,6 +33,14 @@ Commands:
   source remove NAME       stop archiving and drop its slot; its backups are kept
   backup SOURCE            take a full backup now, with a progress bar
   backup list              list backups
+  backup pin ID [--note T] | unpin ID
+                           hold a backup (legal hold): no policy expires it
+  policy set --source NAME [--schedule CRON] [--time-zone TZ] [--window 14d] [--keep-last N]
+           [--daily N] [--weekly N] [--monthly N] [--yearly N] [--min-keep N] [--archive-years N]
+                           set a source's backup schedule and retention policy
+  policy show --source NAME
+  expire --source NAME [--dry-run]
+                           apply the policy now: delete what it no longer needs (--dry-run: show it)
   restore --source NAME --to TIME|latest --into DIR [--start --port N]
                            restore to a point in time (also --lsn LSN, --name POINT)
   restore --backup ID --into DIR
@@ -110,6 +118,10 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return c.backup(ctx, rest)
 	case "restore":
 		return c.restore(ctx, rest)
+	case "policy":
+		return c.policy(ctx, rest)
+	case "expire":
+		return c.expire(ctx, rest)
 	case "user":
 		return c.user(ctx, rest)
 	case "catalog":

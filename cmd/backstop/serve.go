@@ -115,6 +115,10 @@ func (c *cli) serveHome(ctx context.Context, h *home, listen string, ready func(
 
 // serveHomeWith runs the dashboard and the job runner until ctx is done, then shuts down in
 // order: stop accepting requests, end live connections, interrupt running jobs.
+// scheduleEvery is how often serve checks the schedules: a scheduled backup starts within
+// this of its due time (plus its source's jitter).
+const scheduleEvery = 10 * time.Second
+
 func (c *cli) serveHomeWith(ctx context.Context, h *home, opts serveOptions, ready func(url string, r *jobs.Runner)) error {
 	// A certificate that cannot be loaded is refused before anything starts.
 	var tlsConfig *tls.Config
@@ -136,15 +140,22 @@ func (c *cli) serveHomeWith(ctx context.Context, h *home, opts serveOptions, rea
 	}
 	defer runner.Stop()
 
-	// Hourly, the repository collects what nothing needs any more.
+	// Hourly, retention policies are applied and the repository collects what nothing
+	// needs any more; every few seconds, scheduled backups owed now are queued (the first
+	// check at once, so that a run missed while the server was down runs on start-up).
 	maintCtx, stopMaintenance := context.WithCancel(ctx)
-	maintained := make(chan struct{})
+	maintained := make(chan struct{}, 2)
 	go func() {
-		defer close(maintained)
+		defer func() { maintained <- struct{}{} }()
 		jobs.RunMaintenance(maintCtx, runner, time.Hour, c.log)
+	}()
+	go func() {
+		defer func() { maintained <- struct{}{} }()
+		jobs.NewScheduler(h.store, runner.Enqueue, c.log).Run(maintCtx, scheduleEvery)
 	}()
 	defer func() {
 		stopMaintenance()
+		<-maintained
 		<-maintained
 	}()
 

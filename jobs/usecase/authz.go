@@ -34,6 +34,9 @@ const (
 	StartRestore   Action = "restore.start"  // restore to a point in time or a backup
 	ManageInstance Action = "restore.manage" // stop, start or delete a restored instance
 	CancelJob      Action = "job.cancel"     // cancel a queued or running job
+	SetPolicy      Action = "policy.set"     // change a source's schedule and retention policy
+	Expire         Action = "expire.run"     // apply a retention policy now (deletes backups and WAL)
+	PinBackup      Action = "backup.pin"     // pin or unpin a backup (legal hold)
 	ManageUsers    Action = "user.manage"    // add, change or remove users
 )
 
@@ -47,6 +50,9 @@ var permissions = map[Action][]store.Role{
 	StartRestore:   {store.RoleAdmin, store.RoleOperator},
 	ManageInstance: {store.RoleAdmin, store.RoleOperator},
 	CancelJob:      {store.RoleAdmin, store.RoleOperator},
+	SetPolicy:      {store.RoleAdmin, store.RoleOperator},
+	Expire:         {store.RoleAdmin, store.RoleOperator},
+	PinBackup:      {store.RoleAdmin, store.RoleOperator},
 	ManageUsers:    {store.RoleAdmin},
 }
 

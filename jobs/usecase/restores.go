@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/url"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -76,17 +77,16 @@ type RestoreRequest struct {
 }
 
 // InputError collects what is wrong with a request, by form field ("confirm", "target",
-// "dir", "port"), so that a form can show each next to its field.
+// "dir", "port", "window", …), so that a form can show each next to its field.
 type InputError struct {
 	Fields map[string]string
 }
 
 func (e *InputError) Error() string {
-	var parts []string
-	for _, f := range []string{"confirm", "target", "dir", "port"} {
-		if m, ok := e.Fields[f]; ok {
-			parts = append(parts, m)
-		}
+	fields := slices.Sorted(maps.Keys(e.Fields))
+	parts := make([]string, len(fields))
+	for i, f := range fields {
+		parts[i] = e.Fields[f]
 	}
 	return strings.Join(parts, " ")
 }

@@ -467,3 +467,23 @@ func packIDOfKey(key, dir string) (string, bool) {
 	}
 	return id, true
 }
+
+// Usage is the size of a repository's packs, as its index cache knows them.
+type Usage struct {
+	Packs int64
+	Bytes int64
+	// DeadBytes is what packs with a tombstone hold: a later prune deletes them.
+	DeadBytes int64
+}
+
+// Usage returns the size of the repository's packs (index and other small objects
+// aside), as of the cache's last refresh.
+func (r *Repo) Usage(ctx context.Context) (Usage, error) {
+	var u Usage
+	err := r.cache.db.QueryRowContext(ctx, `SELECT count(*), coalesce(sum(bytes), 0),
+		coalesce(sum(CASE WHEN dead <> 0 THEN bytes ELSE 0 END), 0) FROM packs`).Scan(&u.Packs, &u.Bytes, &u.DeadBytes)
+	if err != nil {
+		return Usage{}, fmt.Errorf("repository usage: %w", err)
+	}
+	return u, nil
+}
