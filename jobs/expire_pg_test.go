@@ -57,7 +57,9 @@ func TestExpiryKeepsTheWindow(t *testing.T) {
 	}
 	e := setup(t, jobs.Options{},
 		func(st *store.Store, repo *repository.Repo) jobs.Worker { return jobs.NewBackupWorker(st, repo) },
-		func(st *store.Store, repo *repository.Repo) jobs.Worker { return jobs.NewPITRWorker(st, repo, backstop) },
+		func(st *store.Store, repo *repository.Repo) jobs.Worker {
+			return jobs.NewPITRWorker(st, repo, backstop)
+		},
 		expireWorker)
 	src := e.register(t, "orders", dsn)
 	a := jobs.NewArchiver(e.store, e.repo, t.TempDir(), testLogger(t))
