@@ -268,10 +268,10 @@ func expiryReason(p retention.Policy, at time.Time, base *KeptBackup) string {
 	var why string
 	switch {
 	case p.Window > 0 && base != nil:
-		why = fmt.Sprintf("older than backup %d (consistent %s), the base of the %s recovery window", base.Backup.ID,
-			base.At.UTC().Format(time.DateTime+" UTC"), FormatWindow(p.Window))
+		why = fmt.Sprintf("older than backup %d (consistent %s), the base of the recovery window (%s)", base.Backup.ID,
+			base.At.UTC().Format(time.DateTime+" UTC"), retention.FormatDuration(p.Window))
 	case p.Window > 0:
-		why = fmt.Sprintf("outside the %s recovery window", FormatWindow(p.Window))
+		why = fmt.Sprintf("outside the recovery window (%s)", retention.FormatDuration(p.Window))
 	default:
 		why = "the policy has no recovery window"
 	}
@@ -467,8 +467,8 @@ func (w *ExpireWorker) expireSource(ctx context.Context, job *Job, pol store.Pol
 	if len(plan.WAL) > 0 {
 		auditExpiry(ctx, w.store, job, "wal.expire", src.Name, map[string]any{
 			"files": len(plan.WAL), "bytes": plan.WALBytes, "first": plan.WAL[0].Name, "last": plan.WAL[len(plan.WAL)-1].Name,
-			"rule": fmt.Sprintf("below %s, the start of the oldest backup the %s recovery window needs; no kept backup or second of the window reads it",
-				plan.KeepWALFrom, FormatWindow(p.Window))})
+			"rule": fmt.Sprintf("below %s, where the WAL that the recovery window (%s) and the backups kept need begins",
+				plan.KeepWALFrom, retention.FormatDuration(p.Window))})
 	}
 	job.Logf(ctx, LevelInfo, "planning", "%s: %s", src.Name, plan.Summary())
 	return se, nil
@@ -511,15 +511,3 @@ func PolicyOf(p store.Policy) (retention.Policy, error) {
 		Monthly: p.Monthly, Yearly: p.Yearly, MinKeep: p.MinKeep, ArchiveYears: p.ArchiveYears, Location: loc}, nil
 }
 
-// FormatWindow writes a recovery window in days when it is whole days ("14 days"), else
-// as a duration ("36h0m0s").
-func FormatWindow(d time.Duration) string {
-	const day = 24 * time.Hour
-	switch {
-	case d == day:
-		return "1-day"
-	case d > 0 && d%day == 0:
-		return fmt.Sprintf("%d-day", d/day)
-	}
-	return d.String()
-}

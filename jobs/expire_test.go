@@ -1,7 +1,6 @@
 package jobs
 
 import (
-	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -50,7 +49,7 @@ func TestPlanExpiry(t *testing.T) {
 	}
 	for _, e := range plan.Expired {
 		expired = append(expired, e.Backup.ID)
-		if !strings.Contains(e.Reason, "older than backup 7") || !strings.Contains(e.Reason, "3-day recovery window") {
+		if !strings.Contains(e.Reason, "older than backup 7") || !strings.Contains(e.Reason, "recovery window (3 days)") {
 			t.Errorf("backup %d expires because %q, want it to name backup 7 and the 3-day window", e.Backup.ID, e.Reason)
 		}
 	}
@@ -233,7 +232,3 @@ func TestPlanExpiryProperty(t *testing.T) {
 	})
 }
 
-func ExampleFormatWindow() {
-	fmt.Println(FormatWindow(14*24*time.Hour), FormatWindow(24*time.Hour), FormatWindow(36*time.Hour))
-	// Output: 14-day 1-day 36h0m0s
-}

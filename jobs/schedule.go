@@ -148,7 +148,7 @@ func (s *Scheduler) tickSource(ctx context.Context, p store.Policy) error {
 	if err != nil {
 		return err
 	}
-	last := p.UpdatedAt
+	last := p.ScheduleSince
 	if r, err := s.store.LastScheduleRun(ctx, src.ID, ScheduleBackup); err == nil {
 		last = latest(last, r.DueAt)
 	} else if !errors.Is(err, store.ErrNotFound) {

@@ -22,6 +22,9 @@ CREATE TABLE policies (
     -- One backup a month is kept for archive_years years (without the WAL
     -- after it).
     archive_years  INTEGER NOT NULL CHECK (archive_years >= 0),
+    -- When the schedule (cron or time zone) last changed: runs due before it
+    -- are not owed.
+    schedule_since TEXT    NOT NULL,
     updated_at     TEXT    NOT NULL,
     updated_by     TEXT    NOT NULL
 ) STRICT;

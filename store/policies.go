@@ -23,18 +23,21 @@ type Policy struct {
 	Daily, Weekly, Monthly, Yearly int
 	MinKeep                        int
 	ArchiveYears                   int
-	UpdatedAt                      time.Time
-	UpdatedBy                      string
+	// ScheduleSince is when BackupCron or TimeZone last changed: runs due before it
+	// are not owed.
+	ScheduleSince time.Time
+	UpdatedAt     time.Time
+	UpdatedBy     string
 }
 
 const policyColumns = `source_id, backup_cron, time_zone, window_seconds, keep_last, keep_daily, keep_weekly,
-	keep_monthly, keep_yearly, min_keep, archive_years, updated_at, updated_by`
+	keep_monthly, keep_yearly, min_keep, archive_years, schedule_since, updated_at, updated_by`
 
 func scanPolicy(r rowScanner) (Policy, error) {
 	var p Policy
 	var window int64
 	err := r.Scan(&p.SourceID, orZero(&p.BackupCron), &p.TimeZone, &window, &p.KeepLast, &p.Daily, &p.Weekly,
-		&p.Monthly, &p.Yearly, &p.MinKeep, &p.ArchiveYears, scanTime(&p.UpdatedAt), &p.UpdatedBy)
+		&p.Monthly, &p.Yearly, &p.MinKeep, &p.ArchiveYears, scanTime(&p.ScheduleSince), scanTime(&p.UpdatedAt), &p.UpdatedBy)
 	p.Window = time.Duration(window) * time.Second
 	return p, err
 }
@@ -61,26 +64,31 @@ func (s *Store) Policies(ctx context.Context) ([]Policy, error) {
 }
 
 // SetPolicy stores p as its source's policy, replacing any, and returns it as stored.
+// ScheduleSince is set to now when the schedule (cron or time zone) changes, and kept
+// otherwise.
 func (s *Store) SetPolicy(ctx context.Context, p Policy) (Policy, error) {
 	if p.Window < 0 || p.Window%time.Second != 0 {
 		return Policy{}, fmt.Errorf("set policy: window %s is not a whole number of seconds", p.Window)
 	}
 	var out Policy
+	now := formatTime(s.clock())
 	err := s.tx(ctx, func(tx *sql.Tx) error {
 		if err := sourceExists(ctx, tx, p.SourceID); err != nil {
 			return err
 		}
 		var err error
 		out, err = scanPolicy(tx.QueryRowContext(ctx, `
-			INSERT INTO policies (`+policyColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+			INSERT INTO policies (`+policyColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 			ON CONFLICT (source_id) DO UPDATE SET backup_cron = excluded.backup_cron, time_zone = excluded.time_zone,
 				window_seconds = excluded.window_seconds, keep_last = excluded.keep_last, keep_daily = excluded.keep_daily,
 				keep_weekly = excluded.keep_weekly, keep_monthly = excluded.keep_monthly, keep_yearly = excluded.keep_yearly,
 				min_keep = excluded.min_keep, archive_years = excluded.archive_years, updated_at = excluded.updated_at,
+				schedule_since = CASE WHEN policies.backup_cron IS excluded.backup_cron AND policies.time_zone = excluded.time_zone
+					THEN policies.schedule_since ELSE excluded.schedule_since END,
 				updated_by = excluded.updated_by
 			RETURNING `+policyColumns,
 			p.SourceID, nullString(p.BackupCron), p.TimeZone, int64(p.Window/time.Second), p.KeepLast, p.Daily, p.Weekly,
-			p.Monthly, p.Yearly, p.MinKeep, p.ArchiveYears, formatTime(s.clock()), p.UpdatedBy))
+			p.Monthly, p.Yearly, p.MinKeep, p.ArchiveYears, now, now, p.UpdatedBy))
 		return err
 	})
 	if err != nil {

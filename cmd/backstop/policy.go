@@ -14,6 +14,7 @@ import (
 	"github.com/dustin/go-humanize"
 
 	"github.com/backstop/backstop/jobs"
+	"github.com/backstop/backstop/jobs/retention"
 	"github.com/backstop/backstop/jobs/usecase"
 	"github.com/backstop/backstop/store"
 )
@@ -58,7 +59,7 @@ func (v windowValue) String() string {
 	if v.d == nil {
 		return ""
 	}
-	return jobs.FormatWindow(*v.d)
+	return retention.FormatDuration(*v.d)
 }
 
 func (v windowValue) Set(s string) error {

@@ -274,7 +274,7 @@ func (p Policy) Validate() error {
 func (p Policy) Describe() string {
 	var parts []string
 	if p.Window > 0 {
-		parts = append(parts, "window "+describeDuration(p.Window))
+		parts = append(parts, "window "+FormatDuration(p.Window))
 	}
 	if p.KeepLast > 0 {
 		parts = append(parts, "last "+strconv.Itoa(p.KeepLast))
@@ -303,14 +303,14 @@ func (p Policy) Describe() string {
 	return strings.Join(parts, "; ")
 }
 
-// describeDuration writes d in the largest whole unit among days, hours and minutes, and as
+// FormatDuration writes d in the largest whole unit among days, hours and minutes, and as
 // time.Duration does otherwise.
-func describeDuration(d time.Duration) string {
+func FormatDuration(d time.Duration) string {
 	for _, u := range []struct {
 		d    time.Duration
 		name string
-	}{{24 * time.Hour, "day"}, {time.Hour, "hour"}, {time.Minute, "minute"}} {
-		if d%u.d == 0 {
+	}{{24 * time.Hour, "day"}, {time.Hour, "hour"}, {time.Minute, "minute"}, {time.Second, "second"}} {
+		if d != 0 && d%u.d == 0 {
 			return plural(int(d/u.d), u.name)
 		}
 	}

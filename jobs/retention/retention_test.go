@@ -612,7 +612,7 @@ func TestDescribe(t *testing.T) {
 		{"window-hours", retention.Policy{Window: 36 * time.Hour}, "window 36 hours"},
 		{"window-one-hour", retention.Policy{Window: time.Hour}, "window 1 hour"},
 		{"window-minutes", retention.Policy{Window: 90 * time.Minute}, "window 90 minutes"},
-		{"window-odd", retention.Policy{Window: 90 * time.Second}, "window 1m30s"},
+		{"window-odd", retention.Policy{Window: 90 * time.Second}, "window 90 seconds"},
 		{"some-gfs", retention.Policy{Weekly: 4, Yearly: 1}, "4 weekly, 1 yearly"},
 		{"archive-one-year", retention.Policy{MinKeep: 1, ArchiveYears: 1}, "at least 1 kept; archive 1 year"},
 		{"negative-left-out", retention.Policy{KeepLast: -1, Daily: 3}, "3 daily"},
