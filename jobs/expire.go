@@ -510,4 +510,3 @@ func PolicyOf(p store.Policy) (retention.Policy, error) {
 	return retention.Policy{Window: p.Window, KeepLast: p.KeepLast, Daily: p.Daily, Weekly: p.Weekly,
 		Monthly: p.Monthly, Yearly: p.Yearly, MinKeep: p.MinKeep, ArchiveYears: p.ArchiveYears, Location: loc}, nil
 }
-

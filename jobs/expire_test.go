@@ -231,4 +231,3 @@ func TestPlanExpiryProperty(t *testing.T) {
 		}
 	})
 }
-
