@@ -202,7 +202,20 @@ func (w *BackupWorker) take(ctx context.Context, job *Job, src store.Source, inf
 	}
 	job.Logf(ctx, LevelInfo, "saving manifest", "backup %d complete: %s of data, %s newly stored (%d of %d blocks new)",
 		b.ID, humanize.IBytes(uint64(st.sourceBytes.Load())), humanize.IBytes(uint64(st.storedNew.Load())), st.blocksNew.Load(), st.blocks.Load())
+	sampleStorage(ctx, job, w.store, w.repo)
 	return nil
+}
+
+// sampleStorage records the repository's size, for the chart of storage over time; a
+// failure is logged, not returned: the work is done.
+func sampleStorage(ctx context.Context, job *Job, st *store.Store, repo *repository.Repo) {
+	u, err := repo.Usage(ctx)
+	if err == nil {
+		err = st.RecordStorageSample(ctx, store.StorageSample{Packs: u.Packs, Bytes: u.Bytes, DeadBytes: u.DeadBytes})
+	}
+	if err != nil {
+		job.Logf(ctx, LevelWarn, job.phase, "record the repository's size: %v", err)
+	}
 }
 
 // newRepoID names a backup in the repository: sortable by time, unique by its random tail.

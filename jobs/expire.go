@@ -410,12 +410,7 @@ func (w *ExpireWorker) Work(ctx context.Context, job *Job) error {
 		return err
 	}
 	logPrune(ctx, job, pr)
-	if u, err := w.repo.Usage(ctx); err == nil {
-		err = w.store.RecordStorageSample(ctx, store.StorageSample{Packs: u.Packs, Bytes: u.Bytes, DeadBytes: u.DeadBytes})
-		if err != nil {
-			job.Logf(ctx, LevelWarn, "pruning", "record the repository's size: %v", err)
-		}
-	}
+	sampleStorage(ctx, job, w.store, w.repo)
 	return job.SetResult(res)
 }
 

@@ -169,6 +169,9 @@ func TestExpiryKeepsTheWindow(t *testing.T) {
 			t.Errorf("expired WAL %s is still in the repository", f.Name)
 		}
 	}
+	if samples, err := e.store.StorageSamples(ctx, time.Time{}); err != nil || len(samples) < 4 {
+		t.Errorf("StorageSamples() = %d, %v; want one per backup and one after expiry", len(samples), err)
+	}
 	if pending, err := e.store.PendingExpirations(ctx); err != nil || len(pending) != 0 {
 		t.Errorf("PendingExpirations() = %d, %v; want none once pruning deleted them", len(pending), err)
 	}

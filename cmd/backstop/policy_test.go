@@ -162,4 +162,15 @@ func TestPolicyCLI(t *testing.T) {
 	if !strings.Contains(out, "LATE") || !strings.Contains(out, "earlier runs missed while Backstop was down") {
 		t.Errorf("policy show = %q, want the late run shown as late", out)
 	}
+
+	// A removed source keeps its backups, under its policy: expiry still applies it.
+	mustBackstop(t, home, "source", "remove", "retained")
+	decodeJSON(t, "expire --dry-run --json", mustBackstop(t, home, "expire", "--source", "retained", "--dry-run", "--json"), &plan)
+	if len(plan.Kept) == 0 {
+		t.Errorf("expire --dry-run of a removed source = %+v, want its policy applied to its backups", plan)
+	}
+	mustBackstop(t, home, "expire", "--source", "retained")
+	if bs, err := st.Backups(ctx, store.BackupFilter{SourceID: src.ID, States: []store.BackupState{store.BackupComplete}}); err != nil || len(bs) == 0 {
+		t.Errorf("backups of the removed source after expiry = %d, %v; want the ones its policy keeps", len(bs), err)
+	}
 }
