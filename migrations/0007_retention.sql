@@ -35,7 +35,7 @@ CREATE TABLE policies (
 CREATE TABLE schedule_runs (
     id         INTEGER PRIMARY KEY AUTOINCREMENT,
     source_id  INTEGER NOT NULL REFERENCES sources (id) ON DELETE CASCADE,
-    kind       TEXT    NOT NULL CHECK (kind IN ('backup')),
+    kind       TEXT    NOT NULL CHECK (kind IN ('backup', 'verify', 'drill')),
     due_at     TEXT    NOT NULL,
     queued_at  TEXT    NOT NULL,
     late       INTEGER NOT NULL CHECK (late IN (0, 1)),

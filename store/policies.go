@@ -23,22 +23,34 @@ type Policy struct {
 	Daily, Weekly, Monthly, Yearly int
 	MinKeep                        int
 	ArchiveYears                   int
-	// ScheduleSince is when BackupCron or TimeZone last changed: runs due before it
-	// are not owed.
+	// VerifyCron and DrillCron schedule routine verification and restore drills,
+	// empty for none.
+	VerifyCron, DrillCron string
+	// RPO is the most archiving may lag before an alert; DrillMaxAge the oldest the
+	// newest passing drill may be; VerifyPeriod the time within which routine
+	// verification re-reads every object.
+	RPO, DrillMaxAge, VerifyPeriod time.Duration
+	// ScheduleSince is when a schedule (a cron expression or the time zone) last
+	// changed: runs due before it are not owed.
 	ScheduleSince time.Time
 	UpdatedAt     time.Time
 	UpdatedBy     string
 }
 
 const policyColumns = `source_id, backup_cron, time_zone, window_seconds, keep_last, keep_daily, keep_weekly,
-	keep_monthly, keep_yearly, min_keep, archive_years, schedule_since, updated_at, updated_by`
+	keep_monthly, keep_yearly, min_keep, archive_years, verify_cron, drill_cron, rpo_seconds, drill_max_age_seconds,
+	verify_period_seconds, schedule_since, updated_at, updated_by`
 
 func scanPolicy(r rowScanner) (Policy, error) {
 	var p Policy
-	var window int64
+	var window, rpo, drillAge, verifyPeriod int64
 	err := r.Scan(&p.SourceID, orZero(&p.BackupCron), &p.TimeZone, &window, &p.KeepLast, &p.Daily, &p.Weekly,
-		&p.Monthly, &p.Yearly, &p.MinKeep, &p.ArchiveYears, scanTime(&p.ScheduleSince), scanTime(&p.UpdatedAt), &p.UpdatedBy)
+		&p.Monthly, &p.Yearly, &p.MinKeep, &p.ArchiveYears, orZero(&p.VerifyCron), orZero(&p.DrillCron), &rpo, &drillAge,
+		&verifyPeriod, scanTime(&p.ScheduleSince), scanTime(&p.UpdatedAt), &p.UpdatedBy)
 	p.Window = time.Duration(window) * time.Second
+	p.RPO = time.Duration(rpo) * time.Second
+	p.DrillMaxAge = time.Duration(drillAge) * time.Second
+	p.VerifyPeriod = time.Duration(verifyPeriod) * time.Second
 	return p, err
 }
 
@@ -53,6 +65,13 @@ func (s *Store) Policy(ctx context.Context, sourceID int64) (Policy, error) {
 	}
 	return p, nil
 }
+
+// Default objectives of a policy that does not give them.
+const (
+	DefaultRPO          = time.Minute
+	DefaultDrillMaxAge  = 8 * 24 * time.Hour
+	DefaultVerifyPeriod = 30 * 24 * time.Hour
+)
 
 // Policies returns every stored policy, removed sources' included, by source.
 func (s *Store) Policies(ctx context.Context) ([]Policy, error) {
@@ -70,6 +89,16 @@ func (s *Store) SetPolicy(ctx context.Context, p Policy) (Policy, error) {
 	if p.Window < 0 || p.Window%time.Second != 0 {
 		return Policy{}, fmt.Errorf("set policy: window %s is not a whole number of seconds", p.Window)
 	}
+	// Objectives not given take their defaults.
+	if p.RPO <= 0 {
+		p.RPO = DefaultRPO
+	}
+	if p.DrillMaxAge <= 0 {
+		p.DrillMaxAge = DefaultDrillMaxAge
+	}
+	if p.VerifyPeriod <= 0 {
+		p.VerifyPeriod = DefaultVerifyPeriod
+	}
 	var out Policy
 	now := formatTime(s.clock())
 	err := s.tx(ctx, func(tx *sql.Tx) error {
@@ -78,17 +107,21 @@ func (s *Store) SetPolicy(ctx context.Context, p Policy) (Policy, error) {
 		}
 		var err error
 		out, err = scanPolicy(tx.QueryRowContext(ctx, `
-			INSERT INTO policies (`+policyColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+			INSERT INTO policies (`+policyColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 			ON CONFLICT (source_id) DO UPDATE SET backup_cron = excluded.backup_cron, time_zone = excluded.time_zone,
 				window_seconds = excluded.window_seconds, keep_last = excluded.keep_last, keep_daily = excluded.keep_daily,
 				keep_weekly = excluded.keep_weekly, keep_monthly = excluded.keep_monthly, keep_yearly = excluded.keep_yearly,
 				min_keep = excluded.min_keep, archive_years = excluded.archive_years, updated_at = excluded.updated_at,
-				schedule_since = CASE WHEN policies.backup_cron IS excluded.backup_cron AND policies.time_zone = excluded.time_zone
+				verify_cron = excluded.verify_cron, drill_cron = excluded.drill_cron, rpo_seconds = excluded.rpo_seconds,
+				drill_max_age_seconds = excluded.drill_max_age_seconds, verify_period_seconds = excluded.verify_period_seconds,
+				schedule_since = CASE WHEN policies.backup_cron IS excluded.backup_cron AND policies.verify_cron IS excluded.verify_cron
+					AND policies.drill_cron IS excluded.drill_cron AND policies.time_zone = excluded.time_zone
 					THEN policies.schedule_since ELSE excluded.schedule_since END,
 				updated_by = excluded.updated_by
 			RETURNING `+policyColumns,
 			p.SourceID, nullString(p.BackupCron), p.TimeZone, int64(p.Window/time.Second), p.KeepLast, p.Daily, p.Weekly,
-			p.Monthly, p.Yearly, p.MinKeep, p.ArchiveYears, now, now, p.UpdatedBy))
+			p.Monthly, p.Yearly, p.MinKeep, p.ArchiveYears, nullString(p.VerifyCron), nullString(p.DrillCron),
+			int64(p.RPO/time.Second), int64(p.DrillMaxAge/time.Second), int64(p.VerifyPeriod/time.Second), now, now, p.UpdatedBy))
 		return err
 	})
 	if err != nil {

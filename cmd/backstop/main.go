@@ -41,6 +41,8 @@ Commands:
   policy show --source NAME
   expire --source NAME [--dry-run]
                            apply the policy now: delete what it no longer needs (--dry-run: show it)
+  alerts [--all]           open alerts, worst first, with what to do (--all: resolved ones too)
+  alerts ack ID | resolve ID [--comment TEXT]
   restore --source NAME --to TIME|latest --into DIR [--start --port N]
                            restore to a point in time (also --lsn LSN, --name POINT)
   restore --backup ID --into DIR
@@ -122,6 +124,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return c.policy(ctx, rest)
 	case "expire":
 		return c.expire(ctx, rest)
+	case "alerts":
+		return c.alerts(ctx, rest)
 	case "user":
 		return c.user(ctx, rest)
 	case "catalog":

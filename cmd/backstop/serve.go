@@ -12,6 +12,7 @@ import (
 
 	"github.com/backstop/backstop/handlers"
 	"github.com/backstop/backstop/jobs"
+	"github.com/backstop/backstop/jobs/health"
 	"github.com/backstop/backstop/jobs/usecase"
 )
 
@@ -119,6 +120,10 @@ func (c *cli) serveHome(ctx context.Context, h *home, listen string, ready func(
 // this of its due time (plus its source's jitter).
 const scheduleEvery = 10 * time.Second
 
+// evaluateEvery is how often serve evaluates the alert rules: a broken guarantee becomes an
+// alert within this (plus the rule's own grace).
+const evaluateEvery = 15 * time.Second
+
 func (c *cli) serveHomeWith(ctx context.Context, h *home, opts serveOptions, ready func(url string, r *jobs.Runner)) error {
 	// A certificate that cannot be loaded is refused before anything starts.
 	var tlsConfig *tls.Config
@@ -144,7 +149,7 @@ func (c *cli) serveHomeWith(ctx context.Context, h *home, opts serveOptions, rea
 	// needs any more; every few seconds, scheduled backups owed now are queued (the first
 	// check at once, so that a run missed while the server was down runs on start-up).
 	maintCtx, stopMaintenance := context.WithCancel(ctx)
-	maintained := make(chan struct{}, 2)
+	maintained := make(chan struct{}, 3)
 	go func() {
 		defer func() { maintained <- struct{}{} }()
 		jobs.RunMaintenance(maintCtx, runner, time.Hour, c.log)
@@ -153,10 +158,22 @@ func (c *cli) serveHomeWith(ctx context.Context, h *home, opts serveOptions, rea
 		defer func() { maintained <- struct{}{} }()
 		jobs.NewScheduler(h.store, runner.Enqueue, c.log).Run(maintCtx, scheduleEvery)
 	}()
+	// Every few seconds, the alert rules are evaluated from the facts.
+	svc := h.service(usecase.Enqueuer(runner), c.log)
+	evaluator := jobs.NewEvaluator(h.store, jobs.NewWindowCache(h.store, h.repo), c.log)
+	evaluator.Probe = jobs.ProbeSource
+	disks := svc.ServiceChecks(ctx)
+	disks.WriteCatalog, disks.WriteRepository = nil, nil // /healthz writes; the evaluator only looks
+	evaluator.Service = func(ctx context.Context) error { return health.CheckService(ctx, disks) }
+	go func() {
+		defer func() { maintained <- struct{}{} }()
+		evaluator.Run(maintCtx, evaluateEvery)
+	}()
 	defer func() {
 		stopMaintenance()
-		<-maintained
-		<-maintained
+		for range 3 {
+			<-maintained
+		}
 	}()
 
 	// WAL streaming of every source, into the spool below the home and on to the repository.
@@ -176,7 +193,7 @@ func (c *cli) serveHomeWith(ctx context.Context, h *home, opts serveOptions, rea
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
-	dash := handlers.New(h.store, h.service(usecase.Enqueuer(runner), c.log), hub, c.log)
+	dash := handlers.New(h.store, svc, hub, c.log)
 	srv := newHTTPServer(dash.SetTLSMode(opts.tlsMode()).Routes(), defaultLimits)
 	scheme := "http"
 	if tlsConfig != nil {

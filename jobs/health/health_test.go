@@ -51,11 +51,11 @@ func TestOf(t *testing.T) {
 			a.State, a.BehindSeconds, a.BehindBytes = "behind", 3*time.Minute, 200<<20
 		})}, Warning, "3 min (200.0 MiB) behind", ""},
 		{"slot keeps much", Facts{LastComplete: fresh, Archiver: streaming(func(a *Archiver) { a.SlotRetainedBytes = 3 << 30 })}, Warning, "keeps 3.0 GiB", ""},
-		{"slot unreserved", Facts{LastComplete: fresh, Archiver: streaming(func(a *Archiver) { a.SlotWALStatus = "unreserved" })}, Warning, "about to be invalidated", ""},
+		{"slot unreserved", Facts{LastComplete: fresh, Archiver: streaming(func(a *Archiver) { a.SlotWALStatus = "unreserved" })}, Broken, "about to be invalidated", ""},
 		{"no backup", Facts{Archiver: streaming(nil)}, Warning, "No complete backup yet", "Start the first backup"},
 		{"first backup running", Facts{LastAttempt: &Backup{ID: 1, State: "running", StartedAt: now}, Archiver: streaming(nil)}, Warning, "first backup is running", ""},
 		{"no backup and it failed", Facts{LastAttempt: &Backup{ID: 3, State: "failed", StartedAt: now}, Archiver: streaming(nil)}, Broken, "last attempt failed", "See backup 3"},
-		{"stale backup", Facts{LastComplete: &Backup{ID: 1, State: "complete", StartedAt: now.Add(-50 * time.Hour), FinishedAt: now.Add(-49 * time.Hour)}, Archiver: streaming(nil)}, Warning, "2 d old", ""},
+		{"stale backup", Facts{LastComplete: &Backup{ID: 1, State: "complete", StartedAt: now.Add(-50 * time.Hour), FinishedAt: now.Add(-49 * time.Hour)}, Archiver: streaming(nil)}, Warning, "No backup has succeeded for 2 d", ""},
 		{"last attempt failed after a good one", Facts{LastComplete: fresh, LastAttempt: &Backup{ID: 9, State: "failed", StartedAt: now.Add(-time.Minute)}, Archiver: streaming(nil)}, Warning, "last backup failed", "See backup 9"},
 		{"broken wins over warnings", Facts{Archiver: streaming(func(a *Archiver) {
 			a.State, a.Since, a.Reason, a.Cause = "stopped", now.Add(-time.Minute), "no server.", "unreachable"
@@ -106,5 +106,62 @@ func TestCheckService(t *testing.T) {
 	// The real statfs works on this machine.
 	if _, _, err := statfs(t.TempDir()); err != nil {
 		t.Errorf("statfs() = %v", err)
+	}
+}
+
+// TestProblems checks the rules that verification, drills and the archive feed: each
+// fires on its fact with its rule name and evidence, and an ordinary day fires nothing.
+func TestProblems(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)
+	fresh := &Backup{ID: 7, State: "complete", StartedAt: now.Add(-2 * time.Hour), FinishedAt: now.Add(-time.Hour)}
+	base := func() Facts {
+		return Facts{LastComplete: fresh, LastAttempt: fresh, Archiver: &Archiver{State: "streaming", Since: now.Add(-time.Hour),
+			UpdatedAt: now.Add(-5 * time.Second), SlotWALStatus: "reserved"},
+			LastPassedDrill: &Drill{ID: 3, Passed: true, At: now.Add(-24 * time.Hour)}}
+	}
+	policy := Policy{DrillMaxAge: 48 * time.Hour}
+	tests := []struct {
+		name   string
+		mod    func(f *Facts)
+		rule   string // "" for none
+		level  Level
+		reason string
+	}{
+		{"an ordinary day", func(f *Facts) {
+			f.BackupChange = &Change{Value: 0.012, Usual: 0.01, What: "backup 7"}
+			f.WALRate = &Change{Value: 300 << 20, Usual: 200 << 20, What: "the last hour"}
+		}, "", OK, ""},
+		{"gap", func(f *Facts) {
+			f.Gaps = []Gap{{Segment: "000000010000000000000005", FromLSN: "0/5000000", ToLSN: "0/6000000", RestorableBefore: now.Add(-3 * time.Hour), RestorableAfter: now.Add(-time.Hour)}}
+		}, "wal-gap", Broken, "WAL is missing from 0/5000000 to 0/6000000"},
+		{"verification finding", func(f *Facts) {
+			f.Verification = &Verification{RunID: 4, At: now, Findings: 1, Summary: "backup 7, base/5/16384: blob 3fa2… does not authenticate"}
+		}, "verify-finding", Broken, "base/5/16384"},
+		{"drill failed", func(f *Facts) { f.Drill = &Drill{ID: 9, At: now, Target: now.Add(-time.Hour), Error: "pg_amcheck found corruption"} }, "drill-failed", Broken, "pg_amcheck"},
+		{"drill too old", func(f *Facts) { f.LastPassedDrill.At = now.Add(-72 * time.Hour) }, "drill-stale", Warning, "3 d old"},
+		{"never drilled", func(f *Facts) { f.LastPassedDrill = nil }, "drill-stale", Warning, "No restore drill has passed"},
+		{"tablespace", func(f *Facts) { f.BlockingTablespaces = []string{"ts1 at /srv/ts1 (0/7000100)"} }, "tablespace", Warning, "/srv/ts1"},
+		{"backup rewrote most of the data", func(f *Facts) { f.BackupChange = &Change{Value: 0.8, Usual: 0.01, What: "backup 8"} }, "anomaly-backup-change", Warning, "changed 80 %"},
+		{"WAL far above its rate", func(f *Facts) { f.WALRate = &Change{Value: 4 << 30, Usual: 100 << 20, What: "the last hour"} }, "anomaly-wal-rate", Warning, "41 times"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := base()
+			tt.mod(&f)
+			ps := Problems(f, now, policy)
+			if tt.rule == "" {
+				if len(ps) != 0 {
+					t.Fatalf("Problems() = %+v, want none", ps)
+				}
+				return
+			}
+			if len(ps) != 1 || ps[0].Rule != tt.rule || ps[0].Level != tt.level || !strings.Contains(ps[0].Reason, tt.reason) {
+				t.Fatalf("Problems() = %+v, want one %s %s problem containing %q", ps, tt.level, tt.rule, tt.reason)
+			}
+			if h := Of(f, now, policy); h.Level != tt.level {
+				t.Errorf("Of() = %s, want %s", h.Level, tt.level)
+			}
+		})
 	}
 }

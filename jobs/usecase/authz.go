@@ -37,6 +37,7 @@ const (
 	SetPolicy      Action = "policy.set"     // change a source's schedule and retention policy
 	Expire         Action = "expire.run"     // apply a retention policy now (deletes backups and WAL)
 	PinBackup      Action = "backup.pin"     // pin or unpin a backup (legal hold)
+	HandleAlerts   Action = "alert.handle"   // acknowledge or resolve an alert
 	ManageUsers    Action = "user.manage"    // add, change or remove users
 )
 
@@ -53,6 +54,7 @@ var permissions = map[Action][]store.Role{
 	SetPolicy:      {store.RoleAdmin, store.RoleOperator},
 	Expire:         {store.RoleAdmin, store.RoleOperator},
 	PinBackup:      {store.RoleAdmin, store.RoleOperator},
+	HandleAlerts:   {store.RoleAdmin, store.RoleOperator, store.RoleOnCall},
 	ManageUsers:    {store.RoleAdmin},
 }
 
