@@ -103,7 +103,6 @@ func (p *stallProxy) unpause() {
 	p.resume = make(chan struct{})
 }
 
-
 // evaluateUntil evaluates the rules every 200 ms until cond holds on the alerts, and
 // returns how long it took.
 func evaluateUntil(t *testing.T, e *jobs.Evaluator, st *store.Store, what string, timeout time.Duration, cond func([]store.Alert) bool) time.Duration {

@@ -138,7 +138,9 @@ func TestProblems(t *testing.T) {
 		{"verification finding", func(f *Facts) {
 			f.Verification = &Verification{RunID: 4, At: now, Findings: 1, Summary: "backup 7, base/5/16384: blob 3fa2… does not authenticate"}
 		}, "verify-finding", Broken, "base/5/16384"},
-		{"drill failed", func(f *Facts) { f.Drill = &Drill{ID: 9, At: now, Target: now.Add(-time.Hour), Error: "pg_amcheck found corruption"} }, "drill-failed", Broken, "pg_amcheck"},
+		{"drill failed", func(f *Facts) {
+			f.Drill = &Drill{ID: 9, At: now, Target: now.Add(-time.Hour), Error: "pg_amcheck found corruption"}
+		}, "drill-failed", Broken, "pg_amcheck"},
 		{"drill too old", func(f *Facts) { f.LastPassedDrill.At = now.Add(-72 * time.Hour) }, "drill-stale", Warning, "3 d old"},
 		{"never drilled", func(f *Facts) { f.LastPassedDrill = nil }, "drill-stale", Warning, "No restore drill has passed"},
 		{"tablespace", func(f *Facts) { f.BlockingTablespaces = []string{"ts1 at /srv/ts1 (0/7000100)"} }, "tablespace", Warning, "/srv/ts1"},
