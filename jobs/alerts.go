@@ -184,16 +184,7 @@ func (e *Evaluator) Facts(ctx context.Context, src store.Source, now time.Time) 
 		}
 		// A hole at the end of the archive is WAL not archived yet (lag measures it);
 		// a gap is a hole with archived WAL after it.
-		var archivedEnd pglogrepl.LSN
-		for _, f := range in.WAL {
-			if end, ok := parseLSN(f.EndLSN); ok && end > archivedEnd {
-				archivedEnd = end
-			}
-		}
-		for _, g := range w.Gaps {
-			if g.ToLSN >= archivedEnd {
-				continue
-			}
+		for _, g := range archivedGaps(in, w) {
 			hg := health.Gap{Segment: g.Segment, FromLSN: g.FromLSN.String(), ToLSN: g.ToLSN.String(), Timeline: g.Timeline,
 				RestorableBefore: g.RestorableUntil}
 			for _, r := range w.Ranges {

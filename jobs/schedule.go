@@ -14,8 +14,12 @@ import (
 	"github.com/backstop/backstop/store"
 )
 
-// ScheduleBackup is the kind of schedule run that takes a full backup.
-const ScheduleBackup = "backup"
+// Kinds of scheduled runs: a full backup, a routine verification, a restore drill.
+const (
+	ScheduleBackup = "backup"
+	ScheduleVerify = "verify"
+	ScheduleDrill  = "drill"
+)
 
 // lateAfter is how long after its due time (jitter included) a run is counted late.
 const lateAfter = time.Minute
@@ -125,7 +129,7 @@ func (s *Scheduler) Tick(ctx context.Context) error {
 	}
 	var errs []error
 	for _, p := range policies {
-		if p.BackupCron == "" {
+		if p.BackupCron == "" && p.VerifyCron == "" && p.DrillCron == "" {
 			continue
 		}
 		if err := s.tickSource(ctx, p); err != nil {
@@ -133,6 +137,12 @@ func (s *Scheduler) Tick(ctx context.Context) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// scheduled is one kind of scheduled run: its cron expression and the job it queues.
+type scheduled struct {
+	kind, cron string
+	params     Params
 }
 
 func (s *Scheduler) tickSource(ctx context.Context, p store.Policy) error {
@@ -144,22 +154,39 @@ func (s *Scheduler) tickSource(ctx context.Context, p store.Policy) error {
 	if err != nil {
 		return err
 	}
-	sched, err := ParseSchedule(p.BackupCron, p.TimeZone)
+	var errs []error
+	for _, sc := range []scheduled{
+		{ScheduleBackup, p.BackupCron, Params{Kind: KindBackup, SourceID: src.ID, LockKey: BackupLockKey(src.ID), Args: BackupArgs{SourceID: src.ID}}},
+		{ScheduleVerify, p.VerifyCron, Params{Kind: KindVerify, SourceID: src.ID, LockKey: VerifyLockKey(src.ID), Args: VerifyArgs{SourceID: src.ID}}},
+		{ScheduleDrill, p.DrillCron, Params{Kind: "drill", SourceID: src.ID, LockKey: fmt.Sprintf("drill:source:%d", src.ID), Args: map[string]any{"source_id": src.ID}}},
+	} {
+		if sc.cron == "" {
+			continue
+		}
+		if err := s.tickSchedule(ctx, src, p, sc); err != nil {
+			errs = append(errs, fmt.Errorf("%s schedule: %w", sc.kind, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (s *Scheduler) tickSchedule(ctx context.Context, src store.Source, p store.Policy, sc scheduled) error {
+	sched, err := ParseSchedule(sc.cron, p.TimeZone)
 	if err != nil {
 		return err
 	}
 	last := p.ScheduleSince
-	if r, err := s.store.LastScheduleRun(ctx, src.ID, ScheduleBackup); err == nil {
+	if r, err := s.store.LastScheduleRun(ctx, src.ID, sc.kind); err == nil {
 		last = latest(last, r.DueAt)
 	} else if !errors.Is(err, store.ErrNotFound) {
 		return err
 	}
 	now := s.now()
-	due, ok := NextDue(sched, last, Jitter(sched, src.Name, now), now)
+	due, ok := NextDue(sched, last, Jitter(sched, src.Name+"/"+sc.kind, now), now)
 	if !ok {
 		return nil
 	}
-	run, err := s.store.RecordScheduleRun(ctx, store.ScheduleRun{SourceID: src.ID, Kind: ScheduleBackup, DueAt: due.At,
+	run, err := s.store.RecordScheduleRun(ctx, store.ScheduleRun{SourceID: src.ID, Kind: sc.kind, DueAt: due.At,
 		Late: due.Late, Missed: due.Missed})
 	if errors.Is(err, store.ErrConflict) {
 		return nil // another process sharing the catalog ran it
@@ -167,17 +194,17 @@ func (s *Scheduler) tickSource(ctx context.Context, p store.Policy) error {
 	if err != nil {
 		return err
 	}
-	by := "schedule"
+	params := sc.params
+	params.RequestedBy = "schedule"
 	if due.Late {
-		by = fmt.Sprintf("schedule (late: due %s)", due.At.UTC().Format(time.DateTime+" UTC"))
+		params.RequestedBy = fmt.Sprintf("schedule (late: due %s)", due.At.UTC().Format(time.DateTime+" UTC"))
 	}
-	job, err := s.enqueue(ctx, Params{Kind: KindBackup, SourceID: src.ID, LockKey: BackupLockKey(src.ID),
-		Args: BackupArgs{SourceID: src.ID}, RequestedBy: by})
+	job, err := s.enqueue(ctx, params)
 	var note string
 	var locked *store.LockedError
 	switch {
 	case errors.As(err, &locked):
-		note = fmt.Sprintf("not queued: a backup of %s was already queued or running (job %d)", src.Name, locked.JobID)
+		note = fmt.Sprintf("not queued: a %s of %s was already queued or running (job %d)", sc.kind, src.Name, locked.JobID)
 	case err != nil:
 		note = "not queued: " + err.Error()
 	}
@@ -185,9 +212,9 @@ func (s *Scheduler) tickSource(ctx context.Context, p store.Policy) error {
 		return err
 	}
 	if note != "" {
-		s.log.Warn("scheduled backup", "source", src.Name, "due", due.At, "note", note)
+		s.log.Warn("scheduled "+sc.kind, "source", src.Name, "due", due.At, "note", note)
 	} else if due.Late {
-		s.log.Warn("scheduled backup queued late", "source", src.Name, "due", due.At, "missed", due.Missed, "job", job.ID)
+		s.log.Warn("scheduled "+sc.kind+" queued late", "source", src.Name, "due", due.At, "missed", due.Missed, "job", job.ID)
 	}
 	return nil
 }

@@ -25,6 +25,16 @@ type home struct {
 	// st is where the repository is: the local directory repoDir, or the object storage
 	// that repository.json names.
 	st storage.Storage
+	// windows caches the sources' restorable windows for this process.
+	windows *jobs.WindowCache
+}
+
+// windowCache returns the process's cache of restorable windows.
+func (h *home) windowCache() *jobs.WindowCache {
+	if h.windows == nil {
+		h.windows = jobs.NewWindowCache(h.store, h.repo)
+	}
+	return h.windows
 }
 
 // keyEnv names the environment variable that may hold the repository key (hex) instead of
@@ -292,7 +302,7 @@ func (h *home) workers() []jobs.Worker {
 	}
 	return []jobs.Worker{jobs.NewBackupWorker(h.store, h.repo), jobs.NewRestoreWorker(h.store, h.repo),
 		jobs.NewPITRWorker(h.store, h.repo, exe), jobs.NewInstanceWorker(h.store), jobs.NewPruneWorker(h.repo),
-		jobs.NewExpireWorker(h.store, h.repo)}
+		jobs.NewExpireWorker(h.store, h.repo), jobs.NewVerifyWorker(h.store, h.repo, h.windowCache())}
 }
 
 func (h *home) Close() error {

@@ -41,6 +41,9 @@ Commands:
   policy show --source NAME
   expire --source NAME [--dry-run]
                            apply the policy now: delete what it no longer needs (--dry-run: show it)
+  verify --source NAME [--deep]
+                           check that every object the source's backups and WAL need reads back
+                           (exit status 1 with the findings when not)
   alerts [--all]           open alerts, worst first, with what to do (--all: resolved ones too)
   alerts ack ID | resolve ID [--comment TEXT]
   restore --source NAME --to TIME|latest --into DIR [--start --port N]
@@ -126,6 +129,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return c.expire(ctx, rest)
 	case "alerts":
 		return c.alerts(ctx, rest)
+	case "verify":
+		return c.verify(ctx, rest)
 	case "user":
 		return c.user(ctx, rest)
 	case "catalog":

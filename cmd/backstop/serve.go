@@ -160,7 +160,7 @@ func (c *cli) serveHomeWith(ctx context.Context, h *home, opts serveOptions, rea
 	}()
 	// Every few seconds, the alert rules are evaluated from the facts.
 	svc := h.service(usecase.Enqueuer(runner), c.log)
-	evaluator := jobs.NewEvaluator(h.store, jobs.NewWindowCache(h.store, h.repo), c.log)
+	evaluator := jobs.NewEvaluator(h.store, h.windowCache(), c.log)
 	evaluator.Probe = jobs.ProbeSource
 	disks := svc.ServiceChecks(ctx)
 	disks.WriteCatalog, disks.WriteRepository = nil, nil // /healthz writes; the evaluator only looks

@@ -38,6 +38,7 @@ const (
 	Expire         Action = "expire.run"     // apply a retention policy now (deletes backups and WAL)
 	PinBackup      Action = "backup.pin"     // pin or unpin a backup (legal hold)
 	HandleAlerts   Action = "alert.handle"   // acknowledge or resolve an alert
+	StartVerify    Action = "verify.start"   // verify a source's backups and WAL
 	ManageUsers    Action = "user.manage"    // add, change or remove users
 )
 
@@ -55,6 +56,7 @@ var permissions = map[Action][]store.Role{
 	Expire:         {store.RoleAdmin, store.RoleOperator},
 	PinBackup:      {store.RoleAdmin, store.RoleOperator},
 	HandleAlerts:   {store.RoleAdmin, store.RoleOperator, store.RoleOnCall},
+	StartVerify:    {store.RoleAdmin, store.RoleOperator, store.RoleOnCall},
 	ManageUsers:    {store.RoleAdmin},
 }
 
