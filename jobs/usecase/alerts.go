@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/backstop/backstop/jobs/notify"
 	"github.com/backstop/backstop/store"
 )
 
@@ -31,6 +32,9 @@ func (s *Service) AcknowledgeAlert(ctx context.Context, a Actor, id int64, comme
 		return store.Alert{}, err
 	}
 	s.audit(ctx, a, "alert.acknowledge", fmt.Sprintf("alert %d", id), map[string]any{"rule": al.Rule, "title": al.Title, "comment": comment})
+	if s.notifier != nil {
+		s.notifier.Alert(al, notify.KindAcknowledged)
+	}
 	return al, nil
 }
 
@@ -48,6 +52,9 @@ func (s *Service) ResolveAlert(ctx context.Context, a Actor, id int64, comment s
 		return store.Alert{}, err
 	}
 	s.audit(ctx, a, "alert.resolve", fmt.Sprintf("alert %d", id), map[string]any{"rule": al.Rule, "title": al.Title, "comment": comment})
+	if s.notifier != nil {
+		s.notifier.Alert(al, notify.KindResolved)
+	}
 	return al, nil
 }
 

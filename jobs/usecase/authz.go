@@ -38,7 +38,10 @@ const (
 	Expire         Action = "expire.run"     // apply a retention policy now (deletes backups and WAL)
 	PinBackup      Action = "backup.pin"     // pin or unpin a backup (legal hold)
 	HandleAlerts   Action = "alert.handle"   // acknowledge or resolve an alert
+	StartDrill     Action = "drill.start"    // run a restore drill into a sandbox
 	StartVerify    Action = "verify.start"   // verify a source's backups and WAL
+	ManageChannels Action = "channel.manage" // add or remove notification channels
+	TestChannel    Action = "channel.test"   // send a test notification
 	ManageUsers    Action = "user.manage"    // add, change or remove users
 )
 
@@ -56,7 +59,10 @@ var permissions = map[Action][]store.Role{
 	Expire:         {store.RoleAdmin, store.RoleOperator},
 	PinBackup:      {store.RoleAdmin, store.RoleOperator},
 	HandleAlerts:   {store.RoleAdmin, store.RoleOperator, store.RoleOnCall},
+	StartDrill:     {store.RoleAdmin, store.RoleOperator, store.RoleOnCall},
 	StartVerify:    {store.RoleAdmin, store.RoleOperator, store.RoleOnCall},
+	ManageChannels: {store.RoleAdmin},
+	TestChannel:    {store.RoleAdmin, store.RoleOperator, store.RoleOnCall},
 	ManageUsers:    {store.RoleAdmin},
 }
 

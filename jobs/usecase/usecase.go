@@ -41,6 +41,8 @@ type Service struct {
 	paths Paths
 	log   *slog.Logger
 	now   func() time.Time
+	// notifier is told about alert transitions people make; nil for none.
+	notifier Notifier
 }
 
 // New returns the use cases over a catalog and repository, starting jobs with starter.
