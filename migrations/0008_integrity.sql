@@ -149,3 +149,44 @@ CREATE TABLE source_samples (
     wal_bytes     INTEGER NOT NULL,
     PRIMARY KEY (source_id, at)
 ) STRICT, WITHOUT ROWID;
+
+-- A number per source that changes whenever what its restorable window is
+-- computed from changes, so that a computed window is reused until then
+-- without reading every WAL row to find out.
+CREATE TABLE window_versions (
+    source_id INTEGER PRIMARY KEY REFERENCES sources (id) ON DELETE CASCADE,
+    version   INTEGER NOT NULL
+) STRICT;
+
+CREATE TRIGGER wal_files_version_insert AFTER INSERT ON wal_files BEGIN
+    INSERT INTO window_versions (source_id, version) VALUES (NEW.source_id, 1)
+        ON CONFLICT (source_id) DO UPDATE SET version = version + 1;
+END;
+CREATE TRIGGER wal_files_version_update AFTER UPDATE ON wal_files BEGIN
+    INSERT INTO window_versions (source_id, version) VALUES (NEW.source_id, 1)
+        ON CONFLICT (source_id) DO UPDATE SET version = version + 1;
+END;
+CREATE TRIGGER wal_files_version_delete AFTER DELETE ON wal_files BEGIN
+    INSERT INTO window_versions (source_id, version) VALUES (OLD.source_id, 1)
+        ON CONFLICT (source_id) DO UPDATE SET version = version + 1;
+END;
+CREATE TRIGGER backups_version_insert AFTER INSERT ON backups BEGIN
+    INSERT INTO window_versions (source_id, version) VALUES (NEW.source_id, 1)
+        ON CONFLICT (source_id) DO UPDATE SET version = version + 1;
+END;
+CREATE TRIGGER backups_version_update AFTER UPDATE OF state, start_lsn, end_lsn, finished_at, pinned_at ON backups BEGIN
+    INSERT INTO window_versions (source_id, version) VALUES (NEW.source_id, 1)
+        ON CONFLICT (source_id) DO UPDATE SET version = version + 1;
+END;
+CREATE TRIGGER backups_version_delete AFTER DELETE ON backups BEGIN
+    INSERT INTO window_versions (source_id, version) VALUES (OLD.source_id, 1)
+        ON CONFLICT (source_id) DO UPDATE SET version = version + 1;
+END;
+CREATE TRIGGER restore_points_version_insert AFTER INSERT ON wal_restore_points BEGIN
+    INSERT INTO window_versions (source_id, version) VALUES (NEW.source_id, 1)
+        ON CONFLICT (source_id) DO UPDATE SET version = version + 1;
+END;
+CREATE TRIGGER tablespaces_version_insert AFTER INSERT ON wal_tablespaces BEGIN
+    INSERT INTO window_versions (source_id, version) VALUES (NEW.source_id, 1)
+        ON CONFLICT (source_id) DO UPDATE SET version = version + 1;
+END;

@@ -786,16 +786,13 @@ func nullTimeArg(t time.Time) any {
 
 // WindowVersion returns a value that changes whenever what source sourceID's restorable
 // window is computed from changes (its WAL files, complete backups, restore points and
-// tablespace creations), so that a computed window can be reused until then.
+// tablespace creations: triggers count the changes), so that a computed window can be
+// reused until then.
 func (s *Store) WindowVersion(ctx context.Context, sourceID int64) (string, error) {
-	var v string
-	err := s.db.QueryRowContext(ctx, `SELECT
-		(SELECT coalesce(max(id), 0) || '.' || count(*) || '.' || coalesce(max(archived_at), '') FROM wal_files WHERE source_id = ?) || '/' ||
-		(SELECT coalesce(max(id), 0) || '.' || count(*) || '.' || coalesce(sum(pinned_at IS NOT NULL), 0) FROM backups WHERE source_id = ? AND state = 'complete') || '/' ||
-		(SELECT count(*) FROM wal_restore_points WHERE source_id = ?) || '/' ||
-		(SELECT count(*) FROM wal_tablespaces WHERE source_id = ?)`, sourceID, sourceID, sourceID, sourceID).Scan(&v)
+	var v int64
+	err := s.db.QueryRowContext(ctx, `SELECT coalesce((SELECT version FROM window_versions WHERE source_id = ?), 0)`, sourceID).Scan(&v)
 	if err != nil {
 		return "", fmt.Errorf("window version of source %d: %w", sourceID, err)
 	}
-	return v, nil
+	return fmt.Sprint(v), nil
 }

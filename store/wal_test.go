@@ -653,3 +653,48 @@ func TestWALMigration(t *testing.T) {
 		t.Errorf("foreign key check after migrating = %d violations, %v, want 0", fk, err)
 	}
 }
+
+func TestWindowVersion(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	s, _ := setup(t)
+	src := createSource(t, s, "versioned")
+	other := createSource(t, s, "other")
+	version := func() string {
+		t.Helper()
+		v, err := s.WindowVersion(ctx, src.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	seen := map[string]bool{version(): true}
+	changed := func(what string) {
+		t.Helper()
+		v := version()
+		if seen[v] {
+			t.Errorf("WindowVersion() after %s = %s, seen before: want a new value", what, v)
+		}
+		seen[v] = true
+	}
+	recordWAL(t, s, segParams(src.ID, 1, 3))
+	changed("recording a segment")
+	b, err := s.CreateBackup(ctx, BackupParams{SourceID: src.ID, RepoID: "r1", StartLSN: "0/3000028", Timeline: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	changed("starting a backup")
+	if err := s.CompleteBackup(ctx, b.ID, BackupCompletion{EndLSN: "0/3000100"}); err != nil {
+		t.Fatal(err)
+	}
+	changed("completing it")
+	before := version()
+	recordWAL(t, s, segParams(other.ID, 1, 3))
+	if version() != before {
+		t.Errorf("WindowVersion() changed with another source's WAL")
+	}
+	if _, err := s.PinBackup(ctx, b.ID, "test", ""); err != nil {
+		t.Fatal(err)
+	}
+	changed("pinning the backup")
+}
