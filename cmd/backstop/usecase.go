@@ -15,7 +15,7 @@ import (
 // service returns the use cases over this home, starting jobs with starter.
 func (h *home) service(starter usecase.Starter, log *slog.Logger) *usecase.Service {
 	return usecase.New(h.store, h.repo, starter, usecase.Paths{Home: h.dir, Repository: h.repo.Dir(),
-		Spool: filepath.Join(h.dir, "spool"), RestoreRoot: h.restoreRoot()}, log)
+		Spool: filepath.Join(h.dir, "spool"), RestoreRoot: h.restoreRoot()}, log).UseWindows(h.windowCache())
 }
 
 // cliStarter runs jobs in the foreground of a CLI command, with a progress bar, and

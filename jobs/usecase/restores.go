@@ -23,26 +23,24 @@ import (
 // restores on the development machine run at several hundred MB/s; this is conservative.
 const RestoreThroughput = 200e6
 
-// Window returns what a source can be restored to, with the input it was computed from.
+// Window returns what a source can be restored to, with the input it was computed from
+// (cached until the source's WAL or backups change; callers must not change it).
 func (s *Service) Window(ctx context.Context, a Actor, src store.Source) (jobs.WindowInput, jobs.Window, error) {
 	if err := Authorize(a, View); err != nil {
 		return jobs.WindowInput{}, jobs.Window{}, err
 	}
-	in, err := jobs.LoadWindowInput(ctx, s.store, s.repo, src)
+	w, in, err := s.windows.Window(ctx, src)
 	if err != nil {
 		return jobs.WindowInput{}, jobs.Window{}, err
 	}
-	return in, jobs.ComputeWindow(in), nil
+	return in, w, nil
 }
 
 // RestorableWindow is Window for pages whose reader was already authorized to view (the
 // dashboard's read paths pass the same policy's View check first).
 func (s *Service) RestorableWindow(ctx context.Context, src store.Source) (jobs.Window, error) {
-	in, err := jobs.LoadWindowInput(ctx, s.store, s.repo, src)
-	if err != nil {
-		return jobs.Window{}, err
-	}
-	return jobs.ComputeWindow(in), nil
+	w, _, err := s.windows.Window(ctx, src)
+	return w, err
 }
 
 // Plan returns the restore plan for a target, or a *jobs.TargetError saying why it cannot
@@ -51,10 +49,11 @@ func (s *Service) Plan(ctx context.Context, a Actor, src store.Source, target jo
 	if err := Authorize(a, View); err != nil {
 		return jobs.Plan{}, err
 	}
-	in, err := jobs.LoadWindowInput(ctx, s.store, s.repo, src)
+	_, in, err := s.windows.Window(ctx, src)
 	if err != nil {
 		return jobs.Plan{}, err
 	}
+	// The restore job plans again from the repository itself before it writes anything.
 	return jobs.PlanRestore(in, target, RestoreThroughput)
 }
 

@@ -43,11 +43,20 @@ type Service struct {
 	now   func() time.Time
 	// notifier is told about alert transitions people make; nil for none.
 	notifier Notifier
+	// windows caches the sources' restorable windows for pages.
+	windows *jobs.WindowCache
 }
 
 // New returns the use cases over a catalog and repository, starting jobs with starter.
 func New(st *store.Store, repo *repository.Repo, starter Starter, paths Paths, log *slog.Logger) *Service {
-	return &Service{store: st, repo: repo, jobs: starter, paths: paths, log: log, now: time.Now}
+	return &Service{store: st, repo: repo, jobs: starter, paths: paths, log: log, now: time.Now, windows: jobs.NewWindowCache(st, repo)}
+}
+
+// UseWindows makes s read windows from c, a cache shared with the process's other users
+// (the alert evaluator, the verify job), and returns s.
+func (s *Service) UseWindows(c *jobs.WindowCache) *Service {
+	s.windows = c
+	return s
 }
 
 // ConflictError is an operation refused because of the state of what it acts on (a job
