@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/dustin/go-humanize"
@@ -83,6 +85,9 @@ func (w *VerifyWorker) Work(ctx context.Context, job *Job) error {
 	res, verr := w.repo.Verify(ctx, opts)
 	run.PacksChecked, run.PacksTotal, run.BytesRead = int64(res.PacksChecked), int64(res.PacksTotal), res.BytesRead
 	run.BlobsChecked, run.ManifestsChecked, run.WALChecked, run.Cursor = res.BlobsChecked, int64(res.ManifestsChecked), int64(res.WALChecked), res.Cursor
+	if !res.NextSince.IsZero() {
+		run.NextSince = &res.NextSince
+	}
 
 	var findings []store.VerifyFinding
 	var checked []int64
@@ -140,13 +145,28 @@ func (w *VerifyWorker) options(ctx context.Context, src store.Source, deep bool)
 	for _, b := range backups {
 		o.Manifests = append(o.Manifests, b.RepoID)
 	}
+	// Packs are the repository's, shared by every source: the rotation through them (the
+	// cursor, and the time from which new packs are read whole) continues from the last
+	// finished run of any source.
 	var since time.Time
-	prev, err := w.store.LatestVerifyRun(ctx, src.ID)
-	switch {
-	case err == nil && prev.State != store.VerifyFailed:
-		since = prev.StartedAt
+	runs, err := w.store.VerifyRuns(ctx, 0, 20)
+	if err != nil {
+		return o, err
+	}
+	for _, prev := range runs {
+		if prev.State == store.VerifyRunning || prev.State == store.VerifyFailed {
+			continue
+		}
+		if prev.NextSince != nil {
+			since = *prev.NextSince
+		}
 		o.Cursor = prev.Cursor
-	case err != nil && !errors.Is(err, store.ErrNotFound):
+		break
+	}
+	var walSince time.Time
+	if prev, err := w.store.LatestVerifyRun(ctx, src.ID); err == nil && prev.State != store.VerifyFailed {
+		walSince = prev.StartedAt
+	} else if err != nil && !errors.Is(err, store.ErrNotFound) {
 		return o, err
 	}
 	files, err := w.store.WALFiles(ctx, store.WALFilter{SourceID: src.ID})
@@ -154,7 +174,7 @@ func (w *VerifyWorker) options(ctx context.Context, src store.Source, deep bool)
 		return o, err
 	}
 	for _, f := range files {
-		if deep || since.IsZero() || !f.ArchivedAt.Before(since) {
+		if deep || walSince.IsZero() || !f.ArchivedAt.Before(walSince) {
 			o.WAL = append(o.WAL, repository.WALName{SystemID: src.SystemIdentifier, Name: f.Name})
 		}
 	}
@@ -188,6 +208,9 @@ func (w *VerifyWorker) findings(ctx context.Context, src store.Source, o reposit
 	var out []store.VerifyFinding
 	bad := map[int64]bool{}
 	for _, f := range res.Findings {
+		if f.Kind == repository.FindingMissingManifest && !slices.ContainsFunc(backups, func(b store.Backup) bool { return b.RepoID == f.Object || strings.Contains(f.Object, b.RepoID) }) {
+			continue // expired while the run read: not a loss
+		}
 		base := store.VerifyFinding{SourceID: src.ID, Kind: f.Kind, Object: f.Object, Pack: f.Pack, Reason: f.Reason}
 		if f.OtherCopy != "" {
 			base.Reason += fmt.Sprintf(" (another copy, in pack %s, is used meanwhile)", f.OtherCopy)

@@ -29,8 +29,11 @@ CREATE TABLE verify_runs (
     blobs_checked    INTEGER NOT NULL DEFAULT 0,
     manifests_checked INTEGER NOT NULL DEFAULT 0,
     wal_checked      INTEGER NOT NULL DEFAULT 0,
-    -- Where the next routine run continues its rotation through the packs.
+    -- Where the next routine run continues its rotation through the packs
+    -- (repository-wide: packs are shared by every source), and from when it
+    -- reads new packs whole.
     cursor           TEXT,
+    next_since       TEXT,
     error            TEXT,
     CHECK ((state = 'running') = (finished_at IS NULL))
 ) STRICT;

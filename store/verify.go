@@ -26,7 +26,9 @@ type VerifyRun struct {
 	ManifestsChecked int64
 	WALChecked       int64
 	Cursor           string
-	Error            string
+	// NextSince is where the next routine run's reading of new packs starts.
+	NextSince *time.Time
+	Error     string
 	// Findings counts the run's findings (filled by the queries that return runs).
 	Findings int
 }
@@ -56,14 +58,14 @@ type VerifyFinding struct {
 }
 
 const verifyRunColumns = `r.id, r.job_id, r.source_id, r.deep, r.state, r.started_at, r.finished_at, r.packs_checked,
-	r.packs_total, r.bytes_read, r.blobs_checked, r.manifests_checked, r.wal_checked, r.cursor, r.error,
+	r.packs_total, r.bytes_read, r.blobs_checked, r.manifests_checked, r.wal_checked, r.cursor, r.next_since, r.error,
 	(SELECT count(*) FROM verify_findings f WHERE f.run_id = r.id)`
 
 func scanVerifyRun(r rowScanner) (VerifyRun, error) {
 	var v VerifyRun
 	err := r.Scan(&v.ID, orZero(&v.JobID), orZero(&v.SourceID), &v.Deep, &v.State, scanTime(&v.StartedAt), scanNullTime(&v.FinishedAt),
 		&v.PacksChecked, &v.PacksTotal, &v.BytesRead, &v.BlobsChecked, &v.ManifestsChecked, &v.WALChecked, orZero(&v.Cursor),
-		orZero(&v.Error), &v.Findings)
+		scanNullTime(&v.NextSince), orZero(&v.Error), &v.Findings)
 	return v, err
 }
 
@@ -92,9 +94,9 @@ func (s *Store) FinishVerifyRun(ctx context.Context, run VerifyRun, findings []V
 	}
 	err := s.tx(ctx, func(tx *sql.Tx) error {
 		if _, err := tx.ExecContext(ctx, `UPDATE verify_runs SET state = ?, finished_at = ?, packs_checked = ?, packs_total = ?,
-			bytes_read = ?, blobs_checked = ?, manifests_checked = ?, wal_checked = ?, cursor = ?, error = ? WHERE id = ?`,
+			bytes_read = ?, blobs_checked = ?, manifests_checked = ?, wal_checked = ?, cursor = ?, next_since = ?, error = ? WHERE id = ?`,
 			state, now, run.PacksChecked, run.PacksTotal, run.BytesRead, run.BlobsChecked, run.ManifestsChecked, run.WALChecked,
-			nullString(run.Cursor), nullString(errText), run.ID); err != nil {
+			nullString(run.Cursor), nullTimePtr(run.NextSince), nullString(errText), run.ID); err != nil {
 			return err
 		}
 		corrupt := map[int64]bool{}
@@ -186,4 +188,11 @@ func (s *Store) VerifyFindings(ctx context.Context, runID int64, limit int) ([]V
 		return nil, fmt.Errorf("findings of verify run %d: %w", runID, err)
 	}
 	return fs, nil
+}
+
+func nullTimePtr(t *time.Time) any {
+	if t == nil || t.IsZero() {
+		return nil
+	}
+	return formatTime(*t)
 }

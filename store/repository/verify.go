@@ -134,6 +134,11 @@ type VerifyResult struct {
 	WALChecked       int
 	// Cursor is where the rotation of a routine run stopped: pass it to the next one.
 	Cursor string
+	// NextSince is the Since for the next routine run, so that it reads every pack this
+	// one could not see: when this run listed the packs, or when the oldest backup
+	// session then running began if earlier (a pack is dated when its writer opens it,
+	// and a backup may keep one open for long), less a minute of clock skew between hosts.
+	NextSince time.Time
 	// Findings are sorted by Kind, Object and Pack.
 	Findings []Finding
 }
@@ -194,15 +199,16 @@ func (r *Repo) Verify(ctx context.Context, o VerifyOptions) (VerifyResult, error
 		}
 	}
 	v := &verifier{
-		r:           r,
-		o:           o,
-		corrupt:     map[[32]byte][]int{},
-		badCopies:   map[copyKey]bool{},
-		missing:     map[[32]byte]int{},
-		gonePacks:   map[string]bool{},
-		inGone:      map[[32]byte]bool{},
-		trailerOnly: map[[32]byte]int{},
-		cursor:      o.Cursor,
+		r:         r,
+		o:         o,
+		corrupt:   map[[32]byte][]int{},
+		badCopies: map[copyKey]bool{},
+		missing:   map[[32]byte]int{},
+		gonePacks: map[string]bool{},
+		inGone:    map[[32]byte]bool{},
+		weakPacks: map[string]int{},
+		weakBlobs: map[[32]byte]int{},
+		cursor:    o.Cursor,
 	}
 	err := v.run(ctx)
 	return v.result(), err
@@ -227,11 +233,15 @@ type verifier struct {
 	missing   map[[32]byte]int   // blob → its missing-blob finding
 	gonePacks map[string]bool    // packs found missing by this run
 	inGone    map[[32]byte]bool  // blobs with a copy in one of them
-	// trailerOnly: blobs of packs without a readable index object, found through the
-	// pack's trailer (the index cache does not list them), and the pack's finding (-1
-	// for a pack just stored, whose index object is on its way).
-	trailerOnly map[[32]byte]int
-	cursor      string
+	// weakPacks are the packs whose index object is missing, damaged or disagrees with
+	// their trailer, with the finding that says so (-1 for a pack just stored, whose
+	// index object is on its way); weakBlobs the blobs they hold. A process whose index
+	// cache does not list these blobs cannot read them until pruning writes the index
+	// again from the trailer: what refers to them is traced to the pack's finding.
+	weakPacks map[string]int
+	weakBlobs map[[32]byte]int
+	cursor    string
+	next      time.Time // NextSince
 
 	packsChecked, packsTotal, manifests, wal int
 
@@ -256,6 +266,9 @@ func (v *verifier) run(ctx context.Context) error {
 		return fmt.Errorf("verify: %w", err)
 	}
 	v.refreshedAt = began
+	if err := v.nextSince(ctx, began); err != nil {
+		return fmt.Errorf("verify: %w", err)
+	}
 	packs, err := v.plan(ctx)
 	if err != nil {
 		return fmt.Errorf("verify: %w", err)
@@ -266,6 +279,27 @@ func (v *verifier) run(ctx context.Context) error {
 	if err := v.checkReferences(ctx); err != nil {
 		return fmt.Errorf("verify: %w", err)
 	}
+	return nil
+}
+
+// clockSkew is how far apart the clocks of hosts sharing a repository may be.
+const clockSkew = time.Minute
+
+// nextSince sets the NextSince of a run that lists the packs after began.
+func (v *verifier) nextSince(ctx context.Context, began time.Time) error {
+	locks, err := v.r.locks(ctx)
+	if err != nil {
+		return err
+	}
+	since := began
+	for _, l := range locks {
+		if !l.unreadable && time.Since(l.Beat) <= v.r.opts.StaleAfter && l.Started.Before(since) {
+			since = l.Started
+		}
+	}
+	v.mu.Lock()
+	v.next = since.Add(-clockSkew).UTC()
+	v.mu.Unlock()
 	return nil
 }
 
@@ -293,6 +327,7 @@ func (v *verifier) result() VerifyResult {
 		ManifestsChecked: v.manifests,
 		WALChecked:       v.wal,
 		Cursor:           v.cursor,
+		NextSince:        v.next,
 		Findings:         findings,
 	}
 }
@@ -380,8 +415,15 @@ func (v *verifier) failedCopy(ctx context.Context, p *verifyPack, name [32]byte,
 	return err
 }
 
+// progress counts n bytes of packs read.
 func (v *verifier) progress(n int64) {
 	v.bytesRead.Add(n)
+	v.advance(n)
+}
+
+// advance moves Progress on by n bytes: read, or not to be read after all (a pack
+// deleted meanwhile, or one whose blobs cannot be found).
+func (v *verifier) advance(n int64) {
 	if v.o.Progress == nil {
 		return
 	}
@@ -628,8 +670,7 @@ func (v *verifier) prepare(ctx context.Context, p *verifyPack) (bool, error) {
 	var ce *CorruptError
 	switch {
 	case errors.Is(err, ErrNotFound):
-		// Listed, then deleted: by pruning, since a pack without an index is never
-		// written again.
+		// Deleted since it was listed: by pruning (packs are never deleted otherwise).
 		v.mu.Lock()
 		v.packsTotal--
 		v.mu.Unlock()
@@ -657,14 +698,20 @@ func (v *verifier) prepare(ctx context.Context, p *verifyPack) (bool, error) {
 			Reason: fmt.Sprintf("the pack (written %s) has no index object; the next prune writes it again from the pack's trailer",
 				p.created.UTC().Format(time.RFC3339))})
 	}
+	v.weak(p, p.finding)
+	return true, nil
+}
+
+// weak records that pack p has no sound index object, finding i saying so.
+func (v *verifier) weak(p *verifyPack, i int) {
 	v.mu.Lock()
+	defer v.mu.Unlock()
+	v.weakPacks[p.id] = i
 	for _, e := range p.entries {
-		if i, ok := v.trailerOnly[e.Name]; !ok || i < 0 {
-			v.trailerOnly[e.Name] = p.finding
+		if j, ok := v.weakBlobs[e.Name]; !ok || j < 0 {
+			v.weakBlobs[e.Name] = i
 		}
 	}
-	v.mu.Unlock()
-	return true, nil
 }
 
 // packSegment is one ranged read of a pack and the blobs wholly in it.
@@ -748,6 +795,9 @@ func (v *verifier) checkPacks(ctx context.Context, packs []*verifyPack) error {
 		defer close(segs)
 		for _, p := range packs {
 			ok, err := v.prepare(ctx, p)
+			if err == nil && !ok {
+				v.advance(p.size)
+			}
 			if err == nil && ok {
 				var ss []*packSegment
 				if ss, err = v.segments(ctx, p); err == nil {
@@ -784,11 +834,13 @@ func verifyWorkers() int {
 func (v *verifier) checkSegment(ctx context.Context, s *packSegment, buf *[]byte) error {
 	p := s.p
 	if p.gone.Load() {
+		v.advance(s.end - s.start)
 		return nil
 	}
 	data, err := v.r.st.GetRange(ctx, packKey(p.id), s.start, s.end-s.start)
 	if errors.Is(err, storage.ErrNotExist) {
 		p.gone.Store(true)
+		v.advance(s.end - s.start)
 		return nil
 	}
 	if err != nil {
@@ -885,11 +937,18 @@ func (v *verifier) finish(ctx context.Context, p *verifyPack) error {
 	}
 	sealed, err := v.r.st.Get(ctx, indexKey(p.id))
 	if errors.Is(err, storage.ErrNotExist) {
-		if gone, err := v.vanished(ctx, p.id); err != nil || gone {
+		// Pruning deletes a marked pack's index object first, then the pack.
+		if _, err := v.r.st.Size(ctx, deadKey(p.id)); err == nil || !errors.Is(err, storage.ErrNotExist) {
 			return err
 		}
-		v.finding(Finding{Kind: FindingMissingIndex, Object: indexKey(p.id), Pack: p.id,
-			Reason: "the pack's index object is gone; the next prune writes it again from the pack's trailer"})
+		if _, err := v.r.st.Size(ctx, packKey(p.id)); err != nil {
+			if errors.Is(err, storage.ErrNotExist) {
+				err = nil
+			}
+			return err
+		}
+		v.weak(p, v.finding(Finding{Kind: FindingMissingIndex, Object: indexKey(p.id), Pack: p.id,
+			Reason: "the pack's index object is gone; the next prune writes it again from the pack's trailer"}))
 		return nil
 	}
 	if err != nil {
@@ -899,12 +958,12 @@ func (v *verifier) finish(ctx context.Context, p *verifyPack) error {
 	var ce *CorruptError
 	switch {
 	case errors.As(err, &ce):
-		v.finding(Finding{Kind: FindingCorruptPack, Object: indexKey(p.id), Pack: p.id, Reason: "index object: " + ce.Reason})
+		v.weak(p, v.finding(Finding{Kind: FindingCorruptPack, Object: indexKey(p.id), Pack: p.id, Reason: "index object: " + ce.Reason}))
 	case err != nil:
 		return err
 	case p.trailer != nil && !bytes.Equal(plain, p.trailer):
-		v.finding(Finding{Kind: FindingCorruptPack, Object: indexKey(p.id), Pack: p.id,
-			Reason: "the index object disagrees with the pack's trailer"})
+		v.weak(p, v.finding(Finding{Kind: FindingCorruptPack, Object: indexKey(p.id), Pack: p.id,
+			Reason: "the index object disagrees with the pack's trailer"}))
 	}
 	return nil
 }
@@ -955,6 +1014,11 @@ func (v *verifier) checkReferences(ctx context.Context) error {
 	}
 	v.mu.Lock()
 	problems := len(v.corrupt) + len(v.inGone) + len(v.missing)
+	for _, i := range v.weakPacks {
+		if i >= 0 {
+			problems++
+		}
+	}
 	v.mu.Unlock()
 	if problems == 0 || (v.o.Manifests == nil && v.o.WAL == nil) {
 		return nil
@@ -1156,7 +1220,7 @@ func (v *verifier) mapFailed(ctx context.Context, m *Manifest, f *File, err erro
 	case errors.Is(err, ErrNotFound):
 		v.mu.Lock()
 		defer v.mu.Unlock()
-		if i, ok := v.trailerOnly[name]; ok {
+		if i, ok := v.weakBlobs[name]; ok {
 			// Readable once pruning writes the pack's index again (its blocks are not
 			// checked before then).
 			if i >= 0 {
@@ -1237,7 +1301,8 @@ func (c *refChecker) add(ctx context.Context, name string, ref FindingRef) error
 		c.v.mu.Lock()
 		_, bad := c.v.corrupt[sum]
 		_, missing := c.v.missing[sum]
-		bad = bad || missing || c.v.inGone[sum]
+		weak, isWeak := c.v.weakBlobs[sum]
+		bad = bad || missing || c.v.inGone[sum] || (isWeak && weak >= 0)
 		c.v.mu.Unlock()
 		if !bad {
 			return nil
@@ -1272,8 +1337,8 @@ func (c *refChecker) flush(ctx context.Context) error {
 	v.mu.Lock()
 	for _, n := range uniq {
 		_, known := v.missing[n]
-		_, trailer := v.trailerOnly[n]
-		if len(copies[n]) == 0 && !known && !trailer {
+		_, weak := v.weakBlobs[n]
+		if len(copies[n]) == 0 && !known && !weak {
 			absent = append(absent, n)
 		}
 	}
@@ -1367,13 +1432,16 @@ func (v *verifier) refreshSince(ctx context.Context, t time.Time) (bool, error) 
 // traces it to the blob's findings when it is not; v.mu is held.
 func (v *verifier) judge(name [32]byte, copies []blobCopy, ref FindingRef, kind string) {
 	good := ""
+	weak, weakOK := v.weakBlobs[name]
 	var bad, gone []string
 	for _, c := range copies {
-		switch {
+		switch i, isWeak := v.weakPacks[c.pack]; {
 		case c.bad || v.badCopies[copyKey{c.pack, name}]:
 			bad = append(bad, c.pack)
 		case v.gonePacks[c.pack]:
 			gone = append(gone, c.pack)
+		case isWeak:
+			weak, weakOK = i, true
 		default:
 			good = c.pack
 		}
@@ -1390,11 +1458,10 @@ func (v *verifier) judge(name [32]byte, copies []blobCopy, ref FindingRef, kind 
 	if good != "" {
 		return
 	}
-	if i, ok := v.trailerOnly[name]; ok {
-		// In a pack whose index object is missing or damaged (that is the finding): the
-		// blob was checked, and readers find it once pruning writes the index again.
-		if i >= 0 {
-			v.attach(i, ref)
+	if weakOK {
+		// Checked, in a pack without a sound index object: that is the finding.
+		if weak >= 0 {
+			v.attach(weak, ref)
 		}
 		return
 	}

@@ -6,15 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"os"
 	"path/filepath"
 	"runtime"
-	"runtime/debug"
 	"runtime/metrics"
-	"strconv"
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -245,7 +243,7 @@ func testVerifyIntact(t *testing.T, fx *verifyFixture) {
 	}
 	want := VerifyResult{PacksChecked: len(ids), PacksTotal: len(ids), BytesRead: total, BlobsChecked: int64(storedBlobs(t, fx.r)),
 		ManifestsChecked: 3, WALChecked: 3}
-	if diff := cmp.Diff(want, res); diff != "" {
+	if diff := cmp.Diff(want, res, cmpopts.IgnoreFields(VerifyResult{}, "NextSince")); diff != "" {
 		t.Errorf("Verify(deep) result (-want +got):\n%s", diff)
 	}
 	if calls == 0 || last != [2]int64{total, total} {
@@ -343,22 +341,13 @@ func TestVerifyFlippedIndex(t *testing.T) {
 	fx := newVerifyFixture(t, localStorage(t))
 	ids, _ := fx.packs(t)
 	id := ids[len(ids)/2]
-	size, err := fx.st.Size(t.Context(), indexKey(id))
-	if err != nil {
-		t.Fatal(err)
-	}
-	flip(t, fx.st, indexKey(id), size/2)
-	want := []Finding{{Kind: FindingCorruptPack, Object: indexKey(id), Pack: id}}
-	if res := deepVerify(t, fx.r, true); !cmp.Equal(want, res.Findings, ignoreReason) {
-		t.Errorf("Verify(deep) = %+v, want %+v", res.Findings, want)
-	}
-	// Another process, whose index cache never loaded it, finds it too, through the pack's
-	// trailer, and names the backups that use blobs only that pack holds.
-	var refs []FindingRef
+	// The finding names what uses the blobs of the pack: a process whose index cache does
+	// not hold the pack's index cannot read them until pruning writes it again.
 	_, idx, err := fx.r.readTrailer(t.Context(), id)
 	if err != nil {
 		t.Fatal(err)
 	}
+	var refs []FindingRef
 	for _, e := range idx.Entries {
 		for _, ref := range fx.refs[fmt.Sprintf("%x", e.Name)] {
 			if !slices.Contains(refs, ref) {
@@ -367,11 +356,79 @@ func TestVerifyFlippedIndex(t *testing.T) {
 		}
 	}
 	sortRefs(refs)
-	want[0].Refs = refs
+	blobs := int64(storedBlobs(t, fx.r))
+	size, err := fx.st.Size(t.Context(), indexKey(id))
+	if err != nil {
+		t.Fatal(err)
+	}
+	flip(t, fx.st, indexKey(id), size/2)
+	want := []Finding{{Kind: FindingCorruptPack, Object: indexKey(id), Pack: id, Refs: refs}}
+	res := deepVerify(t, fx.r, true)
+	if diff := cmp.Diff(want, res.Findings, ignoreReason); diff != "" {
+		t.Errorf("Verify(deep) (-want +got):\n%s", diff)
+	}
+	// Another process, whose index cache never loaded it, finds it too, and checks the
+	// pack's blobs through its trailer.
 	other := reopenStorage(t, fx)
-	res := deepVerify(t, other, true)
-	if diff := cmp.Diff(want, res.Findings, ignoreReason); diff != "" || res.PacksChecked != len(ids) {
-		t.Errorf("Verify(deep) from a fresh cache: %d packs checked, want %d; findings (-want +got):\n%s", res.PacksChecked, len(ids), diff)
+	res = deepVerify(t, other, true)
+	if diff := cmp.Diff(want, res.Findings, ignoreReason); diff != "" || res.PacksChecked != len(ids) || res.BlobsChecked != blobs {
+		t.Errorf("Verify(deep) from a fresh cache: %d packs, %d blobs checked, want %d, %d; findings (-want +got):\n%s",
+			res.PacksChecked, res.BlobsChecked, len(ids), blobs, diff)
+	}
+}
+
+// TestVerifyMissingIndex deletes a pack's index object, as a writer that died between
+// storing a pack and its index leaves it.
+func TestVerifyMissingIndex(t *testing.T) {
+	t.Parallel()
+	st := localStorage(t)
+	log := &rangeLog{Storage: st, packs: map[string]bool{}}
+	fx := newVerifyFixture(t, log)
+	ids, _ := fx.packs(t)
+	blobs := int64(storedBlobs(t, fx.r))
+	refsOf := func(id string) []FindingRef {
+		_, idx, err := fx.r.readTrailer(t.Context(), id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var refs []FindingRef
+		for _, e := range idx.Entries {
+			for _, ref := range fx.refs[fmt.Sprintf("%x", e.Name)] {
+				if !slices.Contains(refs, ref) {
+					refs = append(refs, ref)
+				}
+			}
+		}
+		sortRefs(refs)
+		return refs
+	}
+
+	// Lost while Verify reads the pack.
+	first := ids[0]
+	want := []Finding{{Kind: FindingMissingIndex, Object: indexKey(first), Pack: first, Refs: refsOf(first)}}
+	var once sync.Once
+	log.beforeRange = func(key string) {
+		if key == packKey(first) {
+			once.Do(func() {
+				if err := st.Delete(t.Context(), indexKey(first)); err != nil {
+					t.Error(err)
+				}
+			})
+		}
+	}
+	if diff := cmp.Diff(want, deepVerify(t, fx.r, true).Findings, ignoreReason); diff != "" {
+		t.Errorf("Verify(deep) losing the index of pack %s (-want +got):\n%s", first, diff)
+	}
+
+	// Missing before: the pack is checked through its trailer, and is a writer's on its
+	// way until it is older than StaleAfter.
+	if res := deepVerify(t, fx.r, true); len(res.Findings) != 0 || res.PacksChecked != len(ids) || res.BlobsChecked != blobs {
+		t.Errorf("Verify(deep) of a young pack without an index = %+v, %d packs and %d blobs checked, want nothing, %d and %d",
+			res.Findings, res.PacksChecked, res.BlobsChecked, len(ids), blobs)
+	}
+	fx.r.opts.StaleAfter = time.Nanosecond
+	if diff := cmp.Diff(want, deepVerify(t, fx.r, true).Findings, ignoreReason); diff != "" {
+		t.Errorf("Verify(deep) of an old pack without an index (-want +got):\n%s", diff)
 	}
 }
 
@@ -627,6 +684,35 @@ func TestVerifyRoutineRotation(t *testing.T) {
 	}
 }
 
+// TestVerifyNextSince: the next routine run must read the packs a backup running now
+// stores later, though they are dated from when it opened them.
+func TestVerifyNextSince(t *testing.T) {
+	t.Parallel()
+	fx := newVerifyFixture(t, localStorage(t))
+	ctx := t.Context()
+	before := time.Now()
+	res, err := fx.r.Verify(ctx, VerifyOptions{Manifests: []string{}, WAL: []WALName{}})
+	after := time.Now()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.NextSince.Before(before.Add(-clockSkew)) || res.NextSince.After(after.Add(-clockSkew)) {
+		t.Errorf("NextSince = %s, want a minute before the run (%s to %s)", res.NextSince, before, after)
+	}
+	s, err := fx.r.Begin(ctx, "backup")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.End()
+	time.Sleep(20 * time.Millisecond)
+	if res, err = fx.r.Verify(ctx, VerifyOptions{Manifests: []string{}, WAL: []WALName{}}); err != nil {
+		t.Fatal(err)
+	}
+	if want := s.rec.Started.Add(-clockSkew); !res.NextSince.Equal(want) {
+		t.Errorf("NextSince with a backup running = %s, want %s, a minute before it began", res.NextSince, want)
+	}
+}
+
 // TestVerifyPrunedMeanwhile deletes, as pruning does, a pack nothing needs just as Verify
 // is about to read it: that is not a finding.
 func TestVerifyPrunedMeanwhile(t *testing.T) {
@@ -713,17 +799,15 @@ func TestVerifyMemoryFlat(t *testing.T) {
 	}
 	m = nil
 
-	// The live heap, as the last collection marked it: what Verify holds, not the garbage
-	// its ranged reads leave for the collector.
-	sample := []metrics.Sample{{Name: "/gc/heap/live:bytes"}, {Name: "/gc/cycles/total:gc-cycles"}}
-	if gc := os.Getenv("VGOGC"); gc != "" {
-		n, _ := strconv.Atoi(gc)
-		defer debug.SetGCPercent(debug.SetGCPercent(n))
-	}
+	// Sampled: the live heap as the last collection marked it (what Verify holds, not the
+	// garbage its ranged reads leave for the collector), and HeapAlloc (garbage included).
+	live := []metrics.Sample{{Name: "/gc/heap/live:bytes"}, {Name: "/gc/cycles/total:gc-cycles"}}
 	runtime.GC()
-	metrics.Read(sample)
-	base, cycles := sample[0].Value.Uint64(), sample[1].Value.Uint64()
-	var peak, prev uint64
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	metrics.Read(live)
+	base, baseAlloc, cycles := live[0].Value.Uint64(), ms.HeapAlloc, live[1].Value.Uint64()
+	var peak, peakAlloc uint64
 	stop := make(chan struct{})
 	done := make(chan struct{})
 	go func() {
@@ -731,11 +815,10 @@ func TestVerifyMemoryFlat(t *testing.T) {
 		tick := time.NewTicker(time.Millisecond)
 		defer tick.Stop()
 		for {
-			metrics.Read(sample)
 			var ms runtime.MemStats
 			runtime.ReadMemStats(&ms)
-			prev = max(prev, ms.HeapAlloc)
-			peak = max(peak, sample[0].Value.Uint64())
+			metrics.Read(live)
+			peak, peakAlloc = max(peak, live[0].Value.Uint64()), max(peakAlloc, ms.HeapAlloc)
 			select {
 			case <-stop:
 				return
@@ -746,25 +829,24 @@ func TestVerifyMemoryFlat(t *testing.T) {
 	res, err := r.Verify(ctx, VerifyOptions{Deep: true, MarkBad: true})
 	close(stop)
 	<-done
-	metrics.Read(sample)
-	cycles = sample[1].Value.Uint64() - cycles
+	metrics.Read(live)
+	cycles = live[1].Value.Uint64() - cycles
+
 	var stored int64
 	err = errors.Join(err, r.st.List(ctx, packDir, func(_ string, size int64) error { stored += size; return nil }))
 	if err != nil || len(res.Findings) != 0 || res.BytesRead != stored || stored < blocks<<20 {
 		t.Fatalf("Verify(deep) = %d bytes read, %+v, %v, want %d bytes (at least %d) and no finding", res.BytesRead, res.Findings, err, stored, blocks<<20)
 	}
-	// Each worker holds one ranged read (verifySegment) and the plaintext of one block;
-	// the zstd decoders' windows, the index cache's statements and the result come on top
-	// (8 MiB). Reading whole packs would hold 16 MiB a worker, the whole repository 200 MiB.
-	// (With GOGC at 100 the heap, garbage included, may reach twice the live heap.)
-	bound := uint64(verifyWorkers()*(verifySegment+DefaultBlockSize) + 8<<20)
+	// Each worker holds one ranged read (verifySegment) and the plaintext of one block.
+	// A collection also counts as live what is allocated while it marks: up to another
+	// read a worker. The zstd decoders' windows and the index cache's rows come on top
+	// (8 MiB). With 4 workers that is 48 MiB; reading whole packs would hold 16 MiB a
+	// worker, the whole repository 200 MiB.
+	bound := uint64(2*verifyWorkers()*(verifySegment+DefaultBlockSize) + 8<<20)
 	grown := peak - min(peak, base)
-	if os.Getenv("VDEBUG") != "" {
-		t.Logf("heapalloc peak %d MiB", prev>>20)
-	}
-	t.Logf("repository %d MiB, live heap before %.1f MiB, peak %.1f MiB (+%.1f MiB, bound +%d MiB), %d workers, %d collections",
-		stored>>20, float64(base)/(1<<20), float64(peak)/(1<<20), float64(grown)/(1<<20), bound>>20, verifyWorkers(), cycles)
-	if cycles < 5 {
+	t.Logf("repository %d MiB, %d workers, %d collections: live heap %.1f MiB before, +%.1f MiB at most (bound +%d MiB); HeapAlloc %.1f MiB before, %.1f MiB at most",
+		stored>>20, verifyWorkers(), cycles, float64(base)/(1<<20), float64(grown)/(1<<20), bound>>20, float64(baseAlloc)/(1<<20), float64(peakAlloc)/(1<<20))
+	if cycles < 3 {
 		t.Fatalf("only %d collections during Verify: too few samples of the live heap", cycles)
 	}
 	if grown > bound {
@@ -805,16 +887,30 @@ func BenchmarkVerifyDeep(b *testing.B) {
 				b.Fatal(err)
 			}
 			b.SetBytes(u.Bytes)
-			var blobs int64
+			var blobs, read int64
+			cpu := cpuTime()
 			for b.Loop() {
 				res, err := r.Verify(ctx, VerifyOptions{Deep: true})
 				if err != nil || len(res.Findings) != 0 {
 					b.Fatalf("Verify = %+v, %v", res.Findings, err)
 				}
 				blobs += res.BlobsChecked
+				read += res.BytesRead
 			}
+			// On a shared machine the wall clock says how busy it was; the CPU time the
+			// process used says what verification costs.
+			b.ReportMetric(float64(read)/1e6/(cpuTime()-cpu).Seconds(), "MB/cpu-s")
 			b.ReportMetric(float64(blobs)/b.Elapsed().Seconds(), "blobs/s")
 			b.ReportMetric(float64(u.Bytes)/float64(bc.bytes), "stored/size")
 		})
 	}
+}
+
+// cpuTime returns the CPU time the process has used, user and system.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
