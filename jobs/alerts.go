@@ -41,8 +41,11 @@ type Evaluator struct {
 	// trust the archiver's reports alone.
 	Probe func(ctx context.Context, src store.Source) (pglogrepl.LSN, error)
 
-	mu     sync.Mutex
-	probes map[int64][]probePoint // by source: earlier positions not yet durable
+	mu      sync.Mutex
+	probes  map[int64][]probePoint // by source: earlier positions not yet durable
+	sampled map[int64]time.Time    // by source: when its lag was last sampled
+	dropped time.Time              // when old samples were last deleted
+	rates   map[int64]cachedRate   // by source: the last WAL rate computed
 }
 
 // ProbeSource is the evaluator's Probe: a short connection to the source.
@@ -98,7 +101,9 @@ func (e *Evaluator) Evaluate(ctx context.Context) ([]store.AlertChange, error) {
 		for _, pr := range health.Problems(f, now, p) {
 			conds = append(conds, condition(src, pr))
 		}
+		e.sample(ctx, src, f, now)
 	}
+	e.dropOldSamples(ctx, now)
 	if e.Service != nil {
 		if err := e.Service(ctx); err != nil {
 			conds = append(conds, store.Condition{Rule: "disk-full", DedupeKey: "disk-full", Severity: store.SeverityCritical,
@@ -119,6 +124,54 @@ func (e *Evaluator) Evaluate(ctx context.Context) ([]store.AlertChange, error) {
 		e.Notify(changes)
 	}
 	return changes, nil
+}
+
+// sampleEvery is how often a source's lag is sampled for charts; samples older than
+// sampleKeep are deleted.
+const (
+	sampleEvery = time.Minute
+	sampleKeep  = 30 * 24 * time.Hour
+)
+
+// sample records src's lag at most once a minute, for the overview's charts and the WAL
+// rate anomaly.
+func (e *Evaluator) sample(ctx context.Context, src store.Source, f health.Facts, now time.Time) {
+	e.mu.Lock()
+	if e.sampled == nil {
+		e.sampled = map[int64]time.Time{}
+	}
+	due := now.Sub(e.sampled[src.ID]) >= sampleEvery
+	if due {
+		e.sampled[src.ID] = now
+	}
+	e.mu.Unlock()
+	if !due || f.Archiver == nil {
+		return
+	}
+	x := store.SourceSample{SourceID: src.ID, At: now, LagSeconds: f.Archiver.BehindSeconds.Seconds(), LagBytes: f.Archiver.BehindBytes}
+	if st, err := e.store.ArchiverState(ctx, src.ID); err == nil {
+		if l, ok := parseLSN(st.FlushedLSN); ok {
+			x.WALBytes = int64(l)
+		}
+	}
+	if err := e.store.RecordSourceSample(ctx, x); err != nil {
+		e.log.Warn("sample", "source", src.Name, "err", err)
+	}
+}
+
+// dropOldSamples deletes samples older than sampleKeep, once an hour.
+func (e *Evaluator) dropOldSamples(ctx context.Context, now time.Time) {
+	e.mu.Lock()
+	due := now.Sub(e.dropped) >= time.Hour
+	if due {
+		e.dropped = now
+	}
+	e.mu.Unlock()
+	if due {
+		if _, err := e.store.DeleteSourceSamples(ctx, now.Add(-sampleKeep)); err != nil {
+			e.log.Warn("delete old samples", "err", err)
+		}
+	}
 }
 
 // condition is a problem of src as an alert's condition.
@@ -200,6 +253,11 @@ func (e *Evaluator) Facts(ctx context.Context, src store.Source, now time.Time) 
 		}
 		f.BackupChange = backupChange(in.Backups)
 	}
+	rate, err := e.walRate(ctx, src, now)
+	if err != nil {
+		return f, p, err
+	}
+	f.WALRate = rate
 	if v, err := e.store.LatestVerifyRun(ctx, src.ID); err == nil {
 		hv := &health.Verification{RunID: v.ID, Findings: v.Findings}
 		if v.FinishedAt != nil {
@@ -292,6 +350,67 @@ func (e *Evaluator) probe(ctx context.Context, src store.Source, now time.Time, 
 type probePoint struct {
 	at  time.Time
 	lsn pglogrepl.LSN
+}
+
+// walRate compares the WAL the source wrote in the last hour with the median of its
+// hourly volumes over the week before, from the lag samples; nil with less than a day of
+// history. Computed at most every ten minutes per source.
+func (e *Evaluator) walRate(ctx context.Context, src store.Source, now time.Time) (*health.Change, error) {
+	e.mu.Lock()
+	if e.rates == nil {
+		e.rates = map[int64]cachedRate{}
+	}
+	c, ok := e.rates[src.ID]
+	e.mu.Unlock()
+	if ok && now.Sub(c.at) < 10*time.Minute {
+		return c.rate, nil
+	}
+	xs, err := e.store.SourceSamples(ctx, src.ID, now.Add(-8*24*time.Hour))
+	if err != nil {
+		return nil, err
+	}
+	rate := hourlyRate(xs, now)
+	e.mu.Lock()
+	e.rates[src.ID] = cachedRate{at: now, rate: rate}
+	e.mu.Unlock()
+	return rate, nil
+}
+
+type cachedRate struct {
+	at   time.Time
+	rate *health.Change
+}
+
+// hourlyRate buckets the WAL position samples by hour before now: the newest hour's
+// growth against the median of the others.
+func hourlyRate(xs []store.SourceSample, now time.Time) *health.Change {
+	growth := map[int64]int64{} // hours before now → WAL written in that hour
+	first, last := map[int64]int64{}, map[int64]int64{}
+	for _, x := range xs {
+		if x.WALBytes == 0 {
+			continue
+		}
+		h := int64(now.Sub(x.At) / time.Hour)
+		if _, ok := first[h]; !ok {
+			first[h] = x.WALBytes
+		}
+		last[h] = x.WALBytes
+	}
+	for h := range first {
+		growth[h] = max(0, last[h]-first[h])
+	}
+	cur, ok := growth[0]
+	if !ok || len(growth) < 25 {
+		return nil
+	}
+	var past []int64
+	for h, g := range growth {
+		if h > 0 {
+			past = append(past, g)
+		}
+	}
+	slices.Sort(past)
+	return &health.Change{Value: float64(cur), Usual: float64(past[len(past)/2]), What: "the last hour"}
 }
 
 // backupChange compares the share of blocks the newest complete backup stored anew with

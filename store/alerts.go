@@ -276,3 +276,50 @@ func (s *Store) ResolveAlert(ctx context.Context, id int64, by, comment string) 
 	}
 	return a, nil
 }
+
+// SourceSample is a source's archiving lag and WAL position at a moment.
+type SourceSample struct {
+	SourceID   int64
+	At         time.Time
+	LagSeconds float64
+	LagBytes   int64
+	// WALBytes is the WAL position archived (an LSN as a number): differences are WAL
+	// volumes.
+	WALBytes int64
+}
+
+// RecordSourceSample stores x.
+func (s *Store) RecordSourceSample(ctx context.Context, x SourceSample) error {
+	if x.At.IsZero() {
+		x.At = s.clock()
+	}
+	_, err := s.wdb.ExecContext(ctx, `INSERT INTO source_samples (source_id, at, lag_seconds, lag_bytes, wal_bytes)
+		VALUES (?, ?, ?, ?, ?) ON CONFLICT (source_id, at) DO NOTHING`, x.SourceID, formatTime(x.At), x.LagSeconds, x.LagBytes, x.WALBytes)
+	if err != nil {
+		return fmt.Errorf("record sample of source %d: %w", x.SourceID, err)
+	}
+	return nil
+}
+
+// SourceSamples returns source sourceID's samples taken at or after since, oldest first.
+func (s *Store) SourceSamples(ctx context.Context, sourceID int64, since time.Time) ([]SourceSample, error) {
+	xs, err := queryAll(ctx, s.db, func(r rowScanner) (SourceSample, error) {
+		var x SourceSample
+		err := r.Scan(&x.SourceID, scanTime(&x.At), &x.LagSeconds, &x.LagBytes, &x.WALBytes)
+		return x, err
+	}, `SELECT source_id, at, lag_seconds, lag_bytes, wal_bytes FROM source_samples WHERE source_id = ? AND at >= ? ORDER BY at`,
+		sourceID, formatTime(since))
+	if err != nil {
+		return nil, fmt.Errorf("samples of source %d: %w", sourceID, err)
+	}
+	return xs, nil
+}
+
+// DeleteSourceSamples removes samples taken before before, and returns how many.
+func (s *Store) DeleteSourceSamples(ctx context.Context, before time.Time) (int64, error) {
+	res, err := s.wdb.ExecContext(ctx, `DELETE FROM source_samples WHERE at < ?`, formatTime(before))
+	if err != nil {
+		return 0, fmt.Errorf("delete samples: %w", err)
+	}
+	return res.RowsAffected()
+}
