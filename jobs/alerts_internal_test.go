@@ -46,7 +46,7 @@ func TestHourlyRate(t *testing.T) {
 			t.Errorf("%s: rate %.0f MiB against usual %.0f MiB: anomaly %t, want %t", tt.name, r.Value/(1<<20), r.Usual/(1<<20), fired, tt.anomaly)
 		}
 	}
-	if r := hourlyRate(samples(100<<20)[:600], now); r != nil {
+	if r := hourlyRate(samples(100 << 20)[:600], now); r != nil {
 		t.Errorf("hourlyRate(10 hours of history) = %+v, want nil: too little to know what is usual", r)
 	}
 }
