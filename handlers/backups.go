@@ -61,6 +61,7 @@ func (h *Handler) showBackup(w http.ResponseWriter, r *http.Request) error {
 		JobID:            b.JobID,
 		Error:            b.Error,
 		FilesPage:        web.Pager{Page: page, PerPage: filesPerPage, Total: b.Stats.FileCount},
+		Pin:              pinVM(b.Pin),
 	}
 	if b.State == store.BackupComplete {
 		vm.RestoreCommand = fmt.Sprintf("backstop restore --backup %d --into /path/to/new/datadir", b.ID)

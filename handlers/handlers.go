@@ -29,6 +29,8 @@ type Handler struct {
 	sessionTTL time.Duration
 	// guard is the front door: sign-in throttling, live connections by session, TLS mode.
 	guard guard
+	// metrics serves /metrics (see SetMetrics); nil: not served here.
+	metrics http.Handler
 }
 
 // New returns the handlers for a catalog, the use cases and the jobs' progress hub.

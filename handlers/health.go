@@ -20,7 +20,7 @@ func healthVM(h health.Health) *web.HealthVM {
 
 // sourceHealth is src's health now, computed in jobs/health from the catalog's facts.
 func (h *Handler) sourceHealth(ctx context.Context, src store.Source) (*web.HealthVM, error) {
-	v, err := jobs.SourceHealth(ctx, h.store, src, h.now())
+	v, err := jobs.SourceHealth(ctx, h.store, h.svc.Windows(), src, h.now())
 	if err != nil {
 		return nil, err
 	}
@@ -59,7 +59,7 @@ func (h *Handler) sourcesHealth(ctx context.Context) ([]store.Source, []health.H
 	}
 	out := make([]health.Health, len(srcs))
 	for i, s := range srcs {
-		if out[i], err = jobs.SourceHealth(ctx, h.store, s, h.now()); err != nil {
+		if out[i], err = jobs.SourceHealth(ctx, h.store, h.svc.Windows(), s, h.now()); err != nil {
 			return nil, nil, err
 		}
 	}

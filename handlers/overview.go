@@ -14,7 +14,11 @@ func (h *Handler) showOverview(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	return h.page(w, r, "Overview", web.NavOverview, web.OverviewPage(web.OverviewVM{Now: h.now(), Sources: sums}))
+	vm := web.OverviewVM{Now: h.now(), Sources: sums}
+	if vm.Storage, err = h.storage(r.Context()); err != nil {
+		return err
+	}
+	return h.page(w, r, "Overview", web.NavOverview, web.OverviewPage(vm))
 }
 
 func isNotFound(err error) bool { return errors.Is(err, store.ErrNotFound) }

@@ -22,6 +22,7 @@ func (h *Handler) Routes() http.Handler {
 	r.Use(http.NewCrossOriginProtection().Handler)
 
 	r.Get("/healthz", h.healthz)
+	r.Get("/metrics", h.wrap(h.showMetrics)) // a session or the metrics token: checked by the use cases
 	r.Handle(static.Prefix+"*", static.Handler())
 	r.Get("/login", h.wrap(h.showLogin))
 	r.Post("/login", h.wrap(h.login))
@@ -47,6 +48,10 @@ func (h *Handler) Routes() http.Handler {
 				r.Get("/edit", h.wrap(h.showSourceEdit))
 				r.Post("/edit", h.wrap(h.changeSource))
 				r.Post("/remove", h.wrap(h.removeSource))
+				r.Get("/policy", h.wrap(h.showPolicy))
+				r.Post("/policy", h.wrap(h.savePolicy))
+				r.Post("/policy/preview", h.wrap(h.previewPolicy))
+				r.Post("/expire", h.wrap(h.applyPolicy))
 			})
 		})
 		r.Route("/backups", func(r chi.Router) {
@@ -54,6 +59,8 @@ func (h *Handler) Routes() http.Handler {
 			r.Route("/{backupID}", func(r chi.Router) {
 				r.Use(h.loadBackup)
 				r.Get("/", h.wrap(h.showBackup))
+				r.Post("/pin", h.wrap(h.pinBackup))
+				r.Post("/unpin", h.wrap(h.unpinBackup))
 			})
 		})
 		r.Route("/restores", func(r chi.Router) {

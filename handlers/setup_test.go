@@ -69,7 +69,7 @@ func setup(t *testing.T) *app {
 	hub := jobs.NewHub()
 	go hub.Run(ctx)
 	runner := jobs.NewRunner(st, hub, log, jobs.Options{Workers: 1},
-		jobs.NewBackupWorker(st, repo), jobs.NewRestoreWorker(st, repo))
+		jobs.NewBackupWorker(st, repo), jobs.NewRestoreWorker(st, repo), jobs.NewExpireWorker(st, repo))
 	if err := runner.Start(ctx); err != nil {
 		t.Fatal(err)
 	}

@@ -202,14 +202,35 @@ func firstSentence(s string) string {
 	return strings.TrimSuffix(s, ".")
 }
 
-// Facts gathers everything health judges src by, and the thresholds of its policy.
+// Facts gathers everything health judges src by, as GatherFacts does, plus what only the
+// evaluator measures: the lag seen from the source itself, and the WAL rate.
 func (e *Evaluator) Facts(ctx context.Context, src store.Source, now time.Time) (health.Facts, health.Policy, error) {
-	f, err := SourceFacts(ctx, e.store, src, now)
+	f, p, err := GatherFacts(ctx, e.store, e.windows, src, now)
+	if err != nil {
+		return f, p, err
+	}
+	if err := e.probe(ctx, src, now, &f); err != nil {
+		return f, p, err
+	}
+	rate, err := e.walRate(ctx, src, now)
+	if err != nil {
+		return f, p, err
+	}
+	f.WALRate = rate
+	return f, p, nil
+}
+
+// GatherFacts reads from the catalog everything health judges src by (its backups,
+// archiver, window gaps, verification, drills, tablespaces, how much its last backup
+// changed) and the thresholds of its policy. windows may be nil: then the facts that
+// need the window are left out.
+func GatherFacts(ctx context.Context, st *store.Store, windows *WindowCache, src store.Source, now time.Time) (health.Facts, health.Policy, error) {
+	f, err := SourceFacts(ctx, st, src, now)
 	if err != nil {
 		return f, health.Policy{}, err
 	}
 	p := health.Policy{}
-	pol, err := e.store.Policy(ctx, src.ID)
+	pol, err := st.Policy(ctx, src.ID)
 	switch {
 	case err == nil:
 		p.LagSeconds = pol.RPO
@@ -227,11 +248,8 @@ func (e *Evaluator) Facts(ctx context.Context, src store.Source, now time.Time) 
 		return f, p, err
 	}
 
-	if err := e.probe(ctx, src, now, &f); err != nil {
-		return f, p, err
-	}
-	if e.windows != nil && f.LastComplete != nil {
-		w, in, err := e.windows.Window(ctx, src)
+	if windows != nil && f.LastComplete != nil {
+		w, in, err := windows.Window(ctx, src)
 		if err != nil {
 			return f, p, err
 		}
@@ -253,18 +271,13 @@ func (e *Evaluator) Facts(ctx context.Context, src store.Source, now time.Time) 
 		}
 		f.BackupChange = backupChange(in.Backups)
 	}
-	rate, err := e.walRate(ctx, src, now)
-	if err != nil {
-		return f, p, err
-	}
-	f.WALRate = rate
-	if v, err := e.store.LatestVerifyRun(ctx, src.ID); err == nil {
+	if v, err := st.LatestVerifyRun(ctx, src.ID); err == nil {
 		hv := &health.Verification{RunID: v.ID, Findings: v.Findings}
 		if v.FinishedAt != nil {
 			hv.At = *v.FinishedAt
 		}
 		if v.Findings > 0 {
-			fs, err := e.store.VerifyFindings(ctx, v.ID, 3)
+			fs, err := st.VerifyFindings(ctx, v.ID, 3)
 			if err != nil {
 				return f, p, err
 			}
@@ -283,7 +296,7 @@ func (e *Evaluator) Facts(ctx context.Context, src store.Source, now time.Time) 
 		return f, p, err
 	}
 	for _, passed := range []bool{false, true} {
-		d, err := e.store.LatestDrill(ctx, src.ID, passed)
+		d, err := st.LatestDrill(ctx, src.ID, passed)
 		if errors.Is(err, store.ErrNotFound) {
 			continue
 		}

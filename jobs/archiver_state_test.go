@@ -57,7 +57,7 @@ func waitHealth(t *testing.T, e *env, src store.Source, level health.Level) (hea
 	var h health.Health
 	waitFor(t, "health "+string(level), time.Minute, func() (bool, error) {
 		var err error
-		h, err = jobs.SourceHealth(context.Background(), e.store, src, time.Now())
+		h, err = jobs.SourceHealth(context.Background(), e.store, nil, src, time.Now())
 		return h.Level == level, err
 	})
 	return h, time.Since(start)
@@ -128,7 +128,7 @@ func TestArchiverRecoversFromADroppedSlot(t *testing.T) {
 	if err != nil || len(gaps) != 1 {
 		t.Fatalf("WALGaps() = %+v, %v, want one gap", gaps, err)
 	}
-	if h, err := jobs.SourceHealth(ctx, e.store, src, time.Now()); err != nil || h.Level != health.Broken || !strings.Contains(h.Reason, "WAL is missing") || !strings.Contains(h.Do, "backup") {
+	if h, err := jobs.SourceHealth(ctx, e.store, nil, src, time.Now()); err != nil || h.Level != health.Broken || !strings.Contains(h.Reason, "WAL is missing") || !strings.Contains(h.Do, "backup") {
 		t.Errorf("health after recovery = %+v, %v, want broken: WAL missing, start a backup", h, err)
 	}
 	entries, err := e.store.AuditEntries(ctx, 20, 0)
@@ -171,7 +171,7 @@ func TestArchiverRecoversFromADroppedSlot(t *testing.T) {
 	// A new base backup clears the need: the source is restorable to now again.
 	e.backup(t, src)
 	waitArchiver(t, e, src, "backup need cleared", func(a store.ArchiverState) bool { return a.NeedsBackupSince == nil })
-	if h, err := jobs.SourceHealth(ctx, e.store, src, time.Now()); err != nil || h.Level == health.Broken {
+	if h, err := jobs.SourceHealth(ctx, e.store, nil, src, time.Now()); err != nil || h.Level == health.Broken {
 		t.Errorf("health after a new backup = %+v, %v, want not broken", h, err)
 	}
 }

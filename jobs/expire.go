@@ -16,6 +16,7 @@ package jobs
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -31,6 +32,10 @@ import (
 
 // KindExpire is the kind of jobs that apply retention policies and prune the repository.
 const KindExpire = "expire"
+
+// ErrPlanRefused means an expiry plan would have lost a restorable second of its window:
+// a defect, refused before anything is deleted.
+var ErrPlanRefused = errors.New("expiry plan refused")
 
 // ExpiryPlan is what applying a policy to a source would keep and delete.
 type ExpiryPlan struct {
@@ -301,8 +306,8 @@ func checkWindowKept(before, after Window, window time.Duration, now time.Time) 
 			}
 		}
 		if !covered {
-			return fmt.Errorf("expiry plan refused: %s, inside the recovery window, is restorable now and would not be afterwards (window before: %s; after: %s); nothing was deleted",
-				from.UTC().Format(time.DateTime+" UTC"), before, after)
+			return fmt.Errorf("%w: %s, inside the recovery window, is restorable now and would not be afterwards (window before: %s; after: %s); nothing was deleted",
+				ErrPlanRefused, from.UTC().Format(time.DateTime+" UTC"), before, after)
 		}
 	}
 	return nil

@@ -90,12 +90,29 @@ func NewPITRWorker(st *store.Store, repo *repository.Repo, backstop string) *PIT
 func (w *PITRWorker) Kind() string { return KindPITR }
 
 // Work implements Worker.
-func (w *PITRWorker) Work(ctx context.Context, job *Job) (err error) {
+func (w *PITRWorker) Work(ctx context.Context, job *Job) error {
 	var args PITRArgs
 	if err := job.Args(&args); err != nil {
 		return err
 	}
+	res, err := w.Restore(ctx, job, args)
+	if err != nil {
+		return err
+	}
+	return job.SetResult(res)
+}
+
+// Restore runs the point-in-time restore args describes as part of job, reporting its
+// phases there: a restore drill restores with exactly the code of a person's restore. On
+// failure it has removed what it created, and the result holds what was known by then
+// (the backup chosen, the restore's ID).
+func (w *PITRWorker) Restore(ctx context.Context, job *Job, args PITRArgs) (PITRResult, error) {
 	res := PITRResult{Into: args.Into, Port: args.Port}
+	err := w.restore(ctx, job, args, &res)
+	return res, err
+}
+
+func (w *PITRWorker) restore(ctx context.Context, job *Job, args PITRArgs, res *PITRResult) (err error) {
 	if args.Marker == "" {
 		args.Marker = dest.NewToken()
 	}
@@ -212,7 +229,7 @@ func (w *PITRWorker) Work(ctx context.Context, job *Job) (err error) {
 		}
 		res.Checked = []string{fmt.Sprintf("%d WAL files written into pg_wal; start the server to replay them to %s", len(plan.ServeNames()), plan.Target)}
 		job.Logf(ctx, LevelInfo, PhaseConfiguring, "%s", res.Checked[0])
-		return job.SetResult(res)
+		return nil
 	}
 	socketDir, err := os.MkdirTemp(w.SocketRoot, "backstop-wal-")
 	if err != nil {
@@ -284,7 +301,7 @@ func (w *PITRWorker) Work(ctx context.Context, job *Job) (err error) {
 		StopLine: res.StopLine, LastCommitAt: res.LastCommitAt}); err != nil {
 		return err
 	}
-	return job.SetResult(res)
+	return nil
 }
 
 // logTail returns the last n lines of a log file, or a note that it cannot be read.
@@ -335,6 +352,10 @@ func checkRestored(plan Plan, last pg.RecoveryProgress) ([]string, error) {
 		if !last.ReplayedAt.IsZero() && last.ReplayedAt.After(plan.Target.Time) {
 			return nil, fmt.Errorf("the last transaction replayed committed at %s, after the target %s",
 				last.ReplayedAt.UTC().Format(time.RFC3339Nano), plan.Target.Time.UTC().Format(time.RFC3339Nano))
+		}
+		if last.ReplayedAt.IsZero() {
+			checked = append(checked, "no transaction was replayed: none committed between the base backup's start and the target")
+			break
 		}
 		checked = append(checked, fmt.Sprintf("the last transaction replayed committed at %s, at or before the target",
 			last.ReplayedAt.UTC().Format("2006-01-02 15:04:05.000000 UTC")))

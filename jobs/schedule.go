@@ -60,6 +60,18 @@ func Jitter(sched cron.Schedule, sourceName string, around time.Time) time.Durat
 	return time.Duration(h.Sum64() % uint64(limit/time.Second) * uint64(time.Second))
 }
 
+// NextRun returns when a source's schedule of kind (ScheduleBackup, …) next starts after
+// now: the first due time whose start (due time plus the source's jitter) is still ahead,
+// and that jitter.
+func NextRun(sched cron.Schedule, sourceName, kind string, now time.Time) (time.Time, time.Duration) {
+	jitter := Jitter(sched, sourceName+"/"+kind, now)
+	due := sched.Next(now.Add(-jitter))
+	if due.IsZero() {
+		return time.Time{}, jitter
+	}
+	return due.Add(jitter), jitter
+}
+
 // Due is the run a schedule owes at now, if any: the latest due time not after now
 // (with jitter), how many earlier ones it folds in, and whether it is late.
 type Due struct {
@@ -158,7 +170,7 @@ func (s *Scheduler) tickSource(ctx context.Context, p store.Policy) error {
 	for _, sc := range []scheduled{
 		{ScheduleBackup, p.BackupCron, Params{Kind: KindBackup, SourceID: src.ID, LockKey: BackupLockKey(src.ID), Args: BackupArgs{SourceID: src.ID}}},
 		{ScheduleVerify, p.VerifyCron, Params{Kind: KindVerify, SourceID: src.ID, LockKey: VerifyLockKey(src.ID), Args: VerifyArgs{SourceID: src.ID}}},
-		{ScheduleDrill, p.DrillCron, Params{Kind: "drill", SourceID: src.ID, LockKey: fmt.Sprintf("drill:source:%d", src.ID), Args: map[string]any{"source_id": src.ID}}},
+		{ScheduleDrill, p.DrillCron, Params{Kind: KindDrill, SourceID: src.ID, LockKey: DrillLockKey(src.ID), Args: DrillArgs{SourceID: src.ID}}},
 	} {
 		if sc.cron == "" {
 			continue
@@ -182,7 +194,8 @@ func (s *Scheduler) tickSchedule(ctx context.Context, src store.Source, p store.
 		return err
 	}
 	now := s.now()
-	due, ok := NextDue(sched, last, Jitter(sched, src.Name+"/"+sc.kind, now), now)
+	_, jitter := NextRun(sched, src.Name, sc.kind, now)
+	due, ok := NextDue(sched, last, jitter, now)
 	if !ok {
 		return nil
 	}

@@ -126,7 +126,7 @@ func TestSchedulerTick(t *testing.T) {
 		return st.InsertJob(ctx, store.JobParams{Kind: p.Kind, SourceID: p.SourceID, RequestedBy: p.RequestedBy})
 	}, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	sched, _ := ParseSchedule(pol.BackupCron, pol.TimeZone)
-	jitter := Jitter(sched, src.Name, pol.ScheduleSince)
+	_, jitter := NextRun(sched, src.Name, ScheduleBackup, pol.ScheduleSince)
 	firstDue := sched.Next(pol.ScheduleSince)
 
 	// Down for three nights: one run, late, with the two nights before it counted missed.

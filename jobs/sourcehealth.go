@@ -33,13 +33,16 @@ func SourceFacts(ctx context.Context, st *store.Store, src store.Source, now tim
 	return f, nil
 }
 
-// SourceHealth is the health of src now, as every page and the CLI show it.
-func SourceHealth(ctx context.Context, st *store.Store, src store.Source, now time.Time) (health.Health, error) {
-	f, err := SourceFacts(ctx, st, src, now)
+// SourceHealth is the health of src now, as every page, the CLI and /metrics show it: from
+// the same facts and thresholds as the alerts (GatherFacts; windows may be nil to leave
+// out what needs the window), except the lag measured from the source and the WAL rate,
+// which only the evaluator watches.
+func SourceHealth(ctx context.Context, st *store.Store, windows *WindowCache, src store.Source, now time.Time) (health.Health, error) {
+	f, p, err := GatherFacts(ctx, st, windows, src, now)
 	if err != nil {
 		return health.Health{}, err
 	}
-	return health.Of(f, now, health.Policy{}), nil
+	return health.Of(f, now, p), nil
 }
 
 // HealthArchiver turns the archiver's saved state into health's facts.

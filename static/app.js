@@ -325,24 +325,97 @@
     planSwapped();
   }
 
-  document.addEventListener("htmx:wsConnecting", function () {
-    setLive("connecting", "Connecting…");
+  // ---- Live updates ----
+  //
+  // The server sends, on every connection, the state of what the page shows and then
+  // what changes; so the page only has to stay connected. The websocket extension
+  // (static/ws.js, vendored unmodified) reconnects by itself only after closes 1006
+  // (abnormal), 1011, 1012 and 1013: after 1001 (going away), which the server sends
+  // when it stops or restarts or drops a page that fell behind, and after any other
+  // code, it gives up and the page would stay disconnected. The page reconnects after those as well, with the same backoff;
+  // not after 1008, which says the session ended: signing in again loads a new page.
+  var wsRetriedByExtension = [1006, 1011, 1012, 1013];
+  var wsSessionEnded = 1008;
+
+  // wsDelay is the wait before reconnect attempt n (0 first): doubling from half a
+  // second up to 15 s, half of it random so that pages do not all come back at once.
+  function wsDelay(n) {
+    var ceiling = Math.min(15000, 500 * Math.pow(2, Math.min(n, 5)));
+    return ceiling / 2 + Math.random() * ceiling / 2;
+  }
+  if (window.htmx) {
+    htmx.config.wsReconnectDelay = wsDelay;
+  }
+
+  // Per connecting element: how many reconnects were tried since the last open, and
+  // whether it was ever open (a later connect is a reconnect).
+  var wsRetries = new WeakMap();
+  var wsOpened = new WeakSet();
+
+  document.addEventListener("htmx:wsConnecting", function (e) {
+    if (wsOpened.has(e.target)) {
+      setLive("closed", "Reconnecting…");
+    } else {
+      setLive("connecting", "Connecting…");
+    }
   });
-  document.addEventListener("htmx:wsOpen", function () {
+  document.addEventListener("htmx:wsOpen", function (e) {
+    wsRetries.delete(e.target);
+    wsOpened.add(e.target);
     setLive("open", "Live");
   });
-  document.addEventListener("htmx:wsClose", function () {
+  document.addEventListener("htmx:wsClose", function (e) {
+    var elt = e.target;
+    if (!document.body.contains(elt)) {
+      return; // the live part left the page: nothing to reconnect
+    }
+    var code = e.detail && e.detail.event ? e.detail.event.code : 0;
+    wsOpened.add(elt);
+    if (code === wsSessionEnded) {
+      setLive("closed", "Signed out");
+      return;
+    }
     setLive("closed", "Reconnecting…");
+    if (wsRetriedByExtension.indexOf(code) >= 0) {
+      return; // ws.js reconnects, after wsDelay
+    }
+    var wrapper = e.detail && e.detail.socketWrapper;
+    if (!wrapper || typeof wrapper.reconnect !== "function") {
+      return;
+    }
+    var n = wsRetries.get(elt) || 0;
+    wsRetries.set(elt, n + 1);
+    window.setTimeout(function () {
+      if (document.body.contains(elt)) {
+        wrapper.reconnect();
+      }
+    }, wsDelay(n));
   });
+
   // The server pushes one fragment per message, addressed by id to what may be on
   // the page; one whose target this page does not show is dropped here, where htmx
-  // would report a missing swap target as an error.
+  // would report a missing swap target as an error. A row inserted at the top or the
+  // end of a list (hx-swap-oob="afterbegin" or "beforeend") that the page already
+  // has replaces it there instead: every connection starts with the list's rows, and
+  // each must be shown once, in place, whether the page had it or not.
   document.addEventListener("htmx:wsBeforeMessage", function (e) {
     var tpl = document.createElement("template");
     tpl.innerHTML = e.detail.message;
     var el = tpl.content.firstElementChild;
-    if (el && el.id && !document.getElementById(el.id)) {
+    if (!el || !el.id) {
+      return;
+    }
+    if (!document.getElementById(el.id)) {
       e.preventDefault();
+      return;
+    }
+    var how = (el.getAttribute("hx-swap-oob") || "").split(":")[0].trim();
+    var item = el.firstElementChild;
+    var present = (how === "afterbegin" || how === "beforeend") && item && item.id &&
+      document.getElementById(item.id);
+    if (present) {
+      e.preventDefault();
+      htmx.swap(present, item.outerHTML, { swapStyle: "outerHTML", ignoreTitle: true });
     }
   });
   // Content swapped in over the websocket or by htmx gets the same treatment

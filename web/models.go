@@ -231,6 +231,8 @@ type OverviewVM struct {
 	// StaleAfter is the age beyond which the newest complete backup is flagged as
 	// stale; zero means DefaultStaleAfter.
 	StaleAfter time.Duration
+	// Storage is the repository's size over time; nil shows no chart.
+	Storage *StorageVM
 }
 
 // DefaultStaleAfter is the backup age flagged as stale when OverviewVM.StaleAfter is zero.
@@ -337,6 +339,8 @@ type BackupVM struct {
 	// Files is one page of the backup's files; FilesPage.Total is the file count.
 	Files     []FileRow
 	FilesPage Pager
+	// Pin is set while the backup is pinned (legal hold).
+	Pin *PinVM
 }
 
 // JobsVM is the jobs list.

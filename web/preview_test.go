@@ -26,7 +26,7 @@ func TestPreview(t *testing.T) {
 	if err := os.MkdirAll(filepath.Join(dir, "static"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	for _, name := range []string{"app.css", "app.js", "favicon.svg", "htmx.min.js", "ws.js"} {
+	for _, name := range []string{"app.css", "app.js", "charts.js", "favicon.svg", "htmx.min.js", "uplot.min.css", "uplot.min.js", "ws.js"} {
 		b, err := os.ReadFile(filepath.Join("..", "static", name))
 		if err != nil {
 			t.Fatal(err)

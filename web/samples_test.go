@@ -240,5 +240,6 @@ func samplePages(now time.Time) []page {
 		{"error", ErrorPage(ErrorVM{Status: 404, Title: "Backup not found",
 			Message: "There is no backup 99. It may have been removed by retention.", RequestID: "req-7f3a9c21b04e"})},
 	}
-	return append(pages, restoreSamplePages(now)...)
+	pages = append(pages, restoreSamplePages(now)...)
+	return append(pages, policySamplePages(now)...)
 }

@@ -274,8 +274,8 @@ func TestLayout(t *testing.T) {
 		v, _ := attr(n, "href")
 		assets = append(assets, v)
 	}
-	if len(assets) != 5 {
-		t.Errorf("assets = %q, want favicon.svg, app.css, htmx.min.js, ws.js, app.js", assets)
+	if len(assets) != 8 {
+		t.Errorf("assets = %q, want favicon.svg, uplot.min.css, app.css, htmx.min.js, ws.js, app.js, uplot.min.js, charts.js", assets)
 	}
 	for _, a := range assets {
 		if !versioned.MatchString(a) {

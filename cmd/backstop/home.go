@@ -302,7 +302,8 @@ func (h *home) workers() []jobs.Worker {
 	}
 	return []jobs.Worker{jobs.NewBackupWorker(h.store, h.repo), jobs.NewRestoreWorker(h.store, h.repo),
 		jobs.NewPITRWorker(h.store, h.repo, exe), jobs.NewInstanceWorker(h.store), jobs.NewPruneWorker(h.repo),
-		jobs.NewExpireWorker(h.store, h.repo), jobs.NewVerifyWorker(h.store, h.repo, h.windowCache())}
+		jobs.NewExpireWorker(h.store, h.repo), jobs.NewVerifyWorker(h.store, h.repo, h.windowCache()),
+		h.drillWorker(exe)}
 }
 
 func (h *home) Close() error {

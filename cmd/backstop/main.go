@@ -46,6 +46,11 @@ Commands:
                            (exit status 1 with the findings when not)
   alerts [--all]           open alerts, worst first, with what to do (--all: resolved ones too)
   alerts ack ID | resolve ID [--comment TEXT]
+  channel add NAME --webhook URL | --slack URL | --email TO --smtp HOST:PORT --from ADDR
+                           notify a channel of alerts (also: channel list, remove NAME, test NAME)
+  drill --source NAME [--at TIME]
+                           restore a random second (or TIME) of the window into a sandbox,
+                           check it, record the RTO and tear it down; exits 1 if it fails
   restore --source NAME --to TIME|latest --into DIR [--start --port N]
                            restore to a point in time (also --lsn LSN, --name POINT)
   restore --backup ID --into DIR
@@ -131,6 +136,10 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return c.alerts(ctx, rest)
 	case "verify":
 		return c.verify(ctx, rest)
+	case "channel":
+		return c.channel(ctx, rest)
+	case "drill":
+		return c.drill(ctx, rest)
 	case "user":
 		return c.user(ctx, rest)
 	case "catalog":

@@ -179,7 +179,7 @@ func (c *cli) showPolicy(ctx context.Context, h *home, src store.Source, p store
 			return err
 		}
 		now := time.Now()
-		t := sched.Next(now).Add(jobs.Jitter(sched, src.Name, now))
+		t, _ := jobs.NextRun(sched, src.Name, jobs.ScheduleBackup, now)
 		nextAt = &t
 		next = t.UTC().Format(time.DateTime+" UTC") + " (" + t.In(rp.Location).Format("15:04 MST") + ")"
 	}
@@ -242,7 +242,7 @@ func (c *cli) expire(ctx context.Context, args []string) error {
 		}
 		return c.printPlan(src, plan)
 	}
-	job, err := svc.Expire(ctx, actor, src.ID)
+	job, err := svc.Expire(ctx, actor, src.ID, nil)
 	if err != nil {
 		return fmt.Errorf("expire %s: %w", src.Name, err)
 	}

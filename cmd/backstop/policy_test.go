@@ -36,7 +36,7 @@ func TestPolicyCLI(t *testing.T) {
 		{[]string{"--time-zone", "Mars/Olympus"}, "Unknown time zone"},
 		{[]string{"--window", "0", "--min-keep", "0"}, "keeps nothing"},
 		{[]string{"--window", "fortnight"}, "whole days such as 14d"},
-		{[]string{"--daily", "-1"}, "Daily is -1"},
+		{[]string{"--daily", "-1"}, "daily is -1"},
 	} {
 		_, _, err := backstop(t, home, append([]string{"policy", "set", "--source", "retained"}, tt.args...)...)
 		if err == nil || !strings.Contains(err.Error(), tt.want) {

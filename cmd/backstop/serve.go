@@ -120,6 +120,15 @@ func (c *cli) serveHome(ctx context.Context, h *home, listen string, ready func(
 // this of its due time (plus its source's jitter).
 const scheduleEvery = 10 * time.Second
 
+// baseURL is the dashboard's address as notifications link to it.
+func baseURL(o serveOptions, tls bool) string {
+	scheme := "http"
+	if tls || o.behindTLSProxy {
+		scheme = "https"
+	}
+	return scheme + "://" + o.listen
+}
+
 // evaluateEvery is how often serve evaluates the alert rules: a broken guarantee becomes an
 // alert within this (plus the rule's own grace).
 const evaluateEvery = 15 * time.Second
@@ -149,7 +158,7 @@ func (c *cli) serveHomeWith(ctx context.Context, h *home, opts serveOptions, rea
 	// needs any more; every few seconds, scheduled backups owed now are queued (the first
 	// check at once, so that a run missed while the server was down runs on start-up).
 	maintCtx, stopMaintenance := context.WithCancel(ctx)
-	maintained := make(chan struct{}, 3)
+	maintained := make(chan struct{}, 4)
 	go func() {
 		defer func() { maintained <- struct{}{} }()
 		jobs.RunMaintenance(maintCtx, runner, time.Hour, c.log)
@@ -165,13 +174,22 @@ func (c *cli) serveHomeWith(ctx context.Context, h *home, opts serveOptions, rea
 	disks := svc.ServiceChecks(ctx)
 	disks.WriteCatalog, disks.WriteRepository = nil, nil // /healthz writes; the evaluator only looks
 	evaluator.Service = func(ctx context.Context) error { return health.CheckService(ctx, disks) }
+	// Alerts that open, resolve or are handled go to the notification channels.
+	notifier := jobs.NewNotifier(h.store, c.log)
+	notifier.BaseURL = baseURL(opts, tlsConfig != nil)
+	evaluator.Notify = notifier.Changes
+	svc.SetNotifier(notifier)
+	go func() {
+		defer func() { maintained <- struct{}{} }()
+		notifier.Run(maintCtx, 30*time.Second)
+	}()
 	go func() {
 		defer func() { maintained <- struct{}{} }()
 		evaluator.Run(maintCtx, evaluateEvery)
 	}()
 	defer func() {
 		stopMaintenance()
-		for range 3 {
+		for range 4 {
 			<-maintained
 		}
 	}()
@@ -189,12 +207,25 @@ func (c *cli) serveHomeWith(ctx context.Context, h *home, opts serveOptions, rea
 		<-archived
 	}()
 
+	// /metrics: for signed-in users, and for Prometheus with the token in the home.
+	tokenPath, err := svc.MetricsTokenPath()
+	if err != nil {
+		return fmt.Errorf("serve: %w", err)
+	}
+	metrics, err := jobs.MetricsRegistry(jobs.NewMetrics(h.store, h.windowCache(), c.log))
+	if err != nil {
+		return fmt.Errorf("serve: %w", err)
+	}
+	fmt.Fprintf(c.stdout, "Prometheus reads /metrics with the bearer token in %s\n", tokenPath)
+
 	ln, err := net.Listen("tcp", opts.listen)
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
-	dash := handlers.New(h.store, svc, hub, c.log)
+	dash := handlers.New(h.store, svc, hub, c.log).SetMetrics(metrics)
 	srv := newHTTPServer(dash.SetTLSMode(opts.tlsMode()).Routes(), defaultLimits)
+	// Open pages are told at once that the server is going away (1001), and reconnect.
+	srv.RegisterOnShutdown(dash.CloseLive)
 	scheme := "http"
 	if tlsConfig != nil {
 		srv.TLSConfig = tlsConfig
@@ -213,6 +244,7 @@ func (c *cli) serveHomeWith(ctx context.Context, h *home, opts serveOptions, rea
 	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
 	err = srv.Shutdown(shutdownCtx)
+	dash.CloseLive() // waits for the pages' replies to the close
 	stopHub()
 	if errors.Is(err, context.DeadlineExceeded) {
 		srv.Close()

@@ -226,7 +226,8 @@ func (p Policy) location() *time.Location {
 	return p.Location
 }
 
-// counts lists the policy's counts with their field names, in declaration order.
+// counts lists the policy's counts with their names as people read them, in declaration
+// order.
 func (p Policy) counts() []struct {
 	name string
 	n    int
@@ -235,13 +236,13 @@ func (p Policy) counts() []struct {
 		name string
 		n    int
 	}{
-		{"KeepLast", p.KeepLast},
-		{"Daily", p.Daily},
-		{"Weekly", p.Weekly},
-		{"Monthly", p.Monthly},
-		{"Yearly", p.Yearly},
-		{"MinKeep", p.MinKeep},
-		{"ArchiveYears", p.ArchiveYears},
+		{"keep last", p.KeepLast},
+		{"daily", p.Daily},
+		{"weekly", p.Weekly},
+		{"monthly", p.Monthly},
+		{"yearly", p.Yearly},
+		{"minimum kept", p.MinKeep},
+		{"archive years", p.ArchiveYears},
 	}
 }
 
@@ -250,12 +251,12 @@ func (p Policy) counts() []struct {
 func (p Policy) Validate() error {
 	var errs []error
 	if p.Window < 0 {
-		errs = append(errs, fmt.Errorf("retention: Window is %v, want 0 (no window) or more", p.Window))
+		errs = append(errs, fmt.Errorf("retention: the recovery window is %v: it must be 0 (no window) or more", p.Window))
 	}
 	keeps := p.Window > 0
 	for _, c := range p.counts() {
 		if c.n < 0 {
-			errs = append(errs, fmt.Errorf("retention: %s is %d, want 0 or more", c.name, c.n))
+			errs = append(errs, fmt.Errorf("retention: %s is %d: it must be 0 or more", c.name, c.n))
 		}
 		keeps = keeps || c.n > 0
 	}
@@ -263,7 +264,7 @@ func (p Policy) Validate() error {
 		return errors.Join(errs...)
 	}
 	if !keeps {
-		return errors.New("retention: policy keeps nothing: at least one rule must keep something (a Window, or KeepLast, Daily, Weekly, Monthly, Yearly, MinKeep or ArchiveYears of 1 or more)")
+		return errors.New("retention: this policy keeps nothing: at least one rule must keep something (a recovery window, or keep last, daily, weekly, monthly, yearly, minimum kept or archive years of 1 or more)")
 	}
 	return nil
 }

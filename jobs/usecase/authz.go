@@ -27,6 +27,7 @@ type Action string
 // anything else.
 const (
 	View           Action = "view"           // read any page, list or live update
+	ReadMetrics    Action = "metrics.read"   // read /metrics (Prometheus)
 	AddSource      Action = "source.add"     // register a database (creates a slot on it)
 	ChangeSource   Action = "source.change"  // change a source's connection string
 	RemoveSource   Action = "source.remove"  // stop archiving, drop the slot
@@ -48,6 +49,7 @@ const (
 // permissions is the whole authorization policy: the roles allowed each action.
 var permissions = map[Action][]store.Role{
 	View:           store.Roles,
+	ReadMetrics:    store.Roles,
 	AddSource:      {store.RoleAdmin, store.RoleOperator},
 	ChangeSource:   {store.RoleAdmin, store.RoleOperator},
 	RemoveSource:   {store.RoleAdmin, store.RoleOperator},

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/backstop/backstop/jobs"
@@ -148,8 +149,10 @@ func (s *Service) PreviewExpiry(ctx context.Context, a Actor, sourceID int64, in
 }
 
 // Expire applies source sourceID's stored policy now, as a job (it also prunes the
-// repository). A prune or expiry already queued or running is a *store.LockedError.
-func (s *Service) Expire(ctx context.Context, a Actor, sourceID int64) (store.Job, error) {
+// repository). confirm, when not nil, must be the source's name: the dashboard's typed
+// confirmation (an *InputError on "confirm" otherwise). A prune or expiry already queued
+// or running is a *store.LockedError.
+func (s *Service) Expire(ctx context.Context, a Actor, sourceID int64, confirm *string) (store.Job, error) {
 	if err := Authorize(a, Expire); err != nil {
 		return store.Job{}, err
 	}
@@ -157,12 +160,16 @@ func (s *Service) Expire(ctx context.Context, a Actor, sourceID int64) (store.Jo
 	if err != nil {
 		return store.Job{}, err
 	}
+	if confirm != nil && strings.TrimSpace(*confirm) != src.Name {
+		return store.Job{}, &InputError{Fields: map[string]string{"confirm": fmt.Sprintf(
+			"Type %s exactly: it confirms that the backups and WAL the preview lists are deleted.", src.Name)}}
+	}
 	if _, err := s.store.Policy(ctx, src.ID); errors.Is(err, store.ErrNotFound) {
 		return store.Job{}, conflict("%s has no retention policy: set one first (backstop policy set --source %s …)", src.Name, src.Name)
 	} else if err != nil {
 		return store.Job{}, err
 	}
-	job, err := s.jobs.Start(ctx, jobs.Params{Kind: jobs.KindExpire, LockKey: jobs.PruneLockKey,
+	job, err := s.jobs.Start(ctx, jobs.Params{Kind: jobs.KindExpire, SourceID: src.ID, LockKey: jobs.PruneLockKey,
 		Args: jobs.ExpireArgs{SourceIDs: []int64{src.ID}}, RequestedBy: a.Name})
 	if job.ID != 0 {
 		s.audit(ctx, a, "expire.start", src.Name, map[string]any{"job_id": job.ID})

@@ -151,3 +151,6 @@ func (e enqueuer) Start(ctx context.Context, p jobs.Params) (store.Job, error) {
 	return e.r.Enqueue(ctx, p)
 }
 func (e enqueuer) Cancel(ctx context.Context, id int64) error { return e.r.Cancel(ctx, id) }
+
+// Windows returns the cache of restorable windows s reads, for the pages' health.
+func (s *Service) Windows() *jobs.WindowCache { return s.windows }
