@@ -101,13 +101,21 @@ func TestBrowserBackupFlow(t *testing.T) {
 		chromedp.SendKeys(chromedp.CSS(`[data-testid="login-password"]`), testPassword),
 		chromedp.Click(chromedp.CSS(`[data-testid="login-submit"]`)),
 		chromedp.WaitVisible(chromedp.CSS(`[data-testid="source-card"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`[data-live-status][data-state="open"]`)),
 	)
 	if err != nil {
 		t.Fatalf("sign in: %v", err)
 	}
-	card, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(`[data-testid="source-card"]`)))
-	if err != nil || !strings.Contains(card, "orders") || !strings.Contains(card, "No backup yet") {
-		t.Fatalf("overview card = %q (%v), want the source with no backup yet", card, err)
+	// The card may be swapped by the live snapshot while it is read: read until it holds
+	// text (or the test's deadline).
+	var card string
+	for card == "" && ctx.Err() == nil {
+		if card, err = chromedp.Run(ctx, chromedp.Text(chromedp.CSS(`[data-testid="source-card"]`))); err != nil {
+			t.Fatalf("overview card: %v", err)
+		}
+	}
+	if !strings.Contains(card, "orders") || !strings.Contains(card, "No backup yet") {
+		t.Fatalf("overview card = %q, want the source with no backup yet", card)
 	}
 
 	// Back up now leads to the job's page, where progress is live.

@@ -363,8 +363,10 @@ func policyForm(get func(string) string) (web.PolicyFormVM, usecase.PolicyInput)
 		Weekly: strings.TrimSpace(get(web.FieldWeekly)), Monthly: strings.TrimSpace(get(web.FieldMonthly)),
 		Yearly: strings.TrimSpace(get(web.FieldYearly)), MinKeep: strings.TrimSpace(get(web.FieldMinKeep)),
 		ArchiveYears: strings.TrimSpace(get(web.FieldArchiveYears)),
+		VerifyCron:   strings.TrimSpace(get(web.FieldVerifyCron)), DrillCron: strings.TrimSpace(get(web.FieldDrillCron)),
+		RPOSeconds: strings.TrimSpace(get(web.FieldRPOSeconds)),
 	}
-	in := usecase.PolicyInput{BackupCron: f.BackupCron, TimeZone: f.TimeZone}
+	in := usecase.PolicyInput{BackupCron: f.BackupCron, TimeZone: f.TimeZone, VerifyCron: f.VerifyCron, DrillCron: f.DrillCron}
 	errs := map[string]string{}
 	var err error
 	if in.Window, err = web.ParseWindowDays(f.WindowDays); err != nil {
@@ -389,6 +391,13 @@ func policyForm(get func(string) string) (web.PolicyFormVM, usecase.PolicyInput)
 		}
 		*c.dst = n
 	}
+	if f.RPOSeconds != "" {
+		if n, err := strconv.Atoi(f.RPOSeconds); err != nil || n <= 0 {
+			errs[web.FieldRPOSeconds] = "Enter a whole number of seconds, 1 or more, or nothing for the default (60)."
+		} else {
+			in.RPO = time.Duration(n) * time.Second
+		}
+	}
 	if len(errs) > 0 {
 		f.Errors = errs
 	}
@@ -400,7 +409,15 @@ func policyFormOf(in usecase.PolicyInput) web.PolicyFormVM {
 	return web.PolicyFormVM{BackupCron: in.BackupCron, TimeZone: in.TimeZone, WindowDays: web.FormatWindowDays(in.Window),
 		KeepLast: strconv.Itoa(in.KeepLast), Daily: strconv.Itoa(in.Daily), Weekly: strconv.Itoa(in.Weekly),
 		Monthly: strconv.Itoa(in.Monthly), Yearly: strconv.Itoa(in.Yearly), MinKeep: strconv.Itoa(in.MinKeep),
-		ArchiveYears: strconv.Itoa(in.ArchiveYears)}
+		ArchiveYears: strconv.Itoa(in.ArchiveYears), VerifyCron: in.VerifyCron, DrillCron: in.DrillCron, RPOSeconds: rpoSeconds(in.RPO)}
+}
+
+// rpoSeconds writes an RPO objective for the form: "" for the default.
+func rpoSeconds(d time.Duration) string {
+	if d <= 0 {
+		return ""
+	}
+	return strconv.FormatInt(int64(d/time.Second), 10)
 }
 
 // policyErrors places the use case's errors on the form's fields.
@@ -410,6 +427,8 @@ func policyErrors(ie *usecase.InputError) map[string]string {
 		switch k {
 		case "window":
 			errs[web.FieldWindowDays] = msg
+		case "rpo":
+			errs[web.FieldRPOSeconds] = msg
 		case "policy":
 			// The retention package names its rules; the form shows them under its own labels.
 			errs[web.FieldPolicy] = usecase.Sentence(strings.TrimPrefix(msg, "Retention: "))

@@ -169,7 +169,7 @@ func TestBrowserLive(t *testing.T) {
 	t.Cleanup(cancelAlloc)
 	ctx, cancelCtx := chromedp.NewContext(actx)
 	t.Cleanup(cancelCtx)
-	ctx, cancelTimeout := context.WithTimeout(ctx, 20*time.Second)
+	ctx, cancelTimeout := context.WithTimeout(ctx, time.Minute)
 	t.Cleanup(cancelTimeout)
 
 	var problems, dialogs []string

@@ -88,6 +88,9 @@ type PolicyEditorVM struct {
 // FieldPolicy holds an error about the policy as a whole.
 const (
 	FieldBackupCron   = "backup_cron"
+	FieldVerifyCron   = "verify_cron"
+	FieldDrillCron    = "drill_cron"
+	FieldRPOSeconds   = "rpo_seconds"
 	FieldTimeZone     = "time_zone"
 	FieldWindowDays   = "window_days"
 	FieldKeepLast     = "keep_last"
@@ -104,6 +107,9 @@ const (
 // or as stored.
 type PolicyFormVM struct {
 	BackupCron, TimeZone string
+	// VerifyCron and DrillCron schedule verification and drills; RPOSeconds is the lag
+	// objective alerts compare against ("" for the default).
+	VerifyCron, DrillCron, RPOSeconds string
 	// WindowDays is the recovery window in days; it may have a fraction.
 	WindowDays                               string
 	KeepLast, Daily, Weekly, Monthly, Yearly string
@@ -472,7 +478,7 @@ func policyFieldID(name string) string { return "policy-" + strings.ReplaceAll(n
 
 // policyFocus is the policy form's field that gets focus: the first with an error.
 func policyFocus(errs map[string]string) string {
-	for _, k := range []string{FieldBackupCron, FieldTimeZone, FieldWindowDays, FieldKeepLast, FieldDaily, FieldWeekly,
+	for _, k := range []string{FieldBackupCron, FieldVerifyCron, FieldDrillCron, FieldTimeZone, FieldRPOSeconds, FieldWindowDays, FieldKeepLast, FieldDaily, FieldWeekly,
 		FieldMonthly, FieldYearly, FieldMinKeep, FieldArchiveYears} {
 		if errs[k] != "" {
 			return k

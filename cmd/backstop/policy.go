@@ -87,8 +87,9 @@ func parseWindow(s string) (time.Duration, error) {
 }
 
 func (c *cli) policySet(ctx context.Context, args []string) error {
-	fs := c.flags("policy set", "policy set --source NAME [--schedule CRON|none] [--time-zone TZ] [--window 14d] "+
-		"[--keep-last N] [--daily N] [--weekly N] [--monthly N] [--yearly N] [--min-keep N] [--archive-years N]")
+	fs := c.flags("policy set", "policy set --source NAME [--schedule CRON|none] [--verify-schedule CRON|none] [--drill-schedule CRON|none] "+
+		"[--time-zone TZ] [--window 14d] [--keep-last N] [--daily N] [--weekly N] [--monthly N] [--yearly N] [--min-keep N] [--archive-years N] "+
+		"[--rpo 1m] [--drill-max-age 192h] [--verify-period 720h]")
 	name := fs.String("source", "", "the source's name")
 	in := usecase.DefaultPolicy
 	sched := fs.String("schedule", "", `full backups: a cron expression such as "0 2 * * *" or @daily, read in --time-zone; "none" for no schedule`)
@@ -101,6 +102,11 @@ func (c *cli) policySet(ctx context.Context, args []string) error {
 	fs.IntVar(&in.Yearly, "yearly", in.Yearly, "likewise for years")
 	fs.IntVar(&in.MinKeep, "min-keep", in.MinKeep, "never expire the newest N complete backups, however old")
 	fs.IntVar(&in.ArchiveYears, "archive-years", in.ArchiveYears, "keep the first backup of every month for N years (without the WAL after it)")
+	verifySched := fs.String("verify-schedule", "", `routine verification: a cron expression, "none" for none`)
+	drillSched := fs.String("drill-schedule", "", `restore drills: a cron expression, "none" for none`)
+	fs.DurationVar(&in.RPO, "rpo", 0, "alert when WAL archiving lags more than this (default 1m)")
+	fs.DurationVar(&in.DrillMaxAge, "drill-max-age", 0, "alert when the newest passing drill is older than this, with drills scheduled (default 192h)")
+	fs.DurationVar(&in.VerifyPeriod, "verify-period", 0, "routine verification re-reads every pack within this (default 720h)")
 	h, src, err := c.sourceFlag(ctx, fs, name, args)
 	if err != nil {
 		return err
@@ -129,15 +135,28 @@ func (c *cli) policySet(ctx context.Context, args []string) error {
 		if !given["time-zone"] {
 			in.TimeZone = base.TimeZone
 		}
-		in.BackupCron = base.BackupCron
+		in.BackupCron, in.VerifyCron, in.DrillCron = base.BackupCron, base.VerifyCron, base.DrillCron
+		keepDuration := func(flagName string, dst *time.Duration, v time.Duration) {
+			if !given[flagName] {
+				*dst = v
+			}
+		}
+		keepDuration("rpo", &in.RPO, base.RPO)
+		keepDuration("drill-max-age", &in.DrillMaxAge, base.DrillMaxAge)
+		keepDuration("verify-period", &in.VerifyPeriod, base.VerifyPeriod)
 	} else if !errors.Is(err, store.ErrNotFound) {
 		return err
 	}
-	switch {
-	case *sched == "none":
-		in.BackupCron = ""
-	case *sched != "":
-		in.BackupCron = *sched
+	for _, x := range []struct {
+		flag string
+		dst  *string
+	}{{*sched, &in.BackupCron}, {*verifySched, &in.VerifyCron}, {*drillSched, &in.DrillCron}} {
+		switch {
+		case x.flag == "none":
+			*x.dst = ""
+		case x.flag != "":
+			*x.dst = x.flag
+		}
 	}
 	svc, actor := c.cliService(h)
 	p, err := svc.SetPolicy(ctx, actor, src.ID, in)
@@ -195,9 +214,18 @@ func (c *cli) showPolicy(ctx context.Context, h *home, src store.Source, p store
 	if schedule == "" {
 		schedule = "none"
 	}
+	orNone := func(s string) string {
+		if s == "" {
+			return "none"
+		}
+		return s
+	}
 	lines := []string{
 		fmt.Sprintf("Policy of %s (set by %s, %s)", src.Name, p.UpdatedBy, p.UpdatedAt.UTC().Format(time.DateTime+" UTC")),
 		fmt.Sprintf("  full backups  %s in %s; next %s", schedule, p.TimeZone, next),
+		fmt.Sprintf("  verification  %s; every pack re-read within %s", orNone(p.VerifyCron), retention.FormatDuration(p.VerifyPeriod)),
+		fmt.Sprintf("  drills        %s; alert when the last passing drill is older than %s", orNone(p.DrillCron), retention.FormatDuration(p.DrillMaxAge)),
+		fmt.Sprintf("  RPO objective %s", retention.FormatDuration(p.RPO)),
 		fmt.Sprintf("  retention     %s", rp.Describe()),
 	}
 	for _, r := range last {
@@ -222,6 +250,8 @@ func (c *cli) showPolicy(ctx context.Context, h *home, src store.Source, p store
 		"window_seconds": int64(p.Window / time.Second), "keep_last": p.KeepLast, "daily": p.Daily, "weekly": p.Weekly,
 		"monthly": p.Monthly, "yearly": p.Yearly, "min_keep": p.MinKeep, "archive_years": p.ArchiveYears,
 		"retention": rp.Describe(), "updated_at": p.UpdatedAt, "updated_by": p.UpdatedBy, "runs": runs,
+		"verify_schedule": p.VerifyCron, "drill_schedule": p.DrillCron, "rpo_seconds": int64(p.RPO / time.Second),
+		"drill_max_age_seconds": int64(p.DrillMaxAge / time.Second), "verify_period_seconds": int64(p.VerifyPeriod / time.Second),
 	}, lines...)
 }
 

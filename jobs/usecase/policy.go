@@ -23,6 +23,13 @@ type PolicyInput struct {
 	Daily, Weekly, Monthly, Yearly int
 	MinKeep                        int
 	ArchiveYears                   int
+	// VerifyCron and DrillCron schedule routine verification and restore drills ("" for
+	// none), in the same time zone.
+	VerifyCron, DrillCron string
+	// RPO is the archiving lag beyond which an alert fires; DrillMaxAge how old the newest
+	// passing drill may be (when drills are scheduled); VerifyPeriod the time within which
+	// routine verification re-reads every pack. Zero: the defaults.
+	RPO, DrillMaxAge, VerifyPeriod time.Duration
 }
 
 // DefaultPolicy is what a source without a policy is offered: a nightly full backup and
@@ -32,7 +39,8 @@ var DefaultPolicy = PolicyInput{BackupCron: "0 2 * * *", TimeZone: "UTC", Window
 // PolicyInputOf returns the input that stores p.
 func PolicyInputOf(p store.Policy) PolicyInput {
 	return PolicyInput{BackupCron: p.BackupCron, TimeZone: p.TimeZone, Window: p.Window, KeepLast: p.KeepLast,
-		Daily: p.Daily, Weekly: p.Weekly, Monthly: p.Monthly, Yearly: p.Yearly, MinKeep: p.MinKeep, ArchiveYears: p.ArchiveYears}
+		Daily: p.Daily, Weekly: p.Weekly, Monthly: p.Monthly, Yearly: p.Yearly, MinKeep: p.MinKeep, ArchiveYears: p.ArchiveYears,
+		VerifyCron: p.VerifyCron, DrillCron: p.DrillCron, RPO: p.RPO, DrillMaxAge: p.DrillMaxAge, VerifyPeriod: p.VerifyPeriod}
 }
 
 // check validates in, returning the stored policy of source sourceID and its retention
@@ -44,9 +52,19 @@ func (in PolicyInput) check(sourceID int64, by string) (store.Policy, retention.
 	fields := map[string]string{}
 	if _, err := time.LoadLocation(in.TimeZone); err != nil {
 		fields["time_zone"] = fmt.Sprintf("Unknown time zone %q: use an IANA name such as Europe/Berlin, America/New_York or UTC.", in.TimeZone)
-	} else if in.BackupCron != "" {
-		if _, err := jobs.ParseSchedule(in.BackupCron, in.TimeZone); err != nil {
-			fields["backup_cron"] = Sentence(err.Error())
+	} else {
+		for field, expr := range map[string]string{"backup_cron": in.BackupCron, "verify_cron": in.VerifyCron, "drill_cron": in.DrillCron} {
+			if expr == "" {
+				continue
+			}
+			if _, err := jobs.ParseSchedule(expr, in.TimeZone); err != nil {
+				fields[field] = Sentence(err.Error())
+			}
+		}
+	}
+	for field, d := range map[string]time.Duration{"rpo": in.RPO, "drill_max_age": in.DrillMaxAge, "verify_period": in.VerifyPeriod} {
+		if d < 0 || d%time.Second != 0 {
+			fields[field] = "Give a whole number of seconds, or nothing for the default."
 		}
 	}
 	if in.Window%time.Second != 0 {
@@ -54,7 +72,8 @@ func (in PolicyInput) check(sourceID int64, by string) (store.Policy, retention.
 	}
 	sp := store.Policy{SourceID: sourceID, BackupCron: in.BackupCron, TimeZone: in.TimeZone, Window: in.Window,
 		KeepLast: in.KeepLast, Daily: in.Daily, Weekly: in.Weekly, Monthly: in.Monthly, Yearly: in.Yearly,
-		MinKeep: in.MinKeep, ArchiveYears: in.ArchiveYears, UpdatedBy: by}
+		MinKeep: in.MinKeep, ArchiveYears: in.ArchiveYears, VerifyCron: in.VerifyCron, DrillCron: in.DrillCron,
+		RPO: in.RPO, DrillMaxAge: in.DrillMaxAge, VerifyPeriod: in.VerifyPeriod, UpdatedBy: by}
 	rp, err := jobs.PolicyOf(sp)
 	if err == nil {
 		err = rp.Validate()
@@ -108,10 +127,10 @@ func (s *Service) SetPolicy(ctx context.Context, a Actor, sourceID int64, in Pol
 }
 
 func schedule(p store.Policy) string {
-	if p.BackupCron == "" {
+	if p.BackupCron == "" && p.VerifyCron == "" && p.DrillCron == "" {
 		return "none"
 	}
-	return p.BackupCron + " (" + p.TimeZone + ")"
+	return fmt.Sprintf("backups %q, verification %q, drills %q (%s)", p.BackupCron, p.VerifyCron, p.DrillCron, p.TimeZone)
 }
 
 // PreviewExpiry plans what applying a policy to source sourceID would delete, now, without
