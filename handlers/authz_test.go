@@ -18,48 +18,59 @@ import (
 // whose roles may use it. A route missing here fails TestRouteRoleMatrix, so a new route
 // cannot be added without deciding who may use it.
 var routePolicy = map[string]usecase.Action{
-	"GET /healthz":                            "",
-	"GET /metrics":                            usecase.ReadMetrics,
-	"* /static/*":                             "",
-	"GET /health":                             usecase.View,
-	"GET /login":                              "",
-	"POST /login":                             "",
-	"POST /logout":                            usecase.View,
-	"GET /":                                   usecase.View,
-	"GET /ws":                                 usecase.View,
-	"GET /audit":                              usecase.View,
-	"GET /sources/":                           usecase.View,
-	"GET /sources/new":                        usecase.View,
-	"POST /sources/":                          usecase.AddSource,
-	"GET /sources/{sourceID}/":                usecase.View,
-	"POST /sources/{sourceID}/backups":        usecase.StartBackup,
-	"GET /sources/{sourceID}/restore":         usecase.View,
-	"POST /sources/{sourceID}/restore":        usecase.StartRestore,
-	"GET /sources/{sourceID}/edit":            usecase.View,
-	"POST /sources/{sourceID}/edit":           usecase.ChangeSource,
-	"POST /sources/{sourceID}/remove":         usecase.RemoveSource,
-	"GET /sources/{sourceID}/policy":          usecase.View,
-	"POST /sources/{sourceID}/policy":         usecase.SetPolicy,
-	"POST /sources/{sourceID}/policy/preview": usecase.View,
-	"POST /sources/{sourceID}/expire":         usecase.Expire,
-	"GET /backups/":                           usecase.View,
-	"GET /backups/{backupID}/":                usecase.View,
-	"POST /backups/{backupID}/pin":            usecase.PinBackup,
-	"POST /backups/{backupID}/unpin":          usecase.PinBackup,
-	"GET /restores/":                          usecase.View,
-	"POST /restores/{restoreID}/stop":         usecase.ManageInstance,
-	"POST /restores/{restoreID}/start":        usecase.ManageInstance,
-	"POST /restores/{restoreID}/delete":       usecase.ManageInstance,
-	"GET /users/":                             usecase.ManageUsers,
-	"POST /users/":                            usecase.ManageUsers,
-	"POST /users/{userName}/role":             usecase.ManageUsers,
-	"POST /users/{userName}/password":         usecase.ManageUsers,
-	"POST /users/{userName}/disable":          usecase.ManageUsers,
-	"POST /users/{userName}/enable":           usecase.ManageUsers,
-	"POST /users/{userName}/remove":           usecase.ManageUsers,
-	"GET /jobs/":                              usecase.View,
-	"GET /jobs/{jobID}/":                      usecase.View,
-	"POST /jobs/{jobID}/cancel":               usecase.CancelJob,
+	"GET /healthz":                               "",
+	"GET /metrics":                               usecase.ReadMetrics,
+	"* /static/*":                                "",
+	"GET /health":                                usecase.View,
+	"GET /login":                                 "",
+	"POST /login":                                "",
+	"POST /logout":                               usecase.View,
+	"GET /":                                      usecase.View,
+	"GET /ws":                                    usecase.View,
+	"GET /audit":                                 usecase.View,
+	"GET /sources/":                              usecase.View,
+	"GET /sources/new":                           usecase.View,
+	"POST /sources/":                             usecase.AddSource,
+	"GET /sources/{sourceID}/":                   usecase.View,
+	"POST /sources/{sourceID}/backups":           usecase.StartBackup,
+	"POST /sources/{sourceID}/verify":            usecase.StartVerify,
+	"POST /sources/{sourceID}/drill":             usecase.StartDrill,
+	"GET /sources/{sourceID}/restore":            usecase.View,
+	"POST /sources/{sourceID}/restore":           usecase.StartRestore,
+	"GET /sources/{sourceID}/edit":               usecase.View,
+	"POST /sources/{sourceID}/edit":              usecase.ChangeSource,
+	"POST /sources/{sourceID}/remove":            usecase.RemoveSource,
+	"GET /sources/{sourceID}/policy":             usecase.View,
+	"POST /sources/{sourceID}/policy":            usecase.SetPolicy,
+	"POST /sources/{sourceID}/policy/preview":    usecase.View,
+	"POST /sources/{sourceID}/expire":            usecase.Expire,
+	"GET /backups/":                              usecase.View,
+	"GET /backups/{backupID}/":                   usecase.View,
+	"POST /backups/{backupID}/pin":               usecase.PinBackup,
+	"POST /backups/{backupID}/unpin":             usecase.PinBackup,
+	"GET /restores/":                             usecase.View,
+	"POST /restores/{restoreID}/stop":            usecase.ManageInstance,
+	"POST /restores/{restoreID}/start":           usecase.ManageInstance,
+	"POST /restores/{restoreID}/delete":          usecase.ManageInstance,
+	"GET /users/":                                usecase.ManageUsers,
+	"POST /users/":                               usecase.ManageUsers,
+	"POST /users/{userName}/role":                usecase.ManageUsers,
+	"POST /users/{userName}/password":            usecase.ManageUsers,
+	"POST /users/{userName}/disable":             usecase.ManageUsers,
+	"POST /users/{userName}/enable":              usecase.ManageUsers,
+	"POST /users/{userName}/remove":              usecase.ManageUsers,
+	"GET /jobs/":                                 usecase.View,
+	"GET /jobs/{jobID}/":                         usecase.View,
+	"POST /jobs/{jobID}/cancel":                  usecase.CancelJob,
+	"GET /alerts/":                               usecase.View,
+	"GET /alerts/count":                          usecase.View,
+	"GET /alerts/{alertID}/":                     usecase.View,
+	"POST /alerts/{alertID}/ack":                 usecase.HandleAlerts,
+	"POST /alerts/{alertID}/resolve":             usecase.HandleAlerts,
+	"GET /settings/notifications/":               usecase.View,
+	"POST /settings/notifications/":              usecase.ManageChannels,
+	"POST /settings/notifications/{name}/test":   usecase.TestChannel,
+	"POST /settings/notifications/{name}/remove": usecase.ManageChannels,
 }
 
 // TestRouteRoleMatrix walks every route of the router and, for every role, checks that the
@@ -119,7 +130,7 @@ func TestRouteRoleMatrix(t *testing.T) {
 			continue
 		}
 		path := strings.NewReplacer("{sourceID}", ids["source"], "{backupID}", ids["backup"], "{restoreID}", ids["restore"],
-			"{jobID}", ids["job"], "{userName}", "victim").Replace(pattern)
+			"{jobID}", ids["job"], "{userName}", "victim", "{alertID}", ids["alert"], "{name}", ids["channel"]).Replace(pattern)
 		for _, role := range roles {
 			t.Run(strings.ReplaceAll(route, "/", "_")+"/"+string(role), func(t *testing.T) {
 				c := clients[role]
@@ -189,7 +200,21 @@ func matrixFixtures(t *testing.T, a *app) map[string]string {
 	if _, err := a.store.UpdateRestore(ctx, x.ID, store.RestoreUpdate{State: store.RestoreStopped}); err != nil {
 		t.Fatal(err)
 	}
-	return map[string]string{"source": itoa(src.ID), "backup": itoa(b.ID), "job": itoa(j.ID), "restore": itoa(x.ID)}
+	if _, err := a.store.ObserveConditions(ctx, []string{"matrix"}, []store.Condition{{Rule: "matrix", SourceID: src.ID,
+		DedupeKey: "matrix", Severity: store.SeverityWarning, Title: "matrix: an alert", Explanation: "For the matrix."}}); err != nil {
+		t.Fatal(err)
+	}
+	al, err := a.store.Alerts(ctx, store.AlertFilter{Open: true})
+	if err != nil || len(al) != 1 {
+		t.Fatalf("open alerts = %d (%v), want the matrix's", len(al), err)
+	}
+	// A webhook nothing listens to: a test of it fails after authorization, fast.
+	if _, err := a.store.CreateChannel(ctx, store.Channel{Name: "matrix", Kind: "webhook", MinSeverity: store.SeverityWarning,
+		Enabled: true, Config: []byte(`{"url":"http://127.0.0.1:1/hook","secret":"0123456789abcdef0123"}`)}); err != nil {
+		t.Fatal(err)
+	}
+	return map[string]string{"source": itoa(src.ID), "backup": itoa(b.ID), "job": itoa(j.ID), "restore": itoa(x.ID),
+		"alert": itoa(al[0].ID), "channel": "matrix"}
 }
 
 // sideEffects summarizes what an action could have changed.

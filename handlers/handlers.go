@@ -31,6 +31,8 @@ type Handler struct {
 	guard guard
 	// metrics serves /metrics (see SetMetrics); nil: not served here.
 	metrics http.Handler
+	// lagSamples keeps the overview's recent lag samples, read incrementally.
+	lagSamples sampleCache
 }
 
 // New returns the handlers for a catalog, the use cases and the jobs' progress hub.

@@ -3,6 +3,7 @@ package handlers
 import (
 	"context"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/a-h/templ"
@@ -20,10 +21,14 @@ func healthVM(h health.Health) *web.HealthVM {
 
 // sourceHealth is src's health now, computed in jobs/health from the catalog's facts.
 func (h *Handler) sourceHealth(ctx context.Context, src store.Source) (*web.HealthVM, error) {
+	if v, ok := recalledHealth(ctx, src.ID); ok {
+		return healthVM(v), nil
+	}
 	v, err := jobs.SourceHealth(ctx, h.store, h.svc.Windows(), src, h.now())
 	if err != nil {
 		return nil, err
 	}
+	rememberHealth(ctx, src.ID, v)
 	return healthVM(v), nil
 }
 
@@ -51,7 +56,9 @@ func (h *Handler) archiverVM(ctx context.Context, src store.Source) (*web.Archiv
 	return vm, nil
 }
 
-// sourcesHealth returns every source with its health, in the catalog's order.
+// sourcesHealth returns every source with its health, in the catalog's order. A verdict
+// this request already reached (the overview's cards) is reused: the navigation's
+// indicator then costs no second look at the facts.
 func (h *Handler) sourcesHealth(ctx context.Context) ([]store.Source, []health.Health, error) {
 	srcs, err := h.store.Sources(ctx)
 	if err != nil {
@@ -59,11 +66,50 @@ func (h *Handler) sourcesHealth(ctx context.Context) ([]store.Source, []health.H
 	}
 	out := make([]health.Health, len(srcs))
 	for i, s := range srcs {
+		if v, ok := recalledHealth(ctx, s.ID); ok {
+			out[i] = v
+			continue
+		}
 		if out[i], err = jobs.SourceHealth(ctx, h.store, h.svc.Windows(), s, h.now()); err != nil {
 			return nil, nil, err
 		}
+		rememberHealth(ctx, s.ID, out[i])
 	}
 	return srcs, out, nil
+}
+
+// healthMemo holds the verdicts reached while serving one request, by source.
+type healthMemo struct {
+	mu sync.Mutex
+	m  map[int64]health.Health
+}
+
+type healthMemoKey struct{}
+
+// withHealthMemo returns ctx with an empty memo of verdicts, for one request.
+func withHealthMemo(ctx context.Context) context.Context {
+	return context.WithValue(ctx, healthMemoKey{}, &healthMemo{m: map[int64]health.Health{}})
+}
+
+// rememberHealth records source sourceID's verdict in ctx's memo, if it has one.
+func rememberHealth(ctx context.Context, sourceID int64, v health.Health) {
+	if m, ok := ctx.Value(healthMemoKey{}).(*healthMemo); ok {
+		m.mu.Lock()
+		m.m[sourceID] = v
+		m.mu.Unlock()
+	}
+}
+
+// recalledHealth is source sourceID's verdict from ctx's memo.
+func recalledHealth(ctx context.Context, sourceID int64) (health.Health, bool) {
+	m, ok := ctx.Value(healthMemoKey{}).(*healthMemo)
+	if !ok {
+		return health.Health{}, false
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	v, ok := m.m[sourceID]
+	return v, ok
 }
 
 // navHealth is the layout's indicator; nil (shown as nothing) if the catalog cannot
@@ -105,6 +151,12 @@ func (h *Handler) showHealth(w http.ResponseWriter, r *http.Request) error {
 		}
 		if vm.Overview {
 			parts = append(parts, web.SourceHealthOOB(srcs[i].ID, *healthVM(x)))
+			// The answer to "can I restore now?" follows the health, from the cached window.
+			w, err := h.svc.RestorableWindow(ctx, srcs[i])
+			if err != nil {
+				return err
+			}
+			parts = append(parts, web.RestoreAnswerOOB(srcs[i].ID, restoreAnswer(x, w)))
 		}
 	}
 	parts = append([]templ.Component{web.NavHealth(vm)}, parts...)

@@ -28,7 +28,7 @@ func (h *Handler) Routes() http.Handler {
 	r.Post("/login", h.wrap(h.login))
 
 	r.Group(func(r chi.Router) {
-		r.Use(h.requireSession, h.requireView)
+		r.Use(h.requireSession, h.requireView, h.withNavAlerts)
 		r.Post("/logout", h.wrap(h.logout))
 		r.Get("/", h.wrap(h.showOverview))
 		r.Get("/ws", h.serveLive)
@@ -43,6 +43,8 @@ func (h *Handler) Routes() http.Handler {
 				r.Use(h.loadSource)
 				r.Get("/", h.wrap(h.showSource))
 				r.Post("/backups", h.wrap(h.startBackup))
+				r.Post("/verify", h.wrap(h.startVerify))
+				r.Post("/drill", h.wrap(h.startDrill))
 				r.Get("/restore", h.wrap(h.showRestore))
 				r.Post("/restore", h.wrap(h.startRestore))
 				r.Get("/edit", h.wrap(h.showSourceEdit))
@@ -80,6 +82,22 @@ func (h *Handler) Routes() http.Handler {
 					r.Post("/"+action, h.wrap(h.changeUser(action)))
 				}
 			})
+		})
+		r.Route("/alerts", func(r chi.Router) {
+			r.Get("/", h.wrap(h.showAlerts))
+			r.Get("/count", h.wrap(h.showNavAlerts))
+			r.Route("/{alertID}", func(r chi.Router) {
+				r.Use(h.loadAlert)
+				r.Get("/", h.wrap(h.showAlert))
+				r.Post("/ack", h.wrap(h.acknowledgeAlert))
+				r.Post("/resolve", h.wrap(h.resolveAlert))
+			})
+		})
+		r.Route("/settings/notifications", func(r chi.Router) {
+			r.Get("/", h.wrap(h.showChannels))
+			r.Post("/", h.wrap(h.addChannel))
+			r.Post("/{name}/test", h.wrap(h.testChannel))
+			r.Post("/{name}/remove", h.wrap(h.removeChannel))
 		})
 		r.Route("/jobs", func(r chi.Router) {
 			r.Get("/", h.wrap(h.showJobList))
@@ -123,6 +141,7 @@ const (
 	backupKey
 	jobKey
 	restoreKey
+	alertKey
 )
 
 // loader builds middleware that loads the entity named by a URL parameter, answering 404

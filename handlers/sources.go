@@ -1,6 +1,7 @@
 package handlers
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -13,7 +14,8 @@ import (
 )
 
 func (h *Handler) showSourceList(w http.ResponseWriter, r *http.Request) error {
-	sums, err := h.sourceSummaries(r.Context())
+	r = r.WithContext(withHealthMemo(r.Context()))
+	sums, err := h.summaries(r.Context(), false)
 	if err != nil {
 		return err
 	}
@@ -72,6 +74,7 @@ func (h *Handler) showSourceForm(w http.ResponseWriter, r *http.Request, form we
 }
 
 func (h *Handler) showSource(w http.ResponseWriter, r *http.Request) error {
+	r = r.WithContext(withHealthMemo(r.Context()))
 	ctx := r.Context()
 	s := sourceFrom(r)
 	vm := web.SourceVM{Now: h.now(), ID: s.ID, Name: s.Name, MaskedDSN: usecase.MaskDSN(s.DSN),
@@ -110,7 +113,117 @@ func (h *Handler) showSource(w http.ResponseWriter, r *http.Request) error {
 	if vm.Archiver, err = h.archiverVM(ctx, s); err != nil {
 		return err
 	}
+	if err := h.withIntegrity(ctx, &vm); err != nil {
+		return err
+	}
 	return h.page(w, r, s.Name, web.NavSources, web.SourcePage(vm))
+}
+
+// sourceRuns is how many verifications and drills the source page lists; findingsShown
+// how many findings of each run.
+const (
+	sourceRuns    = 10
+	findingsShown = 5
+)
+
+// withIntegrity adds the source page's verifications with their first findings, its
+// drills, and the verification or drill queued or running now.
+func (h *Handler) withIntegrity(ctx context.Context, vm *web.SourceVM) error {
+	runs, err := h.store.VerifyRuns(ctx, vm.ID, sourceRuns)
+	if err != nil {
+		return err
+	}
+	for _, v := range runs {
+		row := verifyRunRow(v)
+		if v.Findings > 0 {
+			fs, err := h.store.VerifyFindings(ctx, v.ID, findingsShown)
+			if err != nil {
+				return err
+			}
+			for _, f := range fs {
+				row.FindingRows = append(row.FindingRows, findingRow(f))
+			}
+		}
+		vm.VerifyRuns = append(vm.VerifyRuns, row)
+	}
+	ds, err := h.store.Drills(ctx, vm.ID, sourceRuns)
+	if err != nil {
+		return err
+	}
+	for _, d := range ds {
+		vm.Drills = append(vm.Drills, drillRow(d))
+	}
+	if vm.VerifyJob, err = h.activeJobOf(ctx, jobs.VerifyLockKey(vm.ID)); err != nil {
+		return err
+	}
+	vm.DrillJob, err = h.activeJobOf(ctx, jobs.DrillLockKey(vm.ID))
+	return err
+}
+
+// activeJobOf is the live progress of the queued or running job holding lockKey, if any.
+func (h *Handler) activeJobOf(ctx context.Context, lockKey string) (*web.JobProgressVM, error) {
+	j, err := h.store.ActiveJobByLock(ctx, lockKey)
+	if isNotFound(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	p := jobProgress(j)
+	return &p, nil
+}
+
+// startVerify starts a verification of the source, routine or with ?deep=1 deep, and
+// sends the user to its job's page; one already queued or running is shown instead.
+func (h *Handler) startVerify(w http.ResponseWriter, r *http.Request) error {
+	s := sourceFrom(r)
+	deep := r.FormValue("deep") == "1"
+	job, err := h.svc.StartVerify(r.Context(), actorOf(r), s.ID, deep)
+	var le *store.LockedError
+	if errors.As(err, &le) {
+		setFlash(w, web.FlashError, fmt.Sprintf("A verification of %s is already queued or running (job %d).", s.Name, le.JobID))
+		http.Redirect(w, r, fmt.Sprintf("/jobs/%d", le.JobID), http.StatusSeeOther)
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	kind := "Verification"
+	if deep {
+		kind = "Deep verification"
+	}
+	setFlash(w, web.FlashSuccess, fmt.Sprintf("%s of %s started as job %d.", kind, s.Name, job.ID))
+	http.Redirect(w, r, fmt.Sprintf("/jobs/%d", job.ID), http.StatusSeeOther)
+	return nil
+}
+
+// startDrill starts a restore drill of the source and sends the user to its job's page. A
+// drill that cannot run (nothing restorable, no sandbox) is refused on the source page with
+// the reason, having started nothing.
+func (h *Handler) startDrill(w http.ResponseWriter, r *http.Request) error {
+	s := sourceFrom(r)
+	job, err := h.svc.StartDrill(r.Context(), actorOf(r), s.ID)
+	var le *store.LockedError
+	var ce *usecase.ConflictError
+	var te *jobs.TargetError
+	var fe *usecase.ForbiddenError
+	switch {
+	case errors.As(err, &le):
+		setFlash(w, web.FlashError, fmt.Sprintf("A drill of %s is already queued or running (job %d).", s.Name, le.JobID))
+		http.Redirect(w, r, fmt.Sprintf("/jobs/%d", le.JobID), http.StatusSeeOther)
+		return nil
+	case errors.As(err, &fe):
+		return err
+	case errors.As(err, &ce), errors.As(err, &te):
+		setFlash(w, web.FlashError, usecase.Sentence(err.Error()))
+		http.Redirect(w, r, fmt.Sprintf("/sources/%d", s.ID), http.StatusSeeOther)
+		return nil
+	case err != nil:
+		return err
+	}
+	setFlash(w, web.FlashSuccess, fmt.Sprintf("Restore drill of %s started as job %d.", s.Name, job.ID))
+	http.Redirect(w, r, fmt.Sprintf("/jobs/%d", job.ID), http.StatusSeeOther)
+	return nil
 }
 
 // startBackup enqueues a full backup of the source and sends the user to the job's page.

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/backstop/backstop/jobs"
+	"github.com/backstop/backstop/jobs/health"
 	"github.com/backstop/backstop/jobs/usecase"
 	"github.com/backstop/backstop/store"
 	"github.com/backstop/backstop/web"
@@ -97,48 +99,93 @@ func (h *Handler) activeJob(ctx context.Context, sourceID int64) (*web.JobProgre
 	return &p, nil
 }
 
-// sourceSummary is a source as the overview card and the sources table show it.
+// sourceSummary is a source as the overview card shows it: its health and whether it
+// can be restored now, its window, lag, drills, verification, newest backups and charts.
+// Every fact comes from the catalog's rows for the source, read by index, and from the
+// window cache: nothing here reads every WAL row.
 func (h *Handler) sourceSummary(ctx context.Context, s store.Source) (web.SourceSummary, error) {
+	return h.summarize(ctx, s, true)
+}
+
+// summarize is sourceSummary, without the overview's drills, verification and charts
+// unless full.
+func (h *Handler) summarize(ctx context.Context, s store.Source, full bool) (web.SourceSummary, error) {
 	sum := web.SourceSummary{ID: s.ID, Name: s.Name, MaskedDSN: usecase.MaskDSN(s.DSN), PGVersion: pgVersion(s.PGVersion)}
-	if b, err := h.store.LatestBackup(ctx, s.ID, store.BackupComplete); err == nil {
-		r := backupRow(b, s.Name)
+	now := h.now()
+	f, p, err := jobs.GatherFacts(ctx, h.store, h.svc.Windows(), s, now)
+	if err != nil {
+		return sum, err
+	}
+	hv := health.Of(f, now, p)
+	rememberHealth(ctx, s.ID, hv)
+	sum.Health = healthVM(hv)
+	limit := 1
+	if full {
+		limit = chartBackups
+	}
+	newest, err := h.store.Backups(ctx, store.BackupFilter{SourceID: s.ID, States: []store.BackupState{store.BackupComplete}, Limit: limit})
+	if err != nil {
+		return sum, err
+	}
+	if len(newest) > 0 {
+		r := backupRow(newest[0], s.Name)
 		sum.LastComplete = &r
-	} else if !isNotFound(err) {
+	}
+	if la := f.LastAttempt; la != nil {
+		if sum.LastComplete != nil && la.ID == sum.LastComplete.ID {
+			sum.LastAttempt = sum.LastComplete
+		} else if b, err := h.store.Backup(ctx, la.ID); err == nil {
+			r := backupRow(b, s.Name)
+			sum.LastAttempt = &r
+		} else if !isNotFound(err) {
+			return sum, err
+		}
+	}
+	if sum.ActiveJob, err = h.activeJob(ctx, s.ID); err != nil {
 		return sum, err
 	}
-	if b, err := h.store.LatestBackup(ctx, s.ID, ""); err == nil {
-		r := backupRow(b, s.Name)
-		sum.LastAttempt = &r
-	} else if !isNotFound(err) {
-		return sum, err
-	}
-	active, err := h.activeJob(ctx, s.ID)
+	w, err := h.svc.RestorableWindow(ctx, s)
 	if err != nil {
 		return sum, err
 	}
-	sum.ActiveJob = active
-	ws, err := h.store.WALSummary(ctx, s.ID)
-	if err != nil {
+	sum.EarliestRestorable, sum.LatestRestorable = w.Earliest, w.Latest
+	sum.Lag = lagVM(f.Archiver, p)
+	if sum.Lag == nil {
+		// No archiver has run: say when WAL last arrived (wal-push), from the newest row.
+		if wf, err := h.store.LatestWAL(ctx, s.ID); err == nil {
+			sum.WALArchivedAt = wf.ArchivedAt
+		} else if !isNotFound(err) {
+			return sum, err
+		}
+	}
+	if !full {
+		return sum, nil
+	}
+	answer := restoreAnswer(hv, w)
+	sum.Restore = &answer
+	if err := h.withDrills(ctx, &sum, f); err != nil {
 		return sum, err
 	}
-	if ws.LastArchivedAt != nil {
-		sum.WALArchivedAt = *ws.LastArchivedAt
-	}
-	if sum.Health, err = h.sourceHealth(ctx, s); err != nil {
+	if err := h.withVerification(ctx, &sum, f); err != nil {
 		return sum, err
 	}
-	sum.EarliestRestorable, sum.LatestRestorable, err = h.restorable(ctx, s)
+	sum.Charts, err = h.charts(ctx, s, newest)
 	return sum, err
 }
 
+// sourceSummaries summarizes every source, as the overview shows them.
 func (h *Handler) sourceSummaries(ctx context.Context) ([]web.SourceSummary, error) {
+	return h.summaries(ctx, true)
+}
+
+func (h *Handler) summaries(ctx context.Context, full bool) ([]web.SourceSummary, error) {
 	srcs, err := h.store.Sources(ctx)
 	if err != nil {
 		return nil, err
 	}
 	out := make([]web.SourceSummary, 0, len(srcs))
 	for _, s := range srcs {
-		sum, err := h.sourceSummary(ctx, s)
+		sum, err := h.summarize(ctx, s, full)
 		if err != nil {
 			return nil, err
 		}

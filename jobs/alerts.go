@@ -249,27 +249,11 @@ func GatherFacts(ctx context.Context, st *store.Store, windows *WindowCache, src
 	}
 
 	if windows != nil && f.LastComplete != nil {
-		w, in, err := windows.Window(ctx, src)
+		wf, err := windows.facts(ctx, src)
 		if err != nil {
 			return f, p, err
 		}
-		// A hole at the end of the archive is WAL not archived yet (lag measures it);
-		// a gap is a hole with archived WAL after it.
-		for _, g := range archivedGaps(in, w) {
-			hg := health.Gap{Segment: g.Segment, FromLSN: g.FromLSN.String(), ToLSN: g.ToLSN.String(), Timeline: g.Timeline,
-				RestorableBefore: g.RestorableUntil}
-			for _, r := range w.Ranges {
-				if r.From.After(g.RestorableUntil) {
-					hg.RestorableAfter = r.From
-					break
-				}
-			}
-			f.Gaps = append(f.Gaps, hg)
-		}
-		for _, tc := range BlockingTablespaces(in.Backups, in.Tablespaces) {
-			f.BlockingTablespaces = append(f.BlockingTablespaces, fmt.Sprintf("OID %d at %s (LSN %s)", tc.OID, tc.Location, tc.LSN))
-		}
-		f.BackupChange = backupChange(in.Backups)
+		f.Gaps, f.BlockingTablespaces, f.BackupChange = slices.Clone(wf.gaps), slices.Clone(wf.tablespaces), wf.change
 	}
 	if v, err := st.LatestVerifyRun(ctx, src.ID); err == nil {
 		hv := &health.Verification{RunID: v.ID, Findings: v.Findings}

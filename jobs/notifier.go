@@ -231,7 +231,13 @@ func (n *Notifier) Alert(a store.Alert, kind string) {
 // Test sends a test notification to the channel named name, now, without retries, and
 // returns what went wrong.
 func (n *Notifier) Test(ctx context.Context, name string) error {
-	c, err := n.store.ChannelByName(ctx, name)
+	return SendTest(ctx, n.store, n.log, name)
+}
+
+// SendTest sends a test notification to st's channel named name, now, without retries,
+// records the attempt, and returns what went wrong.
+func SendTest(ctx context.Context, st *store.Store, log *slog.Logger, name string) error {
+	c, err := st.ChannelByName(ctx, name)
 	if err != nil {
 		return err
 	}
@@ -247,8 +253,8 @@ func (n *Notifier) Test(ctx context.Context, name string) error {
 	if err != nil {
 		d.Error = err.Error()
 	}
-	if rerr := n.store.RecordDelivery(ctx, name, d); rerr != nil {
-		n.log.Warn("record a notification", "channel", name, "err", rerr)
+	if rerr := st.RecordDelivery(ctx, name, d); rerr != nil {
+		log.Warn("record a notification", "channel", name, "err", rerr)
 	}
 	return err
 }

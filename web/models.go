@@ -12,8 +12,10 @@ const (
 	NavSources  Nav = "sources"
 	NavBackups  Nav = "backups"
 	NavRestores Nav = "restores"
+	NavAlerts   Nav = "alerts"
 	NavJobs     Nav = "jobs"
 	NavAudit    Nav = "audit"
+	NavSettings Nav = "settings"
 	NavUsers    Nav = "users"
 )
 
@@ -221,6 +223,17 @@ type SourceSummary struct {
 	WALArchivedAt time.Time
 	// Health is the source's health; nil falls back to judging by the backups.
 	Health *HealthVM
+	// Restore answers "can I restore it right now?"; nil leaves the question out.
+	Restore *RestoreAnswerVM
+	// Lag is the WAL archiving lag now (the RPO now); nil when no archiver ran.
+	Lag *LagVM
+	// ProvenDrill is the newest passing restore drill, whose RTO is the proven one;
+	// FailedDrill the newest drill when it failed after that. Nil when there is none.
+	ProvenDrill, FailedDrill *DrillRow
+	// Verification is the newest finished verification; nil when none ran.
+	Verification *VerifyRunRow
+	// Charts are the card's small charts (lag, backup duration and size); nil shows none.
+	Charts *SourceChartsVM
 }
 
 // OverviewVM is the overview page: one card per source.
@@ -288,6 +301,13 @@ type SourceVM struct {
 	// Tablespaces are the tablespaces created in the archived WAL after the newest
 	// backup started: restores past them are refused until a new base backup.
 	Tablespaces []TablespaceNoteVM
+	// VerifyRuns are the source's newest verifications, Drills its newest restore
+	// drills, newest first.
+	VerifyRuns []VerifyRunRow
+	Drills     []DrillRow
+	// VerifyJob and DrillJob are the source's queued or running verification and drill,
+	// if any: their buttons then link to the job instead of starting another.
+	VerifyJob, DrillJob *JobProgressVM
 }
 
 // TablespaceNoteVM is a CREATE TABLESPACE found in archived WAL.

@@ -241,5 +241,7 @@ func samplePages(now time.Time) []page {
 			Message: "There is no backup 99. It may have been removed by retention.", RequestID: "req-7f3a9c21b04e"})},
 	}
 	pages = append(pages, restoreSamplePages(now)...)
-	return append(pages, policySamplePages(now)...)
+	pages = append(pages, policySamplePages(now)...)
+	pages = append(pages, integritySamplePages(now)...)
+	return append(pages, alertSamplePages(now)...)
 }

@@ -118,11 +118,12 @@ func (s *Service) TestChannel(ctx context.Context, a Actor, name string) error {
 	if _, err := s.store.ChannelByName(ctx, name); err != nil {
 		return err
 	}
-	n := s.notifier
-	if n == nil {
-		n = jobs.NewNotifier(s.store, s.log)
+	var err error
+	if s.notifier != nil {
+		err = s.notifier.Test(ctx, name)
+	} else {
+		err = jobs.SendTest(ctx, s.store, s.log, name)
 	}
-	err := n.Test(ctx, name)
 	s.audit(ctx, a, "channel.test", name, map[string]any{"ok": err == nil})
 	return err
 }
