@@ -58,7 +58,7 @@ func TestBrowserPolicyFlow(t *testing.T) {
 	t.Parallel()
 	f := setupPolicy(t, 3)
 	ctx, consoleProblems := browser(t)
-	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
 	defer cancel()
 	signIn(t, ctx, f.srv.URL, "operator")
 
