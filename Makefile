@@ -43,6 +43,8 @@ bench: deps-test
 	TMPDIR=/var/tmp $(GO) test -v -run '^$$' -bench 'BenchmarkRPO|BenchmarkRTO' -benchtime 1x -timeout 30m ./cmd/backstop/
 	# The repository format (scale 100): full backup, restore, a backup after a scattered change, and a full into S3, vs pg_basebackup and pgBackRest.
 	TMPDIR=/var/tmp $(GO) test -v -run '^$$' -bench BenchmarkRepositoryFormat -benchtime 1x -timeout 60m ./cmd/backstop/
+	# Retention (scale 50): 14 daily backups and their WAL vs pgBackRest, then expiring half, on local disk and in S3.
+	TMPDIR=/var/tmp $(GO) test -v -run '^$$' -bench BenchmarkRetention -benchtime 1x -timeout 90m ./cmd/backstop/
 
 deps-demo:
 	./.ci/deps postgresql

@@ -289,7 +289,7 @@ func num(v float64) *float64 { return &v }
 // lagChart is the lag samples as charts.js reads them: at most lagChartPoints, each the
 // worst of the samples it stands for, with a break where sampling paused.
 func lagChart(c SourceChartsVM) floatChart {
-	spec := floatChart{Series: []chartSeries{{Label: "Behind", Unit: "seconds"}, {Label: "Behind", Unit: "bytes"}},
+	spec := floatChart{Series: []chartSeries{{Label: "Lag", Unit: "seconds"}, {Label: "Not archived", Unit: "bytes"}},
 		Y: [][]*float64{{}, {}}}
 	for i, x := range bucketMax(c.Lag, lagChartPoints) {
 		if i > 0 && x.At.Sub(time.Unix(spec.X[len(spec.X)-1], 0)) > lagGap+c.LagPeriod/lagChartPoints {
@@ -343,6 +343,17 @@ func sizeChart(c SourceChartsVM) floatChart {
 		spec.Y[1] = append(spec.Y[1], num(float64(b.StoredNewBytes)))
 	}
 	return spec
+}
+
+// backupsCaption is the title of a chart of the newest backups: "Backup size, last 30".
+func backupsCaption(what string, c SourceChartsVM) string {
+	switch len(c.Backups) {
+	case 0:
+		return what
+	case 1:
+		return what + ", the one backup"
+	}
+	return fmt.Sprintf("%s, last %d", what, len(c.Backups))
 }
 
 // periodText is a chart's period in words: "24 h".

@@ -55,11 +55,12 @@ func sampleIntegritySources(now time.Time) []SourceSummary {
 	o.Lag, o.ProvenDrill, o.Verification = lagOK, passed, clean
 	o.Charts = sampleCharts(now, 1)
 
-	// billing: its last backup failed and the lag is over the objective.
+	// billing: a deep verification found damaged objects, its last backup failed and the
+	// lag is over the objective.
 	b := &sources[1]
-	b.Health = &HealthVM{Level: "warning", Word: "Warning", Reason: "WAL archiving is 3 min (210.0 MiB) behind the server, more than the RPO objective of 1 min.",
-		Do: "Check the network and the disk of the spool."}
-	b.Restore = &RestoreAnswerVM{Level: AnswerCaveat, Why: b.Health.Reason}
+	b.Health = &HealthVM{Level: "broken", Word: "Broken", Reason: "Verification found 2 damaged or missing objects: backup 14, base/16384/24576: does not authenticate",
+		Do: "Start a backup: it stores good copies of the damaged blocks. Then run a deep verification."}
+	b.Restore = &RestoreAnswerVM{Level: AnswerNo, Why: b.Health.Reason}
 	b.EarliestRestorable, b.LatestRestorable = now.Add(-20*24*time.Hour), now.Add(-3*time.Minute)
 	b.Lag = &LagVM{State: "behind", Since: now.Add(-10 * time.Minute), Seconds: 3 * time.Minute, Bytes: 210 * mib,
 		Objective: time.Minute, ObjectiveBytes: 64 * mib, Over: true}
@@ -147,7 +148,7 @@ func TestOverviewAnswers(t *testing.T) {
 	type want struct{ answer, level, window, rpo, rto, verified string }
 	wants := []want{
 		{"Yes", AnswerYes, "→", "2 s · 48 KiB behind objective 1 min", "1 min 34 s proven 5 h ago", "3 h ago Clean"},
-		{"Yes, with a warning", AnswerCaveat, "20 d ago → to 3 min ago", "3 min · 210 MiB behind", "The last drill failed 1 d ago", "1 d ago 2 findings Deep"},
+		{"No", AnswerNo, "20 d ago → to 3 min ago", "3 min · 210 MiB behind", "The last drill failed 1 d ago", "1 d ago 2 findings Deep"},
 		{"No", AnswerNo, "Nothing yet", "Archiving stopped 40 min ago", "Never drilled", "Never verified"},
 		{"Yes, with a warning", AnswerCaveat, "2 h ago → to 1 min ago", "WAL archived 1 min ago", "Never drilled", "Never verified"},
 	}
