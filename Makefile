@@ -45,6 +45,8 @@ bench: deps-test
 	TMPDIR=/var/tmp $(GO) test -v -run '^$$' -bench BenchmarkRepositoryFormat -benchtime 1x -timeout 60m ./cmd/backstop/
 	# Retention (scale 50): 14 daily backups and their WAL vs pgBackRest, then expiring half, on local disk and in S3.
 	TMPDIR=/var/tmp $(GO) test -v -run '^$$' -bench BenchmarkRetention -benchtime 1x -timeout 90m ./cmd/backstop/
+	# Deep verification (scale 50) vs pgbackrest verify on the same data, cold and warm page cache.
+	TMPDIR=/var/tmp $(GO) test -v -run '^$$' -bench BenchmarkVerify -benchtime 1x -timeout 60m ./cmd/backstop/
 
 deps-demo:
 	./.ci/deps postgresql
