@@ -277,7 +277,7 @@ func TestOverviewAnswersPerSource(t *testing.T) {
 		{orders, "rpo", "behind objective 5 min"},
 		{orders, "rpo", "4.0 KiB behind"},
 		{orders, "rto", "48 s proven"},
-		{orders, "rto", "restoring to " + web.UTC(f.drill.TargetAt)},
+		{orders, "rto", "by a restore to " + web.UTC(f.drill.TargetAt)},
 		{billing, "rto", "Never drilled"},
 		{billing, "rto", "The last drill failed"},
 		{orders, "last-verification", "Clean Routine, 5.0 MiB read"},
