@@ -496,9 +496,14 @@ func (r *Repo) collectRefs(ctx context.Context, conn *sql.Conn) error {
 
 // neededSQL counts the blobs of pack ?1 that a manifest refers to and that have no good
 // copy in another pack without a tombstone, and the bytes they take.
+//
+// The reference test is EXISTS, not IN (SELECT name FROM refs): SQLite plans the IN form
+// by walking every row of refs and looking each up in the pack, so each call cost a walk
+// of all the repository's references; EXISTS walks the pack's blobs and looks each up in
+// refs by its key.
 const neededSQL = `
 SELECT COUNT(*), COALESCE(SUM(b.len), 0) FROM blobs b
-WHERE b.pack = ?1 AND b.name IN (SELECT name FROM refs)
+WHERE b.pack = ?1 AND EXISTS (SELECT 1 FROM refs WHERE refs.name = b.name)
   AND NOT EXISTS (
     SELECT 1 FROM blobs o JOIN packs op ON op.id = o.pack
     WHERE o.name = b.name AND o.pack <> ?1 AND op.dead = 0
@@ -687,7 +692,7 @@ func (r *Repo) markUnneeded(ctx context.Context, conn *sql.Conn, opts PruneOptio
 func (r *Repo) repack(ctx context.Context, conn *sql.Conn, id string) (bool, error) {
 	rows, err := conn.QueryContext(ctx, `
 SELECT b.name, b.off, b.len, b.size FROM blobs b
-WHERE b.pack = ?1 AND b.name IN (SELECT name FROM refs)
+WHERE b.pack = ?1 AND EXISTS (SELECT 1 FROM refs WHERE refs.name = b.name)
   AND NOT EXISTS (SELECT 1 FROM bad WHERE bad.pack = b.pack AND bad.name = b.name)
 ORDER BY b.off`, id)
 	if err != nil {
