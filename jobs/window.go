@@ -43,6 +43,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -240,6 +241,8 @@ type Window struct {
 	Backups []BackupPoint
 	// RestorePoints are the named restore points inside the ranges, by LSN.
 	RestorePoints []NamedPoint
+	// ComputedAt is when a WindowCache computed the window; zero from ComputeWindow.
+	ComputedAt time.Time
 }
 
 // Contains reports whether t (to the microsecond) is inside one of w's ranges.
@@ -698,6 +701,17 @@ type walRun struct {
 	start, end  pglogrepl.LSN
 }
 
+// fileCommits are facts of files[i] and the files around it in its run, so that each
+// backup finds its consistency time and reach without walking the files.
+type fileCommits struct {
+	// newestFrom is the newest commit time in files[i..] of its run; zero if none.
+	newestFrom time.Time
+	// lastUpTo is the commit time of the last file with commits in files[..i] of its
+	// run (the newest commit wholly before files[i].end); known says there is one.
+	lastUpTo time.Time
+	known    bool
+}
+
 // pathBackup is a usable backup with what its WAL reaches.
 type pathBackup struct {
 	BackupPoint
@@ -714,9 +728,10 @@ type pathView struct {
 	tli     uint32
 	lin     lineage
 	segSize int64
-	files   []pathFile   // by segment number
-	runs    []walRun     // by position
-	backups []pathBackup // by EndLSN
+	files   []pathFile    // by segment number
+	commits []fileCommits // of each file
+	runs    []walRun      // by position
+	backups []pathBackup  // by EndLSN
 	ranges  []Range
 	groups  [][]int // the backups of each range, indexes into backups
 	gaps    []Gap
@@ -779,7 +794,7 @@ func segmentSizeOf(in *WindowInput) int64 {
 // loadFiles keeps, for each segment, the file of the timeline that owns it on the path:
 // the complete segment, or else its longest partial piece.
 func (p *pathView) loadFiles() {
-	best := map[uint64]pathFile{}
+	p.files = make([]pathFile, 0, len(p.in.WAL))
 	for _, f := range p.in.WAL {
 		if f.Kind != store.WALSegment && f.Kind != store.WALPartial {
 			continue
@@ -807,15 +822,22 @@ func (p *pathView) loadFiles() {
 		} else {
 			pf.commits = 0
 		}
-		old, ok := best[segNo]
-		if !ok || (old.partial && !pf.partial) || (old.partial == pf.partial && pf.end > old.end) {
-			best[segNo] = pf
-		}
+		p.files = append(p.files, pf)
 	}
-	for _, f := range best {
-		p.files = append(p.files, f)
+	// By segment, the best file first: the complete segment, or the longest piece (the
+	// first listed among equals).
+	slices.SortStableFunc(p.files, func(a, b pathFile) int {
+		return cmp.Or(cmp.Compare(a.segNo, b.segNo), cmp.Compare(boolRank(a.partial), boolRank(b.partial)), cmp.Compare(b.end, a.end))
+	})
+	p.files = slices.CompactFunc(p.files, func(a, b pathFile) bool { return a.segNo == b.segNo })
+}
+
+// boolRank orders false before true.
+func boolRank(b bool) int {
+	if b {
+		return 1
 	}
-	slices.SortFunc(p.files, func(a, b pathFile) int { return cmp.Compare(a.segNo, b.segNo) })
+	return 0
 }
 
 // findRuns groups the files into runs of consecutive segments, each but the last of a
@@ -830,6 +852,23 @@ func (p *pathView) findRuns() {
 			}
 		}
 		p.runs = append(p.runs, walRun{first: i, last: i, start: f.start, end: f.end})
+	}
+	p.commits = make([]fileCommits, len(p.files))
+	for _, r := range p.runs {
+		var up fileCommits
+		for i := r.first; i <= r.last; i++ {
+			if f := p.files[i]; f.commits > 0 {
+				up.lastUpTo, up.known = f.last, true
+			}
+			p.commits[i].lastUpTo, p.commits[i].known = up.lastUpTo, up.known
+		}
+		var newest time.Time
+		for i := r.last; i >= r.first; i-- {
+			if f := p.files[i]; f.commits > 0 && f.last.After(newest) {
+				newest = f.last
+			}
+			p.commits[i].newestFrom = newest
+		}
 	}
 }
 
@@ -851,12 +890,12 @@ func (p *pathView) fileAt(lsn pglogrepl.LSN) int {
 	return i
 }
 
-// runCovering returns the index of the run with start ≤ lsn ≤ end, or -1.
+// runCovering returns the index of the run with start ≤ lsn ≤ end, or -1. Runs are
+// apart (a run ends before a missing segment or after a partial piece), by position.
 func (p *pathView) runCovering(lsn pglogrepl.LSN) int {
-	for i, r := range p.runs {
-		if r.start <= lsn && lsn <= r.end {
-			return i
-		}
+	i := sort.Search(len(p.runs), func(i int) bool { return p.runs[i].end >= lsn })
+	if i < len(p.runs) && p.runs[i].start <= lsn {
+		return i
 	}
 	return -1
 }
@@ -884,11 +923,12 @@ func (p *pathView) loadBackups() {
 		bp.ConsistentAt, bp.ConsistentFrom = p.consistency(end, bp.FinishedAt)
 		pb := pathBackup{BackupPoint: bp, reach: end}
 		if r := p.runCovering(end); r >= 0 {
-			pb.reach = p.runs[r].end
-			for _, f := range p.files[p.runs[r].first : p.runs[r].last+1] {
-				if f.end > end && f.commits > 0 && f.last.After(pb.maxAfter) {
-					pb.maxAfter = f.last
-				}
+			run := p.runs[r]
+			pb.reach = run.end
+			// The run's files past end: from the first that ends after it.
+			files := p.files[run.first : run.last+1]
+			if i := sort.Search(len(files), func(i int) bool { return files[i].end > end }); i < len(files) {
+				pb.maxAfter = p.commits[run.first+i].newestFrom
 			}
 		}
 		p.backups = append(p.backups, pb)
@@ -906,19 +946,13 @@ func (p *pathView) consistency(end pglogrepl.LSN, finished time.Time) (time.Time
 	if i := p.fileAt(end); i >= 0 && p.files[i].start < end {
 		straddle, pos = i, p.files[i].start
 	}
-	// The newest commit wholly before end: walk back through contiguous files.
+	// The newest commit wholly before end: in the contiguous files ending at pos.
 	var lo time.Time
 	known := false
-	for pos > 0 {
-		i := p.fileBySeg(pgwal.SegmentOf(pos-1, p.segSize))
-		if i < 0 || p.files[i].end != pos {
-			break
+	if pos > 0 {
+		if i := p.fileBySeg(pgwal.SegmentOf(pos-1, p.segSize)); i >= 0 && p.files[i].end == pos {
+			lo, known = p.commits[i].lastUpTo, p.commits[i].known
 		}
-		if p.files[i].commits > 0 {
-			lo, known = p.files[i].last, true
-			break
-		}
-		pos = p.files[i].start
 	}
 	switch {
 	case straddle >= 0 && p.files[straddle].commits > 0:
@@ -971,11 +1005,8 @@ func (p *pathView) buildRanges() {
 func (p *pathView) findGaps() {
 	for i, r := range p.ranges {
 		resume := lsnMax
-		for _, f := range p.files {
-			if f.start > r.ToLSN {
-				resume = f.start
-				break
-			}
+		if j := sort.Search(len(p.files), func(j int) bool { return p.files[j].start > r.ToLSN }); j < len(p.files) {
+			resume = p.files[j].start
 		}
 		if i+1 < len(p.ranges) {
 			resume = min(resume, p.ranges[i+1].FromLSN)

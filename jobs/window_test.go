@@ -1007,3 +1007,33 @@ func TestPlanRecoveryIsFresh(t *testing.T) {
 		t.Error("two plans share their Recovery map")
 	}
 }
+
+// BenchmarkComputeWindow computes the window of one source of the catalog issue 8 measures
+// pages at: 100,000 segments (a commit in every other one) with one missing in the middle,
+// and 1,000 complete backups.
+//
+//	go test ./jobs/ -run '^$' -bench ComputeWindow
+func BenchmarkComputeWindow(b *testing.B) {
+	const segments, backups = 100_000, 1_000
+	var in WindowInput
+	for n := int64(1); n <= segments; n++ {
+		if n == segments/2+7 {
+			continue // a gap
+		}
+		var first, last time.Time
+		if n%2 == 0 {
+			first, last = at(time.Duration(n)*second), at(time.Duration(n)*second+500*time.Millisecond)
+		}
+		in.WAL = append(in.WAL, seg(1, n, first, last))
+	}
+	for i := int64(1); i <= backups; i++ {
+		n := i * (segments / backups)
+		start := pgwal.SegmentStart(uint64(n), segSize)
+		in.Backups = append(in.Backups, backup(i, 1, (start+0x28).String(), (start+0x1000).String(), at(time.Duration(n)*second+time.Second), 1<<30))
+	}
+	for b.Loop() {
+		if w := ComputeWindow(in); len(w.Ranges) != 2 || len(w.Gaps) != 1 {
+			b.Fatalf("window = %d ranges, %d gaps, want 2 and 1", len(w.Ranges), len(w.Gaps))
+		}
+	}
+}
