@@ -152,11 +152,11 @@ func (h *Handler) showHealth(w http.ResponseWriter, r *http.Request) error {
 		if vm.Overview {
 			parts = append(parts, web.SourceHealthOOB(srcs[i].ID, *healthVM(x)))
 			// The answer to "can I restore now?" follows the health, from the cached window.
-			w, err := h.svc.RestorableWindow(ctx, srcs[i])
+			w, unknown, err := h.keptWindow(ctx, srcs[i])
 			if err != nil {
 				return err
 			}
-			parts = append(parts, web.RestoreAnswerOOB(srcs[i].ID, restoreAnswer(x, w)))
+			parts = append(parts, web.RestoreAnswerOOB(srcs[i].ID, restoreAnswer(x, w, unknown)))
 		}
 	}
 	parts = append([]templ.Component{web.NavHealth(vm)}, parts...)

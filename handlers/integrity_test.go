@@ -35,6 +35,7 @@ type integrityApp struct {
 	*app
 	now             time.Time
 	repo            *repository.Repo
+	svc             *usecase.Service
 	orders, billing store.Source
 	backups         map[string][]store.Backup
 	drill           store.Drill // orders' passing drill
@@ -90,7 +91,7 @@ func setupIntegrity(t *testing.T) *integrityApp {
 		st.Close()
 	})
 	f := &integrityApp{app: &app{srv: srv, routes: routes, store: st, runner: runner}, now: time.Now().UTC(),
-		backups: map[string][]store.Backup{}, repo: repo}
+		backups: map[string][]store.Backup{}, repo: repo, svc: svc}
 	f.orders = f.source(t, repo, "orders", "7300000000000000001")
 	f.billing = f.source(t, repo, "billing", "7300000000000000002")
 

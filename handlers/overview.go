@@ -42,9 +42,11 @@ const lagPeriod = 24 * time.Hour
 // restoreAnswer answers "can I restore this source right now?" from its health and its
 // window: no when nothing is restorable or the health is broken (the archive stopped, a
 // gap, a damaged object, a failed drill: the newest times may not restore); yes, with a
-// warning, when something needs attention.
-func restoreAnswer(hv health.Health, w jobs.Window) web.RestoreAnswerVM {
+// warning, when something needs attention; not known yet while the window is unknown.
+func restoreAnswer(hv health.Health, w jobs.Window, unknown bool) web.RestoreAnswerVM {
 	switch {
+	case unknown:
+		return web.RestoreAnswerVM{Level: web.AnswerUnknown, Why: "Backstop is computing the restorable window."}
 	case w.Latest.IsZero():
 		return web.RestoreAnswerVM{Level: web.AnswerNo, Why: "Nothing is restorable yet."}
 	case hv.Level == health.Broken:

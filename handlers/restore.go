@@ -51,6 +51,10 @@ func (h *Handler) restoreVM(ctx context.Context, a usecase.Actor, src store.Sour
 	vm := web.RestoreVM{Now: h.now(), SourceID: src.ID, SourceName: src.Name, PGVersion: pgVersion(src.PGVersion),
 		Form: form, Errors: map[string]string{}}
 	in, win, err := h.svc.Window(ctx, a, src)
+	if errors.Is(err, jobs.ErrWindowUnknown) {
+		vm.Window.State.Unknown = true
+		return vm, nil
+	}
 	if err != nil {
 		return vm, err
 	}
@@ -127,7 +131,7 @@ func formTarget(f web.RestoreFormVM) (jobs.Target, error) {
 }
 
 func windowVM(w jobs.Window) web.RestoreWindowVM {
-	vm := web.RestoreWindowVM{Earliest: w.Earliest, Latest: w.Latest, Timeline: int64(w.Timeline)}
+	vm := web.RestoreWindowVM{Earliest: w.Earliest, Latest: w.Latest, Timeline: int64(w.Timeline), State: windowStateVM(w, false)}
 	for _, b := range w.Backups {
 		vm.Backups = append(vm.Backups, web.WindowBackup{ID: b.ID, ConsistentAt: b.ConsistentAt})
 	}

@@ -97,9 +97,11 @@ func (h *Handler) showSource(w http.ResponseWriter, r *http.Request) error {
 	if vm.ActiveJob, err = h.activeJob(ctx, s.ID); err != nil {
 		return err
 	}
-	if vm.EarliestRestorable, vm.LatestRestorable, err = h.restorable(ctx, s); err != nil {
+	win, unknown, err := h.keptWindow(ctx, s)
+	if err != nil {
 		return err
 	}
+	vm.EarliestRestorable, vm.LatestRestorable, vm.Window = win.Earliest, win.Latest, windowStateVM(win, unknown)
 	tcs, err := h.store.TablespaceCreations(ctx, s.ID)
 	if err != nil {
 		return err

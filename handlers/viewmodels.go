@@ -3,8 +3,8 @@ package handlers
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
-	"time"
 
 	"github.com/backstop/backstop/jobs"
 	"github.com/backstop/backstop/jobs/health"
@@ -144,11 +144,12 @@ func (h *Handler) summarize(ctx context.Context, s store.Source, full bool) (web
 	if sum.ActiveJob, err = h.activeJob(ctx, s.ID); err != nil {
 		return sum, err
 	}
-	w, err := h.svc.RestorableWindow(ctx, s)
+	w, unknown, err := h.keptWindow(ctx, s)
 	if err != nil {
 		return sum, err
 	}
 	sum.EarliestRestorable, sum.LatestRestorable = w.Earliest, w.Latest
+	sum.Window = windowStateVM(w, unknown)
 	sum.Lag = lagVM(f.Archiver, p)
 	if sum.Lag == nil {
 		// No archiver has run: say when WAL last arrived (wal-push), from the newest row.
@@ -161,7 +162,7 @@ func (h *Handler) summarize(ctx context.Context, s store.Source, full bool) (web
 	if !full {
 		return sum, nil
 	}
-	answer := restoreAnswer(hv, w)
+	answer := restoreAnswer(hv, w, unknown)
 	sum.Restore = &answer
 	if err := h.withDrills(ctx, &sum, f); err != nil {
 		return sum, err
@@ -194,11 +195,16 @@ func (h *Handler) summaries(ctx context.Context, full bool) ([]web.SourceSummary
 	return out, nil
 }
 
-// restorable returns the ends of a source's restorable window (zero when nothing is).
-func (h *Handler) restorable(ctx context.Context, s store.Source) (earliest, latest time.Time, err error) {
-	w, err := h.svc.RestorableWindow(ctx, s)
-	if err != nil {
-		return time.Time{}, time.Time{}, err
+// keptWindow is s's restorable window as the pages show it: the last one computed in the
+// background, or unknown (and no error) while none is.
+func (h *Handler) keptWindow(ctx context.Context, s store.Source) (w jobs.Window, unknown bool, err error) {
+	w, err = h.svc.RestorableWindow(ctx, s)
+	if errors.Is(err, jobs.ErrWindowUnknown) {
+		return jobs.Window{}, true, nil
 	}
-	return w.Earliest, w.Latest, nil
+	return w, false, err
+}
+
+func windowStateVM(w jobs.Window, unknown bool) web.WindowStateVM {
+	return web.WindowStateVM{Unknown: unknown, ComputedAt: w.ComputedAt}
 }

@@ -23,6 +23,7 @@ var Rules = []string{
 	"archiver-recovering", "archiver-stopped", "needs-backup", "slot-lost", "backup-failed", "archiver-silent",
 	"wal-lag", "slot-retained", "no-backup", "backup-stale", "wal-gap", "verify-finding", "drill-failed",
 	"drill-stale", "tablespace", "anomaly-backup-change", "anomaly-wal-rate", "disk-full", "source-unreachable",
+	"window-unknown",
 }
 
 // Evaluator turns facts into alerts: every interval it gathers each source's facts,
@@ -86,6 +87,7 @@ func (e *Evaluator) Evaluate(ctx context.Context) ([]store.AlertChange, error) {
 	}
 	var conds []store.Condition
 	var errs []error
+	pending := false
 	for _, src := range srcs {
 		if removed, err := e.store.SourceRemovedAt(ctx, src.ID); err != nil || removed != nil {
 			if err != nil {
@@ -96,6 +98,12 @@ func (e *Evaluator) Evaluate(ctx context.Context) ([]store.AlertChange, error) {
 		f, p, err := e.Facts(ctx, src, now)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", src.Name, err))
+			continue
+		}
+		if f.WindowPending {
+			// After start-up, until its first window is computed: its gaps are not
+			// known, so its alerts neither open nor resolve yet.
+			pending = true
 			continue
 		}
 		for _, pr := range health.Problems(f, now, p) {
@@ -115,6 +123,9 @@ func (e *Evaluator) Evaluate(ctx context.Context) ([]store.AlertChange, error) {
 		// Rules of a source whose facts could not be read are not evaluated this time:
 		// its alerts neither open nor resolve on missing facts.
 		return nil, errors.Join(errs...)
+	}
+	if pending {
+		return nil, nil
 	}
 	changes, err := e.store.ObserveConditions(ctx, Rules, conds)
 	if err != nil {
@@ -249,11 +260,12 @@ func GatherFacts(ctx context.Context, st *store.Store, windows *WindowCache, src
 	}
 
 	if windows != nil && f.LastComplete != nil {
-		wf, err := windows.facts(ctx, src)
+		wf, unknown, pending, err := windows.facts(ctx, src)
 		if err != nil {
 			return f, p, err
 		}
 		f.Gaps, f.BlockingTablespaces, f.BackupChange = slices.Clone(wf.gaps), slices.Clone(wf.tablespaces), wf.change
+		f.WindowUnknown, f.WindowPending = unknown, pending
 	}
 	if v, err := st.LatestVerifyRun(ctx, src.ID); err == nil {
 		hv := &health.Verification{RunID: v.ID, Findings: v.Findings}

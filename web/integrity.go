@@ -22,6 +22,8 @@ const (
 	AnswerCaveat = "caveat"
 	// AnswerNo: nothing is restorable, or not up to now, or what is may not restore.
 	AnswerNo = "no"
+	// AnswerUnknown: the restorable window is not computed yet (after start-up).
+	AnswerUnknown = "unknown"
 )
 
 // RestoreAnswerVM answers "can I restore this source right now?", by colour and by word.
@@ -39,6 +41,8 @@ func answerWord(level string) string {
 		return "Yes"
 	case AnswerCaveat:
 		return "Yes, with a warning"
+	case AnswerUnknown:
+		return "Not known yet"
 	}
 	return "No"
 }
@@ -47,7 +51,7 @@ func answerTone(level string) string {
 	switch level {
 	case AnswerYes:
 		return "ok"
-	case AnswerCaveat:
+	case AnswerCaveat, AnswerUnknown:
 		return "warn"
 	}
 	return "danger"

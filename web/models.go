@@ -219,6 +219,8 @@ type SourceSummary struct {
 	// EarliestRestorable and LatestRestorable bound the restorable window (zero when
 	// nothing is restorable yet); LatestRestorable is the newest commit in archived WAL.
 	EarliestRestorable, LatestRestorable time.Time
+	// Window is when the window was computed, or that it is not known yet.
+	Window WindowStateVM
 	// WALArchivedAt is when WAL was last stored in the repository; zero if never.
 	WALArchivedAt time.Time
 	// Health is the source's health; nil falls back to judging by the backups.
@@ -294,6 +296,8 @@ type SourceVM struct {
 	// SourceSummary; zero when nothing is restorable yet. A non-zero
 	// LatestRestorable shows the "Restore…" button.
 	EarliestRestorable, LatestRestorable time.Time
+	// Window is when the window was computed, or that it is not known yet.
+	Window WindowStateVM
 	// Health is the source's health, Archiver its WAL archiver's state; nil
 	// when unknown.
 	Health   *HealthVM
@@ -502,6 +506,17 @@ type RestoreWindowVM struct {
 	Backups []WindowBackup
 	// Gaps are the unrestorable stretches, oldest first.
 	Gaps []WindowGap
+	// State is when the window was computed, or that it is not known yet.
+	State WindowStateVM
+}
+
+// WindowStateVM says how current a restorable window shown is: the pages show the last
+// one computed in the background.
+type WindowStateVM struct {
+	// Unknown is set while the window is not computed yet (after start-up).
+	Unknown bool
+	// ComputedAt is when it was computed; zero when not known.
+	ComputedAt time.Time
 }
 
 // RestorePointVM is a named restore point (pg_create_restore_point) that the

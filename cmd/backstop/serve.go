@@ -158,7 +158,14 @@ func (c *cli) serveHomeWith(ctx context.Context, h *home, opts serveOptions, rea
 	// needs any more; every few seconds, scheduled backups owed now are queued (the first
 	// check at once, so that a run missed while the server was down runs on start-up).
 	maintCtx, stopMaintenance := context.WithCancel(ctx)
-	maintained := make(chan struct{}, 4)
+	maintained := make(chan struct{}, 5)
+	// The restorable windows are computed in the background, when what they are computed
+	// from changes: pages show the last one and never wait for one.
+	h.windowCache().Keep()
+	go func() {
+		defer func() { maintained <- struct{}{} }()
+		h.windowCache().Run(maintCtx, c.log)
+	}()
 	go func() {
 		defer func() { maintained <- struct{}{} }()
 		jobs.RunMaintenance(maintCtx, runner, time.Hour, c.log)
@@ -189,7 +196,7 @@ func (c *cli) serveHomeWith(ctx context.Context, h *home, opts serveOptions, rea
 	}()
 	defer func() {
 		stopMaintenance()
-		for range 4 {
+		for range 5 {
 			<-maintained
 		}
 	}()

@@ -104,6 +104,11 @@ type Facts struct {
 	// Unreachable says why Backstop cannot connect to the source now; "" when it
 	// can (or was not asked).
 	Unreachable string
+	// WindowUnknown says why the restorable window and its gaps are not known now
+	// ("" when they are): WindowPending while it is computed for the first time after
+	// start-up, or else because computing it failed for a while.
+	WindowUnknown string
+	WindowPending bool
 }
 
 // Gap is missing WAL: restores into it are impossible.
@@ -342,6 +347,13 @@ func Problems(f Facts, now time.Time, p Policy) []Problem {
 	}
 	if f.Unreachable != "" && (a == nil || a.State != "stopped") {
 		add("source-unreachable", Broken, "Backstop cannot connect to the source: "+f.Unreachable, "Start the server, or fix the network or credentials.")
+	}
+	switch {
+	case f.WindowPending:
+		add("window-unknown", Warning, f.WindowUnknown+" Its gaps show once it is known.", "")
+	case f.WindowUnknown != "":
+		add("window-unknown", Broken, f.WindowUnknown+" A gap in the WAL would not show.",
+			"Check that the repository can be read; Backstop's log has the details.")
 	}
 
 	// What verification, drills and the archive itself prove.

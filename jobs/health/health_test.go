@@ -146,6 +146,12 @@ func TestProblems(t *testing.T) {
 		{"tablespace", func(f *Facts) { f.BlockingTablespaces = []string{"ts1 at /srv/ts1 (0/7000100)"} }, "tablespace", Warning, "/srv/ts1"},
 		{"backup rewrote most of the data", func(f *Facts) { f.BackupChange = &Change{Value: 0.8, Usual: 0.01, What: "backup 8"} }, "anomaly-backup-change", Warning, "changed 80 %"},
 		{"WAL far above its rate", func(f *Facts) { f.WALRate = &Change{Value: 4 << 30, Usual: 100 << 20, What: "the last hour"} }, "anomaly-wal-rate", Warning, "41 times"},
+		{"window being computed after start-up", func(f *Facts) {
+			f.WindowUnknown, f.WindowPending = "Backstop is computing the restorable window (after start-up).", true
+		}, "window-unknown", Warning, "computing the restorable window"},
+		{"window cannot be computed", func(f *Facts) {
+			f.WindowUnknown = "Backstop cannot compute the restorable window: list WAL: permission denied."
+		}, "window-unknown", Broken, "permission denied"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

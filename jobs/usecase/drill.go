@@ -33,7 +33,7 @@ func (s *Service) StartDrillAt(ctx context.Context, a Actor, sourceID int64, at 
 	if err != nil {
 		return store.Job{}, err
 	}
-	in, w, err := s.Window(ctx, a, src)
+	w, in, err := s.windows.Current(ctx, src)
 	if err != nil {
 		return store.Job{}, err
 	}

@@ -24,7 +24,8 @@ import (
 const RestoreThroughput = 200e6
 
 // Window returns what a source can be restored to, with the input it was computed from
-// (cached until the source's WAL or backups change; callers must not change it).
+// (as the cache keeps it: while serve runs, the last window computed, or
+// jobs.ErrWindowUnknown before the first; callers must not change it).
 func (s *Service) Window(ctx context.Context, a Actor, src store.Source) (jobs.WindowInput, jobs.Window, error) {
 	if err := Authorize(a, View); err != nil {
 		return jobs.WindowInput{}, jobs.Window{}, err
@@ -49,7 +50,7 @@ func (s *Service) Plan(ctx context.Context, a Actor, src store.Source, target jo
 	if err := Authorize(a, View); err != nil {
 		return jobs.Plan{}, err
 	}
-	_, in, err := s.windows.Window(ctx, src)
+	_, in, err := s.windows.Current(ctx, src)
 	if err != nil {
 		return jobs.Plan{}, err
 	}
