@@ -12,9 +12,10 @@ package repository
 // deduplicating against it and readers prefer another copy.
 //
 // References: every manifest and archived WAL file it checks must open, and every blob
-// it refers to must have a stored copy that is not known to be bad (in the index cache,
-// not marked bad, not found corrupt or gone in this run). Blobs with a finding are traced
-// back to the backups and file paths, or the WAL files, that refer to them.
+// it refers to must have a stored copy that is not known to be bad: one this run read and
+// found sound, or one in the index cache, not marked bad, not found corrupt or gone in
+// this run. Blobs with a finding are traced back to the backups and file paths, or the
+// WAL files, that refer to them.
 //
 // Memory stays flat: a pack is never held whole, the sets kept are those of the blobs
 // with findings, and the references are checked against the on-disk index cache. A
