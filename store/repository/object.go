@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash"
 
 	"github.com/backstop/backstop/store/repository/storage"
 )
@@ -219,7 +220,10 @@ func (r *Repo) openBlobChecked(name string, loc location, sealed, dst []byte, ch
 		return nil, err
 	}
 	if checkName {
-		if sum := r.objectSum(plain); !hmac.Equal([]byte(hex.EncodeToString(sum[:])), []byte(name)) {
+		sum := r.objectSum(plain)
+		var got [2 * sha256.Size]byte
+		hex.Encode(got[:], sum[:])
+		if !hmac.Equal(got[:], []byte(name)) {
 			return nil, &CorruptError{Object: name, Pack: loc.Pack, Reason: "content does not match its name"}
 		}
 	}
@@ -260,12 +264,15 @@ func (r *Repo) Locate(ctx context.Context, name string) (pack string, offset, le
 // PackKey is where pack id is in the storage.
 func PackKey(id string) string { return packKey(id) }
 
-// objectSum returns the keyed hash naming plaintext.
+// objectSum returns the keyed hash naming plaintext. The keyed HMACs are pooled: Reset
+// returns one to its keyed state without hashing the key again.
 func (r *Repo) objectSum(plaintext []byte) [32]byte {
-	h := hmac.New(sha256.New, r.hashKey)
+	h := r.macs.Get().(hash.Hash)
+	h.Reset()
 	h.Write(plaintext)
 	var sum [32]byte
 	h.Sum(sum[:0])
+	r.macs.Put(h)
 	return sum
 }
 

@@ -26,6 +26,7 @@ package repository
 import (
 	"context"
 	"crypto/cipher"
+	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
@@ -102,6 +103,7 @@ type Repo struct {
 	dec     *zstd.Decoder
 
 	bufs sync.Pool // *[]byte scratch buffers for sealed bytes
+	macs sync.Pool // hash.Hash: HMAC-SHA256 keyed with hashKey, reset for each use
 
 	packSize int
 	pk       packer
@@ -356,6 +358,7 @@ func newRepo(ctx context.Context, st storage.Storage, id string, blockSize int, 
 			b := make([]byte, 0, DefaultBlockSize+DefaultBlockSize/8)
 			return &b
 		}},
+		macs: sync.Pool{New: func() any { return hmac.New(sha256.New, hashKey) }},
 	}, nil
 }
 

@@ -12,12 +12,15 @@ package repository
 // deduplicating against it and readers prefer another copy.
 //
 // References: every manifest and archived WAL file it checks must open, and every blob
-// it refers to must have a stored copy that is not known to be bad (in the index cache,
-// not marked bad, not found corrupt or gone in this run). Blobs with a finding are traced
-// back to the backups and file paths, or the WAL files, that refer to them.
+// it refers to must have a stored copy that is not known to be bad: one this run read and
+// found sound, or one in the index cache, not marked bad, not found corrupt or gone in
+// this run. Blobs with a finding are traced back to the backups and file paths, or the
+// WAL files, that refer to them.
 //
 // Memory stays flat: a pack is never held whole, the sets kept are those of the blobs
-// with findings, and the references are checked against the on-disk index cache.
+// with findings, and the references are checked against the on-disk index cache. A
+// bounded set of the blobs this run found sound (verifiedCap) spares most references a
+// lookup in the index cache.
 
 import (
 	"bytes"
@@ -79,6 +82,8 @@ const (
 	verifyUnits = 4
 	// verifyBatch is how many references are checked against the index cache at once.
 	verifyBatch = 256
+	// verifiedCap bounds verifier.verified: about 20 MiB at most.
+	verifiedCap = 1 << 18
 	// maxRefPaths and maxWALRefs bound the references a finding lists: a block of zeros
 	// is in thousands of files.
 	maxRefPaths = 8
@@ -208,6 +213,7 @@ func (r *Repo) Verify(ctx context.Context, o VerifyOptions) (VerifyResult, error
 		inGone:    map[[32]byte]bool{},
 		weakPacks: map[string]int{},
 		weakBlobs: map[[32]byte]int{},
+		verified:  map[[32]byte]struct{}{},
 		cursor:    o.Cursor,
 	}
 	err := v.run(ctx)
@@ -240,8 +246,14 @@ type verifier struct {
 	// again from the trailer: what refers to them is traced to the pack's finding.
 	weakPacks map[string]int
 	weakBlobs map[[32]byte]int
-	cursor    string
-	next      time.Time // NextSince
+	// verified are blobs of which this run read a sound copy, not marked bad, in a pack
+	// with a sound index object (at most verifiedCap): a reference to one of them is
+	// sound without a lookup in the index cache, unless a corrupt copy was found too (its
+	// finding lists the references). checkPacks fills it; once it has returned, the set
+	// is only read, by the reference checks.
+	verified map[[32]byte]struct{}
+	cursor   string
+	next     time.Time // NextSince
 
 	packsChecked, packsTotal, manifests, wal int
 
@@ -439,9 +451,13 @@ type verifyPack struct {
 	size    int64 // as stored
 	created time.Time
 	dead    bool
-	// indexed: the index cache holds its index object, and bytes and entries come from
-	// there; otherwise from the pack's trailer.
+	// indexed: the index cache holds its index object, and bytes come from there, and
+	// entries from the index object (from the index cache when it cannot be read);
+	// otherwise both come from the pack's trailer.
 	indexed bool
+	// index is the index object, opened, when prepare read it; finish compares it with
+	// the trailer.
+	index []byte
 	// finding is the index of the finding about its index object, or -1.
 	finding int
 	bytes   int64             // where its blobs end and its trailer begins
@@ -627,9 +643,24 @@ func (v *verifier) markedBad(ctx context.Context, id string) (map[[32]byte]bool,
 	return out, nil
 }
 
+// indexObject reads and opens the index object of pack id. Any error, a missing or
+// damaged object included, means it cannot be used.
+func (v *verifier) indexObject(ctx context.Context, id string) ([]byte, *packIndex, error) {
+	sealed, err := v.r.st.Get(ctx, indexKey(id))
+	if err != nil {
+		return nil, nil, err
+	}
+	plain, err := v.r.open(nil, sealed, indexMagic, indexAD(id), indexKey(id))
+	if err != nil {
+		return nil, nil, err
+	}
+	idx, err := parseIndex(id, plain)
+	return plain, idx, err
+}
+
 // cacheEntries returns the blobs of pack id as the index cache lists them, by offset.
 func (v *verifier) cacheEntries(ctx context.Context, id string) ([]indexEntry, error) {
-	rows, err := v.r.cache.db.QueryContext(ctx, `SELECT name, off, len, size FROM blobs WHERE pack = ? ORDER BY off`, id)
+	rows, err := v.r.cache.db.QueryContext(ctx, `SELECT name, off, len, size FROM blobs WHERE pack = ?`, id)
 	if err != nil {
 		return nil, fmt.Errorf("index cache: %w", err)
 	}
@@ -647,6 +678,7 @@ func (v *verifier) cacheEntries(ctx context.Context, id string) ([]indexEntry, e
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("index cache: %w", err)
 	}
+	slices.SortFunc(out, func(a, b indexEntry) int { return cmp.Compare(a.Offset, b.Offset) })
 	return out, nil
 }
 
@@ -659,6 +691,16 @@ func (v *verifier) prepare(ctx context.Context, p *verifyPack) (bool, error) {
 	}
 	p.marked = marked
 	if p.indexed {
+		// The index object is read once, here: finish compares it with the trailer.
+		// Reading it is cheaper than asking the index cache for the pack's blobs, which
+		// is where they came from.
+		plain, idx, err := v.indexObject(ctx, p.id)
+		if err == nil && idx.Bytes == p.bytes {
+			p.index, p.entries = plain, idx.Entries
+			slices.SortFunc(p.entries, func(a, b indexEntry) int { return cmp.Compare(a.Offset, b.Offset) })
+			return true, nil
+		}
+		// Missing or damaged: finish reads it again and says what is wrong.
 		entries, err := v.cacheEntries(ctx, p.id)
 		if err != nil {
 			return false, err
@@ -922,7 +964,7 @@ func (v *verifier) checkTrailer(p *verifyPack, tail []byte) {
 // pruning is forgotten, one lost is reported; the index object must open and agree with
 // the trailer.
 func (v *verifier) finish(ctx context.Context, p *verifyPack) error {
-	defer func() { p.entries = nil }()
+	defer func() { p.entries, p.index = nil, nil }()
 	if p.gone.Load() {
 		v.mu.Lock()
 		v.packsTotal--
@@ -935,28 +977,10 @@ func (v *verifier) finish(ctx context.Context, p *verifyPack) error {
 	if !p.indexed {
 		return nil
 	}
-	sealed, err := v.r.st.Get(ctx, indexKey(p.id))
-	if errors.Is(err, storage.ErrNotExist) {
-		// Pruning deletes a marked pack's index object first, then the pack.
-		if _, err := v.r.st.Size(ctx, deadKey(p.id)); err == nil || !errors.Is(err, storage.ErrNotExist) {
-			return err
-		}
-		if _, err := v.r.st.Size(ctx, packKey(p.id)); err != nil {
-			if errors.Is(err, storage.ErrNotExist) {
-				err = nil
-			}
-			return err
-		}
-		v.weak(p, v.finding(Finding{Kind: FindingMissingIndex, Object: indexKey(p.id), Pack: p.id,
-			Reason: "the pack's index object is gone; the next prune writes it again from the pack's trailer"}))
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	plain, err := v.r.open(nil, sealed, indexMagic, indexAD(p.id), indexKey(p.id))
+	plain, err := v.readIndexObject(ctx, p)
 	var ce *CorruptError
 	switch {
+	case errors.Is(err, errIndexGone):
 	case errors.As(err, &ce):
 		v.weak(p, v.finding(Finding{Kind: FindingCorruptPack, Object: indexKey(p.id), Pack: p.id, Reason: "index object: " + ce.Reason}))
 	case err != nil:
@@ -964,8 +988,60 @@ func (v *verifier) finish(ctx context.Context, p *verifyPack) error {
 	case p.trailer != nil && !bytes.Equal(plain, p.trailer):
 		v.weak(p, v.finding(Finding{Kind: FindingCorruptPack, Object: indexKey(p.id), Pack: p.id,
 			Reason: "the index object disagrees with the pack's trailer"}))
+	default:
+		v.remember(p)
 	}
 	return nil
+}
+
+// errIndexGone is readIndexObject's error for an index object that is gone: deleted by
+// pruning, or reported as missing.
+var errIndexGone = errors.New("index object gone")
+
+// readIndexObject reads and opens the index object of pack p, once the pack is read.
+// When prepare read it, it is only checked to be still stored.
+func (v *verifier) readIndexObject(ctx context.Context, p *verifyPack) ([]byte, error) {
+	var sealed []byte
+	var err error
+	if p.index != nil {
+		_, err = v.r.st.Size(ctx, indexKey(p.id))
+	} else {
+		sealed, err = v.r.st.Get(ctx, indexKey(p.id))
+	}
+	if errors.Is(err, storage.ErrNotExist) {
+		// Pruning deletes a marked pack's index object first, then the pack.
+		if _, err := v.r.st.Size(ctx, deadKey(p.id)); err == nil || !errors.Is(err, storage.ErrNotExist) {
+			return nil, cmp.Or(err, errIndexGone)
+		}
+		if _, err := v.r.st.Size(ctx, packKey(p.id)); err != nil {
+			if errors.Is(err, storage.ErrNotExist) {
+				err = errIndexGone
+			}
+			return nil, err
+		}
+		v.weak(p, v.finding(Finding{Kind: FindingMissingIndex, Object: indexKey(p.id), Pack: p.id,
+			Reason: "the pack's index object is gone; the next prune writes it again from the pack's trailer"}))
+		return nil, errIndexGone
+	}
+	if err != nil || p.index != nil {
+		return p.index, err
+	}
+	return v.r.open(nil, sealed, indexMagic, indexAD(p.id), indexKey(p.id))
+}
+
+// remember adds to v.verified the blobs of pack p, read whole and with a sound index
+// object, whose copy there opened and was not marked bad before this run.
+func (v *verifier) remember(p *verifyPack) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	for _, e := range p.entries {
+		if len(v.verified) >= verifiedCap {
+			return
+		}
+		if !p.marked[e.Name] && !v.badCopies[copyKey{p.id, e.Name}] {
+			v.verified[e.Name] = struct{}{}
+		}
+	}
 }
 
 // unit is a manifest or an archived WAL file whose references are checked.
@@ -1297,6 +1373,14 @@ type refChecker struct {
 func (c *refChecker) add(ctx context.Context, name string, ref FindingRef) error {
 	var sum [32]byte
 	hex.Decode(sum[:], []byte(name))
+	if _, ok := c.v.verified[sum]; ok && c.check {
+		c.v.mu.Lock()
+		_, bad := c.v.corrupt[sum]
+		c.v.mu.Unlock()
+		if !bad {
+			return nil // read and found sound by this run
+		}
+	}
 	if !c.check {
 		c.v.mu.Lock()
 		_, bad := c.v.corrupt[sum]

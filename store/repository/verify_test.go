@@ -758,6 +758,119 @@ func TestVerifyPrunedMeanwhile(t *testing.T) {
 	}
 }
 
+// TestVerifyCorruptCopyBesideSoundOne damages one of two copies of a blob: the deep
+// verify, which finds the other copy sound, still names the damaged one and every file
+// that refers to the blob, and the copy readers use instead.
+func TestVerifyCorruptCopyBesideSoundOne(t *testing.T) {
+	t.Parallel()
+	fx := newVerifyFixture(t, localStorage(t))
+	ctx := t.Context()
+	name := fx.only[0]
+	first, off, _, err := fx.r.Locate(ctx, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A second copy: stored once the first is marked bad, then the mark is taken away.
+	if err := fx.r.MarkBad(ctx, BadObject{Name: name, Pack: first, Reason: "to store a second copy"}); err != nil {
+		t.Fatal(err)
+	}
+	second, written, err := fx.r.Put(ctx, fx.plain[name])
+	if err != nil || !written || second.Pack == first {
+		t.Fatalf("Put(content of %s) = %+v, %v, %v, want a copy outside pack %s", name, second, written, err, first)
+	}
+	if err := fx.r.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := fx.st.Delete(ctx, badKey(first, name)); err != nil {
+		t.Fatal(err)
+	}
+	flip(t, fx.st, packKey(first), off+int64(len(blobMagic)))
+
+	res := deepVerify(t, fx.r, false)
+	want := []Finding{{Kind: FindingCorruptBlob, Object: name, Pack: first, Refs: fx.refs[name], OtherCopy: second.Pack}}
+	if diff := cmp.Diff(want, res.Findings, cmpopts.IgnoreFields(Finding{}, "Reason")); diff != "" {
+		t.Errorf("Verify(deep) with the copy in pack %s damaged and the one in %s sound (-want +got):\n%s", first, second.Pack, diff)
+	}
+}
+
+// blockingRanges is a storage whose ranged reads of packs, once first is set, wait until
+// their context ends, except for the first, which runs first() and returns its error.
+type blockingRanges struct {
+	storage.Storage
+	mu      sync.Mutex
+	started int
+	first   func() error
+}
+
+func (b *blockingRanges) GetRange(ctx context.Context, key string, off, n int64) ([]byte, error) {
+	b.mu.Lock()
+	_, isPack := packIDOfKey(key, packDir)
+	armed := isPack && b.first != nil
+	if armed {
+		b.started++
+	}
+	first := armed && b.started == 1
+	b.mu.Unlock()
+	if !armed {
+		return b.Storage.GetRange(ctx, key, off, n)
+	}
+	if first {
+		if err := b.first(); err != nil {
+			return nil, err
+		}
+	}
+	<-ctx.Done()
+	return nil, ctx.Err()
+}
+
+// TestVerifyStops checks that the readers of packs stop, and Verify returns, when its
+// context ends or when one of them fails; the others would otherwise wait for ever.
+func TestVerifyStops(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	st := &blockingRanges{Storage: localStorage(t)}
+	fx := newVerifyFixture(t, st)
+	ids, _ := fx.packs(t)
+	if len(ids) <= verifyWorkers() {
+		t.Fatalf("%d packs: want more than the %d readers, so that some are left to read when they stop", len(ids), verifyWorkers())
+	}
+	reads := func() int {
+		st.mu.Lock()
+		defer st.mu.Unlock()
+		return st.started
+	}
+	arm := func(first func() error) {
+		st.mu.Lock()
+		defer st.mu.Unlock()
+		st.started, st.first = 0, first
+	}
+
+	t.Run("cancelled", func(t *testing.T) {
+		vctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		arm(func() error { cancel(); return nil })
+		_, err := fx.r.Verify(vctx, VerifyOptions{Deep: true})
+		if !errors.Is(err, context.Canceled) {
+			t.Errorf("Verify(deep) cancelled while it reads = %v, want context.Canceled", err)
+		}
+		if n := reads(); n > verifyWorkers() {
+			t.Errorf("Verify(deep) cancelled at its first read started %d reads, want at most one per reader (%d)", n, verifyWorkers())
+		}
+	})
+
+	t.Run("failed", func(t *testing.T) {
+		boom := errors.New("the disk is on fire")
+		arm(func() error { return boom })
+		_, err := fx.r.Verify(ctx, VerifyOptions{Deep: true})
+		if !errors.Is(err, boom) {
+			t.Errorf("Verify(deep) with a failing read = %v, want %v", err, boom)
+		}
+		if n := reads(); n > verifyWorkers() {
+			t.Errorf("Verify(deep) failing at its first read started %d reads, want at most one per reader (%d)", n, verifyWorkers())
+		}
+	})
+}
+
 // TestVerifyS3 runs the main cases against a real S3 server.
 func TestVerifyS3(t *testing.T) {
 	t.Parallel()
