@@ -133,6 +133,10 @@ func baseURL(o serveOptions, tls bool) string {
 // alert within this (plus the rule's own grace).
 const evaluateEvery = 15 * time.Second
 
+// auditHeadEvery is how often serve writes the audit log's head to the repository, and
+// closes the failed sign-in counts whose window has passed.
+const auditHeadEvery = 5 * time.Minute
+
 func (c *cli) serveHomeWith(ctx context.Context, h *home, opts serveOptions, ready func(url string, r *jobs.Runner)) error {
 	// A certificate that cannot be loaded is refused before anything starts.
 	var tlsConfig *tls.Config
@@ -158,7 +162,7 @@ func (c *cli) serveHomeWith(ctx context.Context, h *home, opts serveOptions, rea
 	// needs any more; every few seconds, scheduled backups owed now are queued (the first
 	// check at once, so that a run missed while the server was down runs on start-up).
 	maintCtx, stopMaintenance := context.WithCancel(ctx)
-	maintained := make(chan struct{}, 4)
+	maintained := make(chan struct{}, 5)
 	go func() {
 		defer func() { maintained <- struct{}{} }()
 		jobs.RunMaintenance(maintCtx, runner, time.Hour, c.log)
@@ -187,9 +191,14 @@ func (c *cli) serveHomeWith(ctx context.Context, h *home, opts serveOptions, rea
 		defer func() { maintained <- struct{}{} }()
 		evaluator.Run(maintCtx, evaluateEvery)
 	}()
+	// Every few minutes, the audit log's head goes to the repository (see jobs.WriteAuditHead).
+	go func() {
+		defer func() { maintained <- struct{}{} }()
+		jobs.RunAuditHead(maintCtx, h.store, h.repo, auditHeadEvery, c.log)
+	}()
 	defer func() {
 		stopMaintenance()
-		for range 4 {
+		for range 5 {
 			<-maintained
 		}
 	}()
