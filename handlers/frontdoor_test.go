@@ -1,7 +1,6 @@
 package handlers_test
 
 import (
-	"encoding/json"
 	"io"
 	"net/http"
 	"net/url"
@@ -64,9 +63,8 @@ func TestSignInIsThrottledAfterRepeatedFailures(t *testing.T) {
 	if len(failed) != 1 {
 		t.Fatalf("audit has %d user.login_failed entries, want 1 counting them all", len(failed))
 	}
-	var d store.AuditCount
-	if err := json.Unmarshal(failed[0].Detail, &d); err != nil || d.Count != 6 || failed[0].Target != testUser {
-		t.Errorf("user.login_failed entry = %s on %q, %v; want count 6 on %q", failed[0].Detail, failed[0].Target, err, testUser)
+	if r := failed[0].Repeats; r == nil || r.Count != 6 || failed[0].Target != testUser {
+		t.Errorf("user.login_failed entry = %+v on %q; want 6 counted so far on %q", r, failed[0].Target, testUser)
 	}
 
 	// The lock-out passes: the right password works again (after 1 s, then 2 s...).

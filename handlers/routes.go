@@ -34,6 +34,7 @@ func (h *Handler) Routes() http.Handler {
 		r.Get("/ws", h.serveLive)
 		r.Get("/health", h.wrap(h.showHealth))
 		r.Get("/audit", h.wrap(h.showAudit))
+		r.Get("/audit/export", h.wrap(h.exportAudit))
 
 		r.Route("/sources", func(r chi.Router) {
 			r.Get("/", h.wrap(h.showSourceList))

@@ -324,8 +324,9 @@ func (r *Runner) execute(parent context.Context, row store.Job) (store.Job, erro
 	final, ferr := r.store.Job(endCtx, row.ID)
 	if ferr != nil {
 		final = row
-		final.State = state
+		final.State, final.Error, final.Result = state, errText, job.result
 	}
+	r.auditEnd(endCtx, final)
 	r.publishState(final)
 	if err != nil && state != store.JobFailed {
 		err = fmt.Errorf("%s: %w", errText, err)

@@ -1,7 +1,7 @@
 // Backstop's page behaviour: small, dependency-free, and optional. Every page
 // reads correctly without it; this script only adds copy buttons, live relative
-// times, confirmation prompts, the live-update indicator and, on the restore
-// page, local times and choices that fill in the form.
+// times, confirmation prompts, the live-update indicator, local times on the
+// restore page and the audit log, and choices that fill in the form.
 (function () {
   "use strict";
 
@@ -318,10 +318,70 @@
     }
   }
 
+  // Absolute times (time[data-abs], the audit log) are rendered in UTC; a button
+  // [data-time-toggle] switches them to this browser's time zone and back, and the
+  // choice is remembered for the next page.
+  function pad(n) {
+    return (n < 10 ? "0" : "") + n;
+  }
+
+  function absText(d, local) {
+    if (!local) {
+      return d.getUTCFullYear() + "-" + pad(d.getUTCMonth() + 1) + "-" + pad(d.getUTCDate()) + " " +
+        pad(d.getUTCHours()) + ":" + pad(d.getUTCMinutes()) + ":" + pad(d.getUTCSeconds());
+    }
+    return d.getFullYear() + "-" + pad(d.getMonth() + 1) + "-" + pad(d.getDate()) + " " +
+      pad(d.getHours()) + ":" + pad(d.getMinutes()) + ":" + pad(d.getSeconds());
+  }
+
+  function absLocal() {
+    try {
+      return window.localStorage.getItem("backstop.localTimes") === "1";
+    } catch (e) {
+      return false;
+    }
+  }
+
+  function absTimes() {
+    var local = absLocal();
+    var nodes = document.querySelectorAll("time[data-abs][datetime]");
+    for (var i = 0; i < nodes.length; i++) {
+      var d = new Date(nodes[i].getAttribute("datetime"));
+      if (!isNaN(d.getTime())) {
+        nodes[i].textContent = absText(d, local);
+        nodes[i].title = absText(d, !local) + (local ? " UTC" : " your time");
+      }
+    }
+    var zones = document.querySelectorAll("[data-time-zone]");
+    for (var j = 0; j < zones.length; j++) {
+      zones[j].textContent = local ? "(your time, " + utcOffset(new Date()) + ")" : "(UTC)";
+    }
+    var buttons = document.querySelectorAll("button[data-time-toggle]");
+    for (var k = 0; k < buttons.length; k++) {
+      buttons[k].hidden = false;
+      buttons[k].textContent = local ? "Show UTC" : "Show local time";
+      buttons[k].setAttribute("aria-pressed", local ? "true" : "false");
+    }
+  }
+
+  document.addEventListener("click", function (event) {
+    var button = event.target.closest && event.target.closest("button[data-time-toggle]");
+    if (!button) {
+      return;
+    }
+    try {
+      window.localStorage.setItem("backstop.localTimes", absLocal() ? "0" : "1");
+    } catch (e) {
+      return;
+    }
+    absTimes();
+  });
+
   function refresh() {
     showCopyButtons();
     updateTimes();
     localTimes();
+    absTimes();
     planSwapped();
   }
 

@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 )
 
@@ -25,37 +27,159 @@ type AuditEntry struct {
 	Detail json.RawMessage
 	// IP is the client's address, for actions over HTTP.
 	IP string
+	// PrevHash and Hash chain the entry (see auditchain.go); set when read.
+	PrevHash, Hash string
+	// Repeats, on an entry that opened a counting window still open (see AuditCounted),
+	// counts the repeats so far. It is outside the chain until the window closes.
+	Repeats *AuditCount
 }
 
-const auditColumns = `id, at, actor, action, target, detail, ip`
+const auditColumns = `a.id, a.at, a.actor, a.action, a.target, a.detail, a.ip, a.prev_hash, a.hash, c.count, c.first_at, c.last_at`
+
+const auditFrom = ` FROM audit_log a LEFT JOIN audit_open_counts c ON c.entry_id = a.id`
 
 // scanAuditEntry scans a row of auditColumns.
 func scanAuditEntry(r rowScanner) (AuditEntry, error) {
 	var e AuditEntry
-	err := r.Scan(&e.ID, scanTime(&e.At), &e.Actor, &e.Action, orZero(&e.Target), scanJSON(&e.Detail), orZero(&e.IP))
+	var count sql.NullInt64
+	var first, last *time.Time
+	err := r.Scan(&e.ID, scanTime(&e.At), &e.Actor, &e.Action, orZero(&e.Target), scanJSON(&e.Detail), orZero(&e.IP),
+		orZero(&e.PrevHash), orZero(&e.Hash), &count, scanNullTime(&first), scanNullTime(&last))
+	if count.Valid && first != nil && last != nil {
+		e.Repeats = &AuditCount{Count: int(count.Int64), First: *first, Last: *last}
+	}
 	return e, err
 }
 
-// Audit appends e to the audit log. Its ID is ignored.
-func (s *Store) Audit(ctx context.Context, e AuditEntry) error {
+// checkAuditEntry validates e and fills in its time; it returns the canonical detail.
+func (s *Store) checkAuditEntry(e *AuditEntry) (sql.NullString, error) {
 	switch {
 	case e.Actor == "":
-		return fmt.Errorf("audit: %w", invalid("actor", "is required"))
+		return sql.NullString{}, invalid("actor", "is required")
 	case e.Action == "":
-		return fmt.Errorf("audit: %w", invalid("action", "is required"))
-	}
-	detail, err := jsonArg("detail", e.Detail)
-	if err != nil {
-		return fmt.Errorf("audit: %w", err)
+		return sql.NullString{}, invalid("action", "is required")
 	}
 	if e.At.IsZero() {
 		e.At = s.clock()
 	}
-	_, err = s.wdb.ExecContext(ctx, `
-		INSERT INTO audit_log (at, actor, action, target, detail, ip) VALUES (?, ?, ?, ?, ?, ?)`,
-		formatTime(e.At), e.Actor, e.Action, nullIfZero(e.Target), detail, nullIfZero(e.IP))
+	if len(e.Detail) == 0 {
+		return sql.NullString{}, nil
+	}
+	d, err := canonicalJSON(e.Detail)
+	if err != nil {
+		return sql.NullString{}, invalid("detail", "is not valid JSON")
+	}
+	return sql.NullString{String: d, Valid: true}, nil
+}
+
+// Audit appends e to the audit log, chained to the entry before it. Its ID is ignored.
+func (s *Store) Audit(ctx context.Context, e AuditEntry) error {
+	detail, err := s.checkAuditEntry(&e)
+	if err != nil {
+		return fmt.Errorf("audit: %w", err)
+	}
+	err = s.tx(ctx, func(tx *sql.Tx) error {
+		_, err := appendAudit(ctx, tx, e, detail)
+		return err
+	})
 	if err != nil {
 		return fmt.Errorf("audit %s: %w", e.Action, err)
+	}
+	return nil
+}
+
+// AuditFilter selects audit entries. Zero fields select everything.
+type AuditFilter struct {
+	Actor string
+	// ActionPrefix selects actions that start with it, such as "restore." or "user.login".
+	ActionPrefix string
+	// Target selects one target exactly, such as a source name.
+	Target string
+	// From and To bound the time: From <= at < To.
+	From, To time.Time
+	// BeforeID selects entries older than it (the next page, newest first); AfterID entries
+	// newer than it (the previous page). At most one is set.
+	BeforeID, AfterID int64
+	// Limit caps the entries returned, 0 for no cap.
+	Limit int
+}
+
+// where returns the filter's SQL condition and arguments, without paging.
+func (f AuditFilter) where() (string, []any) {
+	conds := []string{"1"}
+	var args []any
+	add := func(cond string, vs ...any) {
+		conds = append(conds, cond)
+		args = append(args, vs...)
+	}
+	if f.Actor != "" {
+		add("a.actor = ?", f.Actor)
+	}
+	if f.ActionPrefix != "" {
+		// 0xFF never occurs in UTF-8, so this is "starts with", and uses the index.
+		add("a.action >= ? AND a.action < ?", f.ActionPrefix, f.ActionPrefix+"\xff")
+	}
+	if f.Target != "" {
+		add("a.target = ?", f.Target)
+	}
+	if !f.From.IsZero() {
+		add("a.at >= ?", formatTime(f.From))
+	}
+	if !f.To.IsZero() {
+		add("a.at < ?", formatTime(f.To))
+	}
+	return strings.Join(conds, " AND "), args
+}
+
+// AuditPage returns the entries f selects, newest first: up to f.Limit entries older than
+// f.BeforeID, or the f.Limit entries just newer than f.AfterID.
+func (s *Store) AuditPage(ctx context.Context, f AuditFilter) ([]AuditEntry, error) {
+	where, args := f.where()
+	order := "DESC"
+	switch {
+	case f.AfterID > 0:
+		where += " AND a.id > ?"
+		args = append(args, f.AfterID)
+		order = "ASC"
+	case f.BeforeID > 0:
+		where += " AND a.id < ?"
+		args = append(args, f.BeforeID)
+	}
+	limit := f.Limit
+	if limit <= 0 {
+		limit = -1
+	}
+	es, err := queryAll(ctx, s.db, scanAuditEntry, `SELECT `+auditColumns+auditFrom+` WHERE `+where+
+		` ORDER BY a.id `+order+` LIMIT ?`, append(args, limit)...)
+	if err != nil {
+		return nil, fmt.Errorf("audit entries: %w", err)
+	}
+	if order == "ASC" {
+		slices.Reverse(es)
+	}
+	return es, nil
+}
+
+// EachAuditEntry calls fn with every entry f selects (paging and limit aside), oldest
+// first, streaming: an export of a million entries holds one in memory at a time.
+func (s *Store) EachAuditEntry(ctx context.Context, f AuditFilter, fn func(AuditEntry) error) error {
+	where, args := f.where()
+	rows, err := s.db.QueryContext(ctx, `SELECT `+auditColumns+auditFrom+` WHERE `+where+` ORDER BY a.id`, args...)
+	if err != nil {
+		return fmt.Errorf("audit entries: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		e, err := scanAuditEntry(rows)
+		if err != nil {
+			return fmt.Errorf("audit entries: %w", err)
+		}
+		if err := fn(e); err != nil {
+			return err
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("audit entries: %w", err)
 	}
 	return nil
 }
@@ -63,78 +187,132 @@ func (s *Store) Audit(ctx context.Context, e AuditEntry) error {
 // AuditEntries returns up to limit entries (0 for all) older than entry
 // beforeID (0 for the newest), newest first.
 func (s *Store) AuditEntries(ctx context.Context, limit int, beforeID int64) ([]AuditEntry, error) {
-	if limit <= 0 {
-		limit = -1 // no limit
-	}
-	es, err := queryAll(ctx, s.db, scanAuditEntry, `
-		SELECT `+auditColumns+` FROM audit_log
-		WHERE ?1 = 0 OR id < ?1
-		ORDER BY id DESC
-		LIMIT ?2`, beforeID, limit)
-	if err != nil {
-		return nil, fmt.Errorf("audit entries: %w", err)
-	}
-	return es, nil
+	return s.AuditPage(ctx, AuditFilter{Limit: limit, BeforeID: beforeID})
 }
 
-// AuditCount is the detail of an entry that counts repeats of one action (see AuditCounted).
+// AuditCount counts repeats of one action (see AuditCounted).
 type AuditCount struct {
 	Count int       `json:"count"`
 	First time.Time `json:"first"`
 	Last  time.Time `json:"last"`
 }
 
-// AuditCounted records e as one more repeat of the same action by the same actor on the same
-// target from the same address: the newest such entry begun less than window ago has its
-// count raised and its last time moved, else a new entry with a count of 1 is added. A
-// password-guessing loop thus leaves one row per account, address and window instead of one
-// per attempt, so the log stays readable and the catalog does not grow with the attack.
-// e.Detail is replaced by an AuditCount.
+// AuditCountTotal is the detail of the ".total" entry that closes a counting window.
+type AuditCountTotal struct {
+	// Entry is the entry that opened the window.
+	Entry int64 `json:"entry"`
+	AuditCount
+}
+
+// AuditCounted records e as one more repeat of the same action by the same actor on the
+// same target from the same address. The first repeat in a window appends e to the chain
+// like any entry; the ones after it, until window has passed, only raise a count kept
+// beside the entry; when the window closes (at the next repeat after it, or when
+// CloseAuditCounts runs), an entry "<action>.total" is appended to the chain with the final
+// count, unless there was only the one. A password-guessing loop thus leaves at most two
+// entries per account, address and window instead of one per attempt, so the log stays
+// readable and the catalog does not grow with the attack, while every chained entry stays
+// immutable.
 func (s *Store) AuditCounted(ctx context.Context, e AuditEntry, window time.Duration) error {
-	switch {
-	case e.Actor == "":
-		return fmt.Errorf("audit: %w", invalid("actor", "is required"))
-	case e.Action == "":
-		return fmt.Errorf("audit: %w", invalid("action", "is required"))
-	case window <= 0:
+	if window <= 0 {
 		return fmt.Errorf("audit: %w", invalid("window", "must be positive"))
 	}
-	if e.At.IsZero() {
-		e.At = s.clock()
+	e.Detail = nil
+	if _, err := s.checkAuditEntry(&e); err != nil {
+		return fmt.Errorf("audit: %w", err)
 	}
 	err := s.tx(ctx, func(tx *sql.Tx) error {
 		var id int64
-		var raw json.RawMessage
 		err := tx.QueryRowContext(ctx, `
-			SELECT id, detail FROM audit_log
-			WHERE action = ? AND actor = ? AND target IS ? AND ip IS ? AND at >= ?
-			ORDER BY id DESC LIMIT 1`,
-			e.Action, e.Actor, nullIfZero(e.Target), nullIfZero(e.IP), formatTime(e.At.Add(-window))).Scan(&id, scanJSON(&raw))
-		var c AuditCount
-		if err == nil && json.Unmarshal(raw, &c) == nil && c.Count > 0 {
-			c.Count++
-			c.Last = e.At
-			b, err := json.Marshal(c)
-			if err != nil {
-				return err
-			}
-			_, err = tx.ExecContext(ctx, `UPDATE audit_log SET detail = ? WHERE id = ?`, string(b), id)
+			SELECT entry_id FROM audit_open_counts
+			WHERE action = ? AND actor = ? AND target IS ? AND ip IS ? AND closes_at > ?
+			ORDER BY entry_id DESC LIMIT 1`,
+			e.Action, e.Actor, nullIfZero(e.Target), nullIfZero(e.IP), formatTime(e.At)).Scan(&id)
+		if err == nil {
+			_, err = tx.ExecContext(ctx, `UPDATE audit_open_counts SET count = count + 1, last_at = ? WHERE entry_id = ?`, formatTime(e.At), id)
 			return err
 		}
-		if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		if !errors.Is(err, sql.ErrNoRows) {
 			return err
 		}
-		b, err := json.Marshal(AuditCount{Count: 1, First: e.At, Last: e.At})
+		if err := closeAuditCounts(ctx, tx, e.At, "action = ? AND actor = ? AND target IS ? AND ip IS ? AND closes_at <= ?",
+			e.Action, e.Actor, nullIfZero(e.Target), nullIfZero(e.IP), formatTime(e.At)); err != nil {
+			return err
+		}
+		closes := e.At.Add(window)
+		detail, _ := json.Marshal(map[string]any{"repeats_counted_until": formatTime(closes)})
+		id, err = appendAudit(ctx, tx, e, sql.NullString{String: string(detail), Valid: true})
 		if err != nil {
 			return err
 		}
 		_, err = tx.ExecContext(ctx, `
-			INSERT INTO audit_log (at, actor, action, target, detail, ip) VALUES (?, ?, ?, ?, ?, ?)`,
-			formatTime(e.At), e.Actor, e.Action, nullIfZero(e.Target), string(b), nullIfZero(e.IP))
+			INSERT INTO audit_open_counts (entry_id, action, actor, target, ip, first_at, last_at, closes_at, count)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1)`,
+			id, e.Action, e.Actor, nullIfZero(e.Target), nullIfZero(e.IP), formatTime(e.At), formatTime(e.At), formatTime(closes))
 		return err
 	})
 	if err != nil {
 		return fmt.Errorf("audit %s: %w", e.Action, err)
+	}
+	return nil
+}
+
+// CloseAuditCounts closes the counting windows that ended by now (see AuditCounted),
+// appending their ".total" entries, and returns how many it closed.
+func (s *Store) CloseAuditCounts(ctx context.Context, now time.Time) (int, error) {
+	var n int
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		err := tx.QueryRowContext(ctx, `SELECT count(*) FROM audit_open_counts WHERE closes_at <= ?`, formatTime(now)).Scan(&n)
+		if err != nil || n == 0 {
+			return err
+		}
+		return closeAuditCounts(ctx, tx, s.clock(), "closes_at <= ?", formatTime(now))
+	})
+	if err != nil {
+		return 0, fmt.Errorf("close audit counts: %w", err)
+	}
+	return n, nil
+}
+
+// closeAuditCounts closes the windows that match cond, appending at time at a total for
+// each that counted more than the one entry.
+func closeAuditCounts(ctx context.Context, tx *sql.Tx, at time.Time, cond string, args ...any) error {
+	type open struct {
+		e AuditEntry
+		t AuditCountTotal
+	}
+	scan := func(r rowScanner) (open, error) {
+		var o open
+		err := r.Scan(&o.t.Entry, &o.e.Action, &o.e.Actor, orZero(&o.e.Target), orZero(&o.e.IP),
+			scanTime(&o.t.First), scanTime(&o.t.Last), &o.t.Count)
+		return o, err
+	}
+	opens, err := queryAll(ctx, tx, scan, `
+		SELECT entry_id, action, actor, target, ip, first_at, last_at, count FROM audit_open_counts
+		WHERE `+cond+` ORDER BY entry_id`, args...)
+	if err != nil {
+		return err
+	}
+	for _, o := range opens {
+		if o.t.Count > 1 {
+			e := o.e
+			e.Action += ".total"
+			e.At = at
+			b, err := json.Marshal(o.t)
+			if err != nil {
+				return err
+			}
+			d, err := canonicalJSON(b)
+			if err != nil {
+				return err
+			}
+			if _, err := appendAudit(ctx, tx, e, sql.NullString{String: d, Valid: true}); err != nil {
+				return err
+			}
+		}
+		if _, err := tx.ExecContext(ctx, `DELETE FROM audit_open_counts WHERE entry_id = ?`, o.t.Entry); err != nil {
+			return err
+		}
 	}
 	return nil
 }

@@ -25,26 +25,50 @@ func TestAuditCountedFoldsRepeatsIntoOneEntryPerWindow(t *testing.T) {
 	}
 	fail("admin", "198.51.100.1") // another address: its own entry
 	fail("bob", "192.0.2.7")      // another account: its own entry
-	clock.Advance(window)
-	fail("admin", "192.0.2.7") // a new window: a new entry
 
 	es, err := s.AuditEntries(ctx, 0, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(es) != 4 {
-		t.Fatalf("AuditEntries() = %d entries, want 4 (one per account, address and window)", len(es))
+	if len(es) != 3 {
+		t.Fatalf("AuditEntries() = %d entries, want 3 (one per account and address)", len(es))
 	}
-	var c AuditCount
-	if err := json.Unmarshal(es[3].Detail, &c); err != nil {
-		t.Fatalf("detail %s: %v", es[3].Detail, err)
+	if r := es[2].Repeats; r == nil || r.Count != 50 || !r.First.Equal(first) || !r.Last.Equal(first.Add(49*time.Second)) {
+		t.Errorf("first window's repeats so far = %+v, want count 50 from %v to %v", r, first, first.Add(49*time.Second))
 	}
-	if c.Count != 50 || !c.First.Equal(first) || !c.Last.Equal(first.Add(49*time.Second)) {
-		t.Errorf("first window's detail = %+v, want count 50 from %v to %v", c, first, first.Add(49*time.Second))
+
+	clock.Advance(window)
+	fail("admin", "192.0.2.7") // the first window has passed: it is closed, a new one opens
+	if n, err := s.CloseAuditCounts(ctx, clock.Now()); err != nil || n != 2 {
+		t.Errorf("CloseAuditCounts() = %d, %v, want the 2 other windows closed", n, err)
 	}
-	for _, e := range es[:3] {
-		if err := json.Unmarshal(e.Detail, &c); err != nil || c.Count != 1 {
-			t.Errorf("entry %s %s %s: detail %s, want count 1", e.Action, e.Target, e.IP, e.Detail)
+	es, err = s.AuditEntries(ctx, 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var actions []string
+	for _, e := range es {
+		actions = append(actions, e.Action+" "+e.Target+" "+e.IP)
+	}
+	want := []string{"user.login_failed admin 192.0.2.7", "user.login_failed.total admin 192.0.2.7",
+		"user.login_failed bob 192.0.2.7", "user.login_failed admin 198.51.100.1", "user.login_failed admin 192.0.2.7"}
+	if len(es) != len(want) {
+		t.Fatalf("entries after the windows closed = %q, want %q (totals only for windows that counted repeats)", actions, want)
+	}
+	for i := range want {
+		if actions[i] != want[i] {
+			t.Fatalf("entries after the windows closed = %q, want %q", actions, want)
 		}
+	}
+	var total AuditCountTotal
+	if err := json.Unmarshal(es[1].Detail, &total); err != nil || total.Entry != es[4].ID || total.Count != 50 ||
+		!total.First.Equal(first) || !total.Last.Equal(first.Add(49*time.Second)) {
+		t.Errorf("total's detail = %s (%v), want entry %d counted 50 times", es[1].Detail, err, es[4].ID)
+	}
+	if es[0].Repeats == nil || es[0].Repeats.Count != 1 || es[4].Repeats != nil {
+		t.Errorf("repeats = %+v (new window), %+v (closed), want 1 and none", es[0].Repeats, es[4].Repeats)
+	}
+	if c, err := s.CheckAuditChain(ctx); err != nil || c.Problem != nil || c.Entries != 5 {
+		t.Errorf("CheckAuditChain() = %+v, %v; want 5 entries and no problem", c, err)
 	}
 }

@@ -75,6 +75,10 @@ func Open(ctx context.Context, path string, opts ...Option) (*Store, error) {
 		s.Close()
 		return nil, fmt.Errorf("open catalog %s: %w", path, err)
 	}
+	if err := s.sealAudit(ctx); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("open catalog %s: %w", path, err)
+	}
 	return s, nil
 }
 

@@ -239,7 +239,7 @@ func Layout(vm LayoutVM, content templ.Component) templ.Component {
 			return templ_7745c5c3_Err
 		}
 		for _, it := range navItems {
-			if it.nav != NavUsers || can(ctx, CanManageUsers) {
+			if (it.nav != NavUsers || can(ctx, CanManageUsers)) && (it.nav != NavAudit || can(ctx, CanReadAudit)) {
 				templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 17, "<li>")
 				if templ_7745c5c3_Err != nil {
 					return templ_7745c5c3_Err

@@ -396,22 +396,41 @@ type JobVM struct {
 
 // AuditRow is one entry of the audit log.
 type AuditRow struct {
+	ID     int64
 	At     time.Time
 	Actor  string
 	Action string
 	Target string
-	// Detail is a compact machine-readable detail, shown in monospace.
-	Detail string
-	IP     string
+	// Detail is the compact machine-readable detail, shown in monospace; DetailPretty the
+	// same, indented, for the expanded entry.
+	Detail, DetailPretty string
+	IP                   string
+	PrevHash, Hash       string
+	// Repeats says how many repeats an open counting window has counted so far, or "".
+	Repeats string
+}
+
+// AuditFilterVM is the audit page's filter as typed.
+type AuditFilterVM struct {
+	Actor, Action, Source, From, To string
 }
 
 // AuditVM is the audit log page.
 type AuditVM struct {
-	Now  time.Time
-	Rows []AuditRow
-	// Page is optional; its zero value shows no page links.
-	Page Pager
+	Filter AuditFilterVM
+	// Filtered is true when a filter is set.
+	Filtered bool
+	// Errors are the filter's errors by field ("from", "to").
+	Errors map[string]string
+	Rows   []AuditRow
+	// NewerURL and OlderURL are the adjacent pages; "" when there is none.
+	NewerURL, OlderURL string
+	// ExportCSV and ExportJSON download the filtered log.
+	ExportCSV, ExportJSON string
 }
+
+// FieldError is the error of a filter field, or "".
+func (vm AuditVM) FieldError(field string) string { return vm.Errors[field] }
 
 // ErrorVM is an error page or fragment.
 type ErrorVM struct {

@@ -17,6 +17,8 @@ const (
 	CanManageInstance = "restore.manage"
 	CanCancelJob      = "job.cancel"
 	CanManageUsers    = "user.manage"
+	CanReadAudit      = "audit.read"
+	CanExportAudit    = "audit.export"
 )
 
 type allowedKey struct{}

@@ -1,6 +1,7 @@
 package web
 
 import (
+	"strings"
 	"time"
 
 	"github.com/a-h/templ"
@@ -230,13 +231,16 @@ func samplePages(now time.Time) []page {
 		{"job-running", layout("Job 41", NavJobs, JobPage(runningJob))},
 		{"job-failed", layout("Job 40", NavJobs, JobPage(failedJob))},
 		{"job-queued", layout("Job 42", NavJobs, JobPage(queuedJob))},
-		{"audit", layout("Audit log", NavAudit, AuditPage(AuditVM{Now: now, Rows: []AuditRow{
-			{At: now.Add(-15 * time.Second), Actor: "ana.operator", Action: "backup.start", Target: "orders-db", Detail: `{"job":41,"source":1}`, IP: "192.0.2.10"},
-			{At: now.Add(-3 * time.Hour), Actor: "ana.operator", Action: "source.create", Target: "inventory", Detail: `{"dsn":"postgres://backstop:xxxxx@inventory.example:5432/postgres"}`, IP: "192.0.2.10"},
-			{At: now.Add(-5 * time.Hour), Actor: "ana.operator", Action: "user.login", IP: "2001:db8::17"},
-			{At: now.Add(-26 * time.Hour), Actor: "system", Action: "job.interrupted", Target: "job 37", Detail: `{"reason":"server restarted"}`},
-		}, Page: Pager{Page: 1, PerPage: 4, Total: 212}}))},
-		{"audit-empty", layout("Audit log", NavAudit, AuditPage(AuditVM{Now: now}))},
+		{"audit", layout("Audit log", NavAudit, AuditPage(AuditVM{Rows: []AuditRow{
+			{ID: 212, At: now.Add(-15 * time.Second), Actor: "ana.operator", Action: "backup.start", Target: "orders-db", Detail: `{"job":41,"source":1}`,
+				DetailPretty: "{\n  \"job\": 41,\n  \"source\": 1\n}", IP: "192.0.2.10", Hash: strings.Repeat("ab", 32), PrevHash: strings.Repeat("cd", 32)},
+			{ID: 211, At: now.Add(-3 * time.Hour), Actor: "ana.operator", Action: "source.create", Target: "inventory", Detail: `{"dsn":"postgres://backstop:xxxxx@inventory.example:5432/postgres"}`, IP: "192.0.2.10"},
+			{ID: 210, At: now.Add(-5 * time.Hour), Actor: "anonymous", Action: "user.login_failed", Target: "admin", IP: "2001:db8::17", Repeats: "7 so far"},
+			{ID: 209, At: now.Add(-26 * time.Hour), Actor: "schedule", Action: "backup.end", Target: "orders-db", Detail: `{"job_id":37,"state":"succeeded"}`},
+		}, OlderURL: "/audit?before=209", NewerURL: "/audit?after=212", ExportCSV: "/audit/export?format=csv", ExportJSON: "/audit/export?format=json"}))},
+		{"audit-empty", layout("Audit log", NavAudit, AuditPage(AuditVM{}))},
+		{"audit-filtered", layout("Audit log", NavAudit, AuditPage(AuditVM{Filtered: true, Filter: AuditFilterVM{Action: "restore.", From: "2026-12-08"},
+			Errors: map[string]string{"to": "must be after from"}}))},
 		{"error", ErrorPage(ErrorVM{Status: 404, Title: "Backup not found",
 			Message: "There is no backup 99. It may have been removed by retention.", RequestID: "req-7f3a9c21b04e"})},
 	}

@@ -57,6 +57,10 @@ Commands:
                            write a backup out as a startable data directory
   user add NAME            create a user (--role; password from --password-stdin, or generated)
   user list | set-role NAME ROLE | passwd NAME | disable NAME | enable NAME | remove NAME
+  audit verify             check the audit log's hash chain and the head kept in the repository
+  audit export [--format csv|json] [--from DATE] [--to DATE] [--actor X] [--action PREFIX]
+               [--source NAME] [--out FILE]
+                           write the audit log (filtered, oldest first) as CSV or JSON
   catalog rebuild          make a lost catalog.db again from the repository (sources, backups,
                            WAL); users, jobs, restores and the audit log are not recovered
   wal-fetch --socket SOCKET NAME DEST
@@ -144,6 +148,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return c.user(ctx, rest)
 	case "catalog":
 		return c.catalog(ctx, rest)
+	case "audit":
+		return c.auditCmd(ctx, rest)
 	case "wal-fetch": // PostgreSQL's restore_command reads the exit status itself
 		os.Exit(c.walFetch(ctx, rest))
 	case "wal-push":

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"github.com/backstop/backstop/handlers"
@@ -133,6 +134,10 @@ func baseURL(o serveOptions, tls bool) string {
 // alert within this (plus the rule's own grace).
 const evaluateEvery = 15 * time.Second
 
+// auditHeadEvery is how often serve writes the audit log's head to the repository, and
+// closes the failed sign-in counts whose window has passed.
+const auditHeadEvery = 5 * time.Minute
+
 func (c *cli) serveHomeWith(ctx context.Context, h *home, opts serveOptions, ready func(url string, r *jobs.Runner)) error {
 	// A certificate that cannot be loaded is refused before anything starts.
 	var tlsConfig *tls.Config
@@ -158,22 +163,19 @@ func (c *cli) serveHomeWith(ctx context.Context, h *home, opts serveOptions, rea
 	// needs any more; every few seconds, scheduled backups owed now are queued (the first
 	// check at once, so that a run missed while the server was down runs on start-up).
 	maintCtx, stopMaintenance := context.WithCancel(ctx)
-	maintained := make(chan struct{}, 5)
+	var maintained sync.WaitGroup
 	// The restorable windows are computed in the background, when what they are computed
 	// from changes: pages show the last one and never wait for one.
 	h.windowCache().Keep()
-	go func() {
-		defer func() { maintained <- struct{}{} }()
+	maintained.Go(func() {
 		h.windowCache().Run(maintCtx, c.log)
-	}()
-	go func() {
-		defer func() { maintained <- struct{}{} }()
+	})
+	maintained.Go(func() {
 		jobs.RunMaintenance(maintCtx, runner, time.Hour, c.log)
-	}()
-	go func() {
-		defer func() { maintained <- struct{}{} }()
+	})
+	maintained.Go(func() {
 		jobs.NewScheduler(h.store, runner.Enqueue, c.log).Run(maintCtx, scheduleEvery)
-	}()
+	})
 	// Every few seconds, the alert rules are evaluated from the facts.
 	svc := h.service(usecase.Enqueuer(runner), c.log)
 	evaluator := jobs.NewEvaluator(h.store, h.windowCache(), c.log)
@@ -186,19 +188,19 @@ func (c *cli) serveHomeWith(ctx context.Context, h *home, opts serveOptions, rea
 	notifier.BaseURL = baseURL(opts, tlsConfig != nil)
 	evaluator.Notify = notifier.Changes
 	svc.SetNotifier(notifier)
-	go func() {
-		defer func() { maintained <- struct{}{} }()
+	maintained.Go(func() {
 		notifier.Run(maintCtx, 30*time.Second)
-	}()
-	go func() {
-		defer func() { maintained <- struct{}{} }()
+	})
+	maintained.Go(func() {
 		evaluator.Run(maintCtx, evaluateEvery)
-	}()
+	})
+	// Every few minutes, the audit log's head goes to the repository (see jobs.WriteAuditHead).
+	maintained.Go(func() {
+		jobs.RunAuditHead(maintCtx, h.store, h.repo, auditHeadEvery, c.log)
+	})
 	defer func() {
 		stopMaintenance()
-		for range 5 {
-			<-maintained
-		}
+		maintained.Wait()
 	}()
 
 	// WAL streaming of every source, into the spool below the home and on to the repository.

@@ -44,6 +44,8 @@ const (
 	ManageChannels Action = "channel.manage" // add or remove notification channels
 	TestChannel    Action = "channel.test"   // send a test notification
 	ManageUsers    Action = "user.manage"    // add, change or remove users
+	ReadAudit      Action = "audit.read"     // read the audit log and check its chain
+	ExportAudit    Action = "audit.export"   // download the audit log (itself audited)
 )
 
 // permissions is the whole authorization policy: the roles allowed each action.
@@ -66,6 +68,9 @@ var permissions = map[Action][]store.Role{
 	ManageChannels: {store.RoleAdmin},
 	TestChannel:    {store.RoleAdmin, store.RoleOperator, store.RoleOnCall},
 	ManageUsers:    {store.RoleAdmin},
+	// The audit log names who did what from where: for the auditor and the admin only.
+	ReadAudit:   {store.RoleAdmin, store.RoleAuditor},
+	ExportAudit: {store.RoleAdmin, store.RoleAuditor},
 }
 
 // Actions lists every action, for pages and tests that show or check them all.
