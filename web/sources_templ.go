@@ -2392,7 +2392,7 @@ func restoreLink(sourceID int64, sourceName string) templ.Component {
 		}
 		ctx = templ.InitializeContext(ctx)
 		ctx = templ.ClearChildren(ctx)
-		if can(ctx, CanStartRestore) {
+		if canRestore(ctx, CanStartRestore, sourceID) {
 			templ_7745c5c3_Err = restoreLinkButton(sourceID, sourceName).Render(ctx, templ_7745c5c3_Buffer)
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err

@@ -16,6 +16,7 @@ const userUsage = `usage: backstop user add NAME [--role admin|operator|oncall|a
        backstop user list
        backstop user set-role NAME ROLE
        backstop user passwd NAME [--password-stdin]
+       backstop user set-sources NAME --restore all|SOURCE[,SOURCE...]|none
        backstop user disable NAME | enable NAME | remove NAME`
 
 func (c *cli) user(ctx context.Context, args []string) error {
@@ -25,11 +26,12 @@ func (c *cli) user(ctx context.Context, args []string) error {
 	fs := c.flags("user "+args[0], userUsage[len("usage: backstop "):])
 	role := fs.String("role", "admin", "admin, operator, oncall or auditor")
 	fromStdin := fs.Bool("password-stdin", false, "read the password from the first line of standard input")
+	restore := fs.String("restore", "", "set-sources: the sources NAME may restore: all, none, or names separated by commas")
 	pos, err := parse(fs, args[1:])
 	if err != nil {
 		return err
 	}
-	want := map[string]int{"add": 1, "list": 0, "set-role": 2, "passwd": 1, "disable": 1, "enable": 1, "remove": 1}
+	want := map[string]int{"add": 1, "list": 0, "set-role": 2, "passwd": 1, "set-sources": 1, "disable": 1, "enable": 1, "remove": 1}
 	n, ok := want[args[0]]
 	if !ok {
 		return fmt.Errorf("unknown user command %q\n%s", args[0], userUsage)
@@ -104,7 +106,7 @@ func (c *cli) user(ctx context.Context, args []string) error {
 		if err != nil {
 			return err
 		}
-		if err := svc.SetPassword(ctx, actor, pos[0], pw); err != nil {
+		if err := svc.ResetPassword(ctx, actor, pos[0], pw); err != nil {
 			return err
 		}
 		lines := []string{fmt.Sprintf("Password of %s changed; their sessions were ended.", pos[0])}
@@ -114,6 +116,23 @@ func (c *cli) user(ctx context.Context, args []string) error {
 			out["password"] = pw
 		}
 		return c.printResult(out, lines...)
+	case "set-sources":
+		all, sources, err := parseRestoreSources(*restore)
+		if err != nil {
+			return err
+		}
+		if _, err := svc.SetRestoreSources(ctx, actor, pos[0], all, sources); err != nil {
+			return err
+		}
+		words := "every source"
+		if !all {
+			words = strings.Join(sources, ", ")
+			if len(sources) == 0 {
+				words = "no source"
+			}
+		}
+		return c.printResult(map[string]any{"name": pos[0], "all": all, "sources": sources},
+			fmt.Sprintf("%s may now restore %s.", pos[0], words))
 	case "disable", "enable":
 		u, err := svc.SetDisabled(ctx, actor, pos[0], args[0] == "disable")
 		if err != nil {
@@ -126,4 +145,22 @@ func (c *cli) user(ctx context.Context, args []string) error {
 		}
 		return c.printResult(map[string]any{"name": pos[0], "removed": true}, fmt.Sprintf("%s was removed.", pos[0]))
 	}
+}
+
+// parseRestoreSources reads --restore: "all", "none", or source names separated by commas.
+func parseRestoreSources(v string) (all bool, sources []string, err error) {
+	switch v = strings.TrimSpace(v); v {
+	case "":
+		return false, nil, errors.New("set-sources needs --restore all, --restore none or --restore SOURCE[,SOURCE...]")
+	case "all":
+		return true, nil, nil
+	case "none":
+		return false, []string{}, nil
+	}
+	for _, s := range strings.Split(v, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			sources = append(sources, s)
+		}
+	}
+	return false, sources, nil
 }
