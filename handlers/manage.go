@@ -108,22 +108,16 @@ func (h *Handler) usersVM(r *http.Request) (web.UsersVM, error) {
 	if err != nil {
 		return web.UsersVM{}, err
 	}
-	names := map[int64]string{}
 	for _, src := range srcs {
-		names[src.ID] = src.Name
 		vm.SourceNames = append(vm.SourceNames, src.Name)
 	}
 	for _, u := range us {
-		sc, err := h.store.RestoreScope(r.Context(), u.ID)
+		all, sources, err := h.svc.RestoreSources(r.Context(), a, u.Name)
 		if err != nil {
 			return web.UsersVM{}, err
 		}
-		row := web.UserRow{Name: u.Name, Role: string(u.Role), CreatedAt: u.CreatedAt,
-			LastLoginAt: u.LastLoginAt, Disabled: u.DisabledAt != nil, RestoreAll: !sc.Limited}
-		for _, id := range sc.SourceIDs {
-			row.RestoreSources = append(row.RestoreSources, names[id])
-		}
-		vm.Rows = append(vm.Rows, row)
+		vm.Rows = append(vm.Rows, web.UserRow{Name: u.Name, Role: string(u.Role), CreatedAt: u.CreatedAt,
+			LastLoginAt: u.LastLoginAt, Disabled: u.DisabledAt != nil, RestoreAll: all, RestoreSources: sources})
 	}
 	ss, err := h.svc.Sessions(r.Context(), a, "")
 	if err != nil {

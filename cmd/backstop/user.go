@@ -77,22 +77,24 @@ func (c *cli) user(ctx context.Context, args []string) error {
 		if err != nil {
 			return err
 		}
-		if c.json {
-			out := make([]map[string]any, 0, len(us))
-			for _, u := range us {
-				out = append(out, map[string]any{"id": u.ID, "name": u.Name, "role": u.Role, "disabled": u.DisabledAt != nil,
-					"last_login_at": u.LastLoginAt})
-			}
-			return c.printResult(out)
-		}
+		out := make([]map[string]any, 0, len(us))
 		tw := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "NAME\tROLE\tSTATE")
+		fmt.Fprintln(tw, "NAME\tROLE\tSTATE\tRESTORES")
 		for _, u := range us {
+			all, sources, err := svc.RestoreSources(ctx, actor, u.Name)
+			if err != nil {
+				return err
+			}
+			out = append(out, map[string]any{"id": u.ID, "name": u.Name, "role": u.Role, "disabled": u.DisabledAt != nil,
+				"last_login_at": u.LastLoginAt, "restore_all": all, "restore_sources": sources})
 			state := "active"
 			if u.DisabledAt != nil {
 				state = "disabled"
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\n", u.Name, u.Role, state)
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", u.Name, u.Role, state, restoreWords(all, sources))
+		}
+		if c.json {
+			return c.printResult(out)
 		}
 		return tw.Flush()
 	case "set-role":
@@ -124,15 +126,8 @@ func (c *cli) user(ctx context.Context, args []string) error {
 		if _, err := svc.SetRestoreSources(ctx, actor, pos[0], all, sources); err != nil {
 			return err
 		}
-		words := "every source"
-		if !all {
-			words = strings.Join(sources, ", ")
-			if len(sources) == 0 {
-				words = "no source"
-			}
-		}
 		return c.printResult(map[string]any{"name": pos[0], "all": all, "sources": sources},
-			fmt.Sprintf("%s may now restore %s.", pos[0], words))
+			fmt.Sprintf("%s may now restore %s.", pos[0], restoreWords(all, sources)))
 	case "disable", "enable":
 		u, err := svc.SetDisabled(ctx, actor, pos[0], args[0] == "disable")
 		if err != nil {
@@ -163,4 +158,15 @@ func parseRestoreSources(v string) (all bool, sources []string, err error) {
 		}
 	}
 	return false, sources, nil
+}
+
+// restoreWords says which sources a user may restore.
+func restoreWords(all bool, sources []string) string {
+	switch {
+	case all:
+		return "every source"
+	case len(sources) == 0:
+		return "no source"
+	}
+	return strings.Join(sources, ", ")
 }

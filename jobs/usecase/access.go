@@ -96,6 +96,33 @@ func (s *Service) SetRestoreSources(ctx context.Context, a Actor, name string, a
 	return s.store.RestoreScope(ctx, u.ID)
 }
 
+// RestoreSources tells an admin which sources user name may restore: all, or the named ones
+// (none: no source). An admin user restores every source.
+func (s *Service) RestoreSources(ctx context.Context, a Actor, name string) (all bool, sources []string, err error) {
+	if err := Authorize(a, ManageUsers); err != nil {
+		return false, nil, err
+	}
+	u, err := s.userByName(ctx, name)
+	if err != nil {
+		return false, nil, err
+	}
+	if u.Role == store.RoleAdmin {
+		return true, nil, nil
+	}
+	sc, err := s.store.RestoreScope(ctx, u.ID)
+	if err != nil {
+		return false, nil, err
+	}
+	for _, id := range sc.SourceIDs {
+		src, err := s.store.Source(ctx, id)
+		if err != nil {
+			return false, nil, err
+		}
+		sources = append(sources, src.Name)
+	}
+	return !sc.Limited, sources, nil
+}
+
 // Sessions lists the unexpired sessions of user name, or of everyone when name is "".
 // Anyone may list their own; listing another's, or everyone's, is for admins.
 func (s *Service) Sessions(ctx context.Context, a Actor, name string) ([]store.SessionInfo, error) {
