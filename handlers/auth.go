@@ -105,7 +105,7 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	throttle.succeed(name)
-	token, _, err := h.store.CreateSession(r.Context(), u.ID, h.sessionTTL, r.UserAgent(), clientIP(r))
+	token, _, err := h.store.CreateSession(r.Context(), u.ID, h.sessionTTL, h.sessionMaxAge, r.UserAgent(), clientIP(r))
 	if err != nil {
 		return err
 	}

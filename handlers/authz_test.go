@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/go-chi/chi/v5"
+	"github.com/gorilla/websocket"
 
 	"github.com/backstop/backstop/jobs/usecase"
 	"github.com/backstop/backstop/store"
@@ -57,6 +58,11 @@ var routePolicy = map[string]usecase.Action{
 	"POST /users/":                               usecase.ManageUsers,
 	"POST /users/{userName}/role":                usecase.ManageUsers,
 	"POST /users/{userName}/password":            usecase.ManageUsers,
+	"POST /users/{userName}/sources":             usecase.ManageUsers,
+	"GET /account":                               usecase.View,
+	"POST /account/password":                     usecase.View,
+	"POST /account/sessions/revoke-others":       usecase.View,
+	"POST /sessions/{sessionID}/revoke":          usecase.ManageUsers, // the victim's session: another user's
 	"POST /users/{userName}/disable":             usecase.ManageUsers,
 	"POST /users/{userName}/enable":              usecase.ManageUsers,
 	"POST /users/{userName}/remove":              usecase.ManageUsers,
@@ -74,9 +80,38 @@ var routePolicy = map[string]usecase.Action{
 	"POST /settings/notifications/{name}/remove": usecase.ManageChannels,
 }
 
-// TestRouteRoleMatrix walks every route of the router and, for every role, checks that the
-// server allows exactly what the policy allows: a refused request answers 403 and changes
-// nothing (no job, no audit entry, no restore state), an allowed one is not refused.
+// explicitCells are cells of the matrix written out from the issue's words rather than
+// read from the permissions table, so that the matrix fails when the table itself is wrong.
+var explicitCells = []struct {
+	route   string
+	role    store.Role
+	allowed bool
+}{
+	{"POST /sources/{sourceID}/restore", store.RoleAuditor, false},
+	{"POST /sources/{sourceID}/restore", store.RoleOnCall, false},
+	{"POST /sources/{sourceID}/restore", store.RoleOperator, true},
+	{"POST /restores/{restoreID}/delete", store.RoleOnCall, false},
+	{"POST /sources/{sourceID}/verify", store.RoleOnCall, true},
+	{"POST /sources/{sourceID}/drill", store.RoleOnCall, true},
+	{"POST /alerts/{alertID}/ack", store.RoleOnCall, true},
+	{"POST /alerts/{alertID}/ack", store.RoleAuditor, false},
+	{"POST /sources/{sourceID}/policy", store.RoleOperator, true},
+	{"POST /sources/{sourceID}/policy", store.RoleOnCall, false},
+	{"POST /backups/{backupID}/pin", store.RoleAuditor, false},
+	{"GET /users/", store.RoleOperator, false},
+	{"POST /users/{userName}/sources", store.RoleAdmin, true},
+	{"POST /sessions/{sessionID}/revoke", store.RoleOperator, false},
+	{"GET /audit", store.RoleAuditor, true},
+	{"GET /ws", store.RoleAuditor, true},
+	{"GET /account", store.RoleAuditor, true},
+}
+
+// TestRouteRoleMatrix walks every route of the router and, for every role and for a
+// browser not signed in, checks that the server allows exactly what the permissions table
+// allows: a refused request answers 403 (401 or the sign-in page when not signed in) and
+// changes nothing (no job, no audit entry, no user, source or session change); an allowed one
+// really runs: it answers a page, a redirect or a refusal of its input (400, 409, 422), never
+// 401, 403, 404 or a server error. The websocket is dialled for real.
 func TestRouteRoleMatrix(t *testing.T) {
 	a := setup(t)
 	ids := matrixFixtures(t, a)
@@ -104,10 +139,18 @@ func TestRouteRoleMatrix(t *testing.T) {
 			t.Errorf("routePolicy names %q, which the router does not have", r)
 		}
 	}
-	// Destructive routes last, so that the requests before them find what they act on.
+	for _, c := range explicitCells {
+		if got := usecase.Can(c.role, routePolicy[c.route]); got != c.allowed {
+			t.Errorf("permissions table: %s as %s allowed = %t, want %t", c.route, c.role, got, c.allowed)
+		}
+	}
+	// The victim's session first, before a password reset ends it; destructive routes last,
+	// so that the requests before them find what they act on.
 	slices.SortStableFunc(routes, func(x, y string) int {
 		rank := func(r string) int {
 			switch {
+			case strings.HasSuffix(r, "/revoke"):
+				return -1
 			case strings.HasSuffix(r, "/remove"), strings.HasSuffix(r, "/delete"), strings.HasSuffix(r, "/disable"):
 				return 2
 			case strings.HasSuffix(r, "/logout"):
@@ -118,12 +161,12 @@ func TestRouteRoleMatrix(t *testing.T) {
 		return rank(x) - rank(y)
 	})
 
-	roles := []store.Role{store.RoleAuditor, store.RoleOnCall, store.RoleOperator, store.RoleAdmin}
 	clients := map[store.Role]*http.Client{}
-	for _, role := range roles {
+	for _, role := range store.Roles {
 		clients[role] = a.client(t)
 		a.loginAs(t, clients[role], string(role))
 	}
+	anonymous := a.client(t)
 	for _, route := range routes {
 		method, pattern, _ := strings.Cut(route, " ")
 		action := routePolicy[route]
@@ -131,26 +174,33 @@ func TestRouteRoleMatrix(t *testing.T) {
 			continue
 		}
 		path := strings.NewReplacer("{sourceID}", ids["source"], "{backupID}", ids["backup"], "{restoreID}", ids["restore"],
-			"{jobID}", ids["job"], "{userName}", "victim", "{alertID}", ids["alert"], "{name}", ids["channel"]).Replace(pattern)
-		for _, role := range roles {
-			t.Run(strings.ReplaceAll(route, "/", "_")+"/"+string(role), func(t *testing.T) {
+			"{jobID}", ids["job"], "{userName}", "victim", "{alertID}", ids["alert"], "{name}", ids["channel"],
+			"{sessionID}", ids["session"]).Replace(pattern)
+		name := strings.ReplaceAll(route, "/", "_")
+		t.Run(name+"/anonymous", func(t *testing.T) {
+			before := sideEffects(t, a)
+			status, loc := a.matrixRequest(t, anonymous, method, path)
+			if status != http.StatusUnauthorized && (status != http.StatusSeeOther || !strings.HasPrefix(loc, "/login")) {
+				t.Errorf("%s %s not signed in = %d (%s), want 401 or the sign-in page", method, path, status, loc)
+			}
+			if after := sideEffects(t, a); after != before {
+				t.Errorf("%s %s not signed in changed the catalog: %s → %s", method, path, before, after)
+			}
+		})
+		for _, role := range store.Roles {
+			t.Run(name+"/"+string(role), func(t *testing.T) {
 				c := clients[role]
 				if method == http.MethodPost && pattern == "/logout" {
 					c = a.client(t)
 					a.loginAs(t, c, string(role))
 				}
 				before := sideEffects(t, a)
-				var status int
-				if method == http.MethodGet {
-					resp, _ := a.get(t, c, path+"?page=overview")
-					status = resp.StatusCode
-				} else {
-					status = a.postForm(t, c, path, url.Values{"confirm": {"matrix"}, "role": {"auditor"}}).StatusCode
-				}
+				status, _ := a.matrixRequest(t, c, method, path)
 				allowed := usecase.Can(role, action)
 				switch {
-				case allowed && (status == http.StatusForbidden || status == http.StatusUnauthorized):
-					t.Errorf("%s %s as %s = %d, want it allowed (%s)", method, path, role, status, action)
+				case allowed && !slices.Contains([]int{http.StatusOK, http.StatusSwitchingProtocols, http.StatusSeeOther,
+					http.StatusBadRequest, http.StatusConflict, http.StatusUnprocessableEntity}, status):
+					t.Errorf("%s %s as %s = %d, want it allowed (%s) and carried out", method, path, role, status, action)
 				case !allowed && status != http.StatusForbidden:
 					t.Errorf("%s %s as %s = %d, want 403 (%s is not for %s)", method, path, role, status, action, role)
 				case !allowed:
@@ -161,6 +211,34 @@ func TestRouteRoleMatrix(t *testing.T) {
 			})
 		}
 	}
+}
+
+// matrixRequest makes one request of the matrix and returns its status and redirect: a GET,
+// a same-origin form POST, or for /ws a websocket handshake with the client's cookies.
+func (a *app) matrixRequest(t *testing.T, c *http.Client, method, path string) (int, string) {
+	t.Helper()
+	if path == "/ws" {
+		u, _ := url.Parse(a.srv.URL)
+		hdr := http.Header{"Origin": {a.srv.URL}}
+		for _, ck := range c.Jar.Cookies(u) {
+			hdr.Add("Cookie", ck.String())
+		}
+		ws, resp, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(a.srv.URL, "http")+"/ws?page=overview", hdr)
+		if err == nil {
+			ws.Close()
+		}
+		if resp == nil {
+			t.Fatalf("dial /ws: %v", err)
+		}
+		return resp.StatusCode, ""
+	}
+	var resp *http.Response
+	if method == http.MethodGet {
+		resp, _ = a.get(t, c, path+"?page=overview")
+	} else {
+		resp = a.postForm(t, c, path, url.Values{"confirm": {"matrix"}, "role": {"auditor"}})
+	}
+	return resp.StatusCode, resp.Header.Get("Location")
 }
 
 // matrixFixtures makes one of everything a route can name, and a user per role.
@@ -214,8 +292,18 @@ func matrixFixtures(t *testing.T, a *app) map[string]string {
 		Enabled: true, Config: []byte(`{"url":"http://127.0.0.1:1/hook","secret":"0123456789abcdef0123"}`)}); err != nil {
 		t.Fatal(err)
 	}
+	// The victim signs in: their session is the one others try to sign out.
+	a.loginAs(t, a.client(t), "victim")
+	victim, err := a.store.UserByName(ctx, "victim")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ss, err := a.store.Sessions(ctx, victim.ID)
+	if err != nil || len(ss) != 1 {
+		t.Fatalf("victim's sessions = %d (%v), want 1", len(ss), err)
+	}
 	return map[string]string{"source": itoa(src.ID), "backup": itoa(b.ID), "job": itoa(j.ID), "restore": itoa(x.ID),
-		"alert": itoa(al[0].ID), "channel": "matrix"}
+		"alert": itoa(al[0].ID), "channel": "matrix", "session": ss[0].TokenHash}
 }
 
 // sideEffects summarizes what an action could have changed.
@@ -248,7 +336,12 @@ func sideEffects(t *testing.T, a *app) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return strings.Join([]string{itoa(int64(len(js))), strings.Join(actions, ","), strings.Join(roles, ","), itoa(int64(len(srcs)))}, " | ")
+	ss, err := a.store.Sessions(ctx, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.Join([]string{itoa(int64(len(js))), strings.Join(actions, ","), strings.Join(roles, ","), itoa(int64(len(srcs))),
+		itoa(int64(len(ss))) + " sessions"}, " | ")
 }
 
 // TestRestoredInstanceStateFromTheServer: an instance recorded as running whose server is

@@ -19,13 +19,15 @@ import (
 const postForms = `[...document.querySelectorAll('form')]
   .filter(f => (f.getAttribute('method') || '').toLowerCase() === 'post' && f.getAttribute('action') !== '/logout')
   .map(f => f.getAttribute('action'))
+  .concat([...document.querySelectorAll('[hx-post]')].map(e => e.getAttribute('hx-post')))
   .concat([...document.querySelectorAll('[data-testid="add-source"], [data-testid="restore-link"], [data-testid="source-settings"], a[href="/users"], a[href="/sources/new"]')]
   .map(e => e.getAttribute('data-testid') || e.getAttribute('href')))`
 
 // TestBrowserAuditorSeesNoControlItMayNotUse: an admin sees the controls on every page; an
 // auditor, on the same pages, sees none (no form that posts, no link to an action), only
-// a note where a restore would be confirmed. The server refuses them anyway (see
-// TestRouteRoleMatrix); this is what the auditor sees.
+// a note where a restore would be confirmed; on-call sees verify, drill, acknowledge and
+// resolve, and nothing that restores, deletes, backs up, pins, expires or changes a source
+// or policy. The server refuses them anyway (see TestRouteRoleMatrix); this is what they see.
 func TestBrowserAuditorSeesNoControlItMayNotUse(t *testing.T) {
 	t.Parallel()
 	a := setup(t)
@@ -50,8 +52,20 @@ func TestBrowserAuditorSeesNoControlItMayNotUse(t *testing.T) {
 	if _, err := a.store.CreateUser(ctx0, "audrey", testPassword, store.RoleAuditor); err != nil {
 		t.Fatal(err)
 	}
+	if _, err := a.store.CreateUser(ctx0, "oscar", testPassword, store.RoleOnCall); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.store.ObserveConditions(ctx0, []string{"roles"}, []store.Condition{{Rule: "roles", SourceID: src.ID,
+		DedupeKey: "roles", Severity: store.SeverityWarning, Title: "orders: an alert", Explanation: "For the roles test."}}); err != nil {
+		t.Fatal(err)
+	}
+	bs, err := a.store.Backups(ctx0, store.BackupFilter{SourceID: src.ID, Limit: 1})
+	if err != nil || len(bs) != 1 {
+		t.Fatalf("backups = %d, %v", len(bs), err)
+	}
 	pages := []string{"/", "/sources", fmt.Sprintf("/sources/%d", src.ID), fmt.Sprintf("/sources/%d/restore", src.ID),
-		"/backups", "/restores", "/jobs", "/audit"}
+		fmt.Sprintf("/sources/%d/policy", src.ID), "/sources/new", "/backups", fmt.Sprintf("/backups/%d", bs[0].ID),
+		"/restores", "/jobs", "/audit", "/alerts", "/settings/notifications"}
 
 	controls := func(t *testing.T, user string) map[string][]string {
 		t.Helper()
@@ -96,6 +110,28 @@ func TestBrowserAuditorSeesNoControlItMayNotUse(t *testing.T) {
 	for _, p := range pages {
 		if len(auditor[p]) > 0 {
 			t.Errorf("as auditor, %s shows controls the role may not use: %v", p, auditor[p])
+		}
+	}
+	oncall := controls(t, "oscar")
+	var seen []string
+	for _, p := range pages {
+		for _, c := range oncall[p] {
+			seen = append(seen, c)
+			for _, bad := range []string{"/restore", "/delete", "/remove", "/backups", "/pin", "/expire", "/policy", "/edit",
+				"restore-link", "add-source", "source-settings", "/sources/new", "/users", "/cancel"} {
+				if strings.HasSuffix(c, bad) || c == bad {
+					t.Errorf("as on-call, %s shows %q, which the role may not use", p, c)
+				}
+			}
+		}
+	}
+	for _, want := range []string{fmt.Sprintf("/sources/%d/verify", src.ID), fmt.Sprintf("/sources/%d/drill", src.ID), "/ack", "/resolve"} {
+		found := false
+		for _, c := range seen {
+			found = found || c == want || strings.HasSuffix(c, want)
+		}
+		if !found {
+			t.Errorf("on-call sees no %s control on any page; seen: %v", want, seen)
 		}
 	}
 

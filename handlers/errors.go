@@ -56,6 +56,9 @@ func (h *Handler) serveError(w http.ResponseWriter, r *http.Request, err error) 
 	case errors.As(err, &fe):
 		vm.Status, vm.Title = http.StatusForbidden, "Not allowed"
 		vm.Message = fmt.Sprintf("Your role (%s) may not do this. Ask an admin if you need it.", fe.Actor.Role)
+		if fe.Reason != "" {
+			vm.Message = usecase.Sentence(fe.Reason)
+		}
 	case errors.As(err, &ce):
 		vm.Status, vm.Title, vm.Message = http.StatusConflict, "Not now", usecase.Sentence(ce.Message)
 	case errors.As(err, &he):

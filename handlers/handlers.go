@@ -27,6 +27,8 @@ type Handler struct {
 	now   func() time.Time
 	// sessionTTL is how long a session lasts without use.
 	sessionTTL time.Duration
+	// sessionMaxAge is how long a session lasts at most, however busy.
+	sessionMaxAge time.Duration
 	// guard is the front door: sign-in throttling, live connections by session, TLS mode.
 	guard guard
 	// metrics serves /metrics (see SetMetrics); nil: not served here.
@@ -37,7 +39,8 @@ type Handler struct {
 
 // New returns the handlers for a catalog, the use cases and the jobs' progress hub.
 func New(st *store.Store, svc *usecase.Service, hub *jobs.Hub, log *slog.Logger) *Handler {
-	return &Handler{store: st, svc: svc, hub: hub, log: log, now: time.Now, sessionTTL: 12 * time.Hour}
+	return &Handler{store: st, svc: svc, hub: hub, log: log, now: time.Now, sessionTTL: 12 * time.Hour,
+		sessionMaxAge: 7 * 24 * time.Hour}
 }
 
 // page renders a signed-in page inside the layout.

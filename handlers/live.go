@@ -130,12 +130,13 @@ func (l *liveConns) closeSession(session string) {
 	l.closeLocked(session)
 }
 
-// closeUser ends every live connection of every session of a user.
-func (l *liveConns) closeUser(user string) {
+// closeUser ends every live connection of every session of a user but the session keep
+// ("" for none).
+func (l *liveConns) closeUser(user, keep string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	for session, owner := range l.owners {
-		if owner == user {
+		if owner == user && session != keep {
 			l.closeLocked(session)
 		}
 	}

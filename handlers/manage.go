@@ -104,10 +104,26 @@ func (h *Handler) usersVM(r *http.Request) (web.UsersVM, error) {
 		return web.UsersVM{}, err
 	}
 	vm := web.UsersVM{Now: h.now(), Self: a.Name, Form: web.UserFormVM{Role: string(store.RoleOperator), Errors: map[string]string{}}}
-	for _, u := range us {
-		vm.Rows = append(vm.Rows, web.UserRow{Name: u.Name, Role: string(u.Role), CreatedAt: u.CreatedAt,
-			LastLoginAt: u.LastLoginAt, Disabled: u.DisabledAt != nil})
+	srcs, err := h.store.Sources(r.Context())
+	if err != nil {
+		return web.UsersVM{}, err
 	}
+	for _, src := range srcs {
+		vm.SourceNames = append(vm.SourceNames, src.Name)
+	}
+	for _, u := range us {
+		all, sources, err := h.svc.RestoreSources(r.Context(), a, u.Name)
+		if err != nil {
+			return web.UsersVM{}, err
+		}
+		vm.Rows = append(vm.Rows, web.UserRow{Name: u.Name, Role: string(u.Role), CreatedAt: u.CreatedAt,
+			LastLoginAt: u.LastLoginAt, Disabled: u.DisabledAt != nil, RestoreAll: all, RestoreSources: sources})
+	}
+	ss, err := h.svc.Sessions(r.Context(), a, "")
+	if err != nil {
+		return web.UsersVM{}, err
+	}
+	vm.Sessions = sessionRows(r, ss)
 	return vm, nil
 }
 
@@ -148,8 +164,14 @@ func (h *Handler) changeUser(action string) appHandler {
 			msg = fmt.Sprintf("%s is now %s.", name, role)
 		case "password":
 			password := rand.Text()
-			err = h.svc.SetPassword(ctx, a, name, password)
+			err = h.svc.ResetPassword(ctx, a, name, password)
 			msg = fmt.Sprintf("New password of %s, shown once: %s", name, password)
+		case "sources":
+			if err = r.ParseForm(); err == nil {
+				all := r.PostForm.Get("all") == "on"
+				_, err = h.svc.SetRestoreSources(ctx, a, name, all, r.PostForm["source"])
+				msg = fmt.Sprintf("%s may now restore %s.", name, scopeWords(all, r.PostForm["source"]))
+			}
 		case "disable", "enable":
 			_, err = h.svc.SetDisabled(ctx, a, name, action == "disable")
 			msg = fmt.Sprintf("%s is %sd.", name, action)
@@ -159,9 +181,12 @@ func (h *Handler) changeUser(action string) appHandler {
 		}
 		var ce *usecase.ConflictError
 		var ve *store.ValidationError
+		var ie *usecase.InputError
 		switch {
 		case errors.As(err, &ce):
 			setFlash(w, web.FlashError, usecase.Sentence(ce.Message))
+		case errors.As(err, &ie):
+			setFlash(w, web.FlashError, ie.Error())
 		case errors.As(err, &ve):
 			setFlash(w, web.FlashError, usecase.Sentence(ve.Field+" "+ve.Message))
 		case err != nil:
@@ -169,11 +194,22 @@ func (h *Handler) changeUser(action string) appHandler {
 		default:
 			if action == "disable" || action == "remove" || action == "password" {
 				// Their sessions are gone from the catalog; their open tabs stop now.
-				h.sec().live.closeUser(name)
+				h.sec().live.closeUser(name, "")
 			}
 			setFlash(w, web.FlashSuccess, msg)
 		}
 		http.Redirect(w, r, "/users", http.StatusSeeOther)
 		return nil
 	}
+}
+
+// scopeWords says which sources a restore scope names, for a message.
+func scopeWords(all bool, sources []string) string {
+	switch {
+	case all:
+		return "every source"
+	case len(sources) == 0:
+		return "no source"
+	}
+	return strings.Join(sources, ", ")
 }

@@ -75,11 +75,15 @@ func (h *Handler) Routes() http.Handler {
 				r.Post("/delete", h.wrap(h.changeRestore("delete")))
 			})
 		})
+		r.Get("/account", h.wrap(h.showAccount))
+		r.Post("/account/password", h.wrap(h.changeOwnPassword))
+		r.Post("/account/sessions/revoke-others", h.wrap(h.revokeOtherSessions))
+		r.Post("/sessions/{sessionID}/revoke", h.wrap(h.revokeSession))
 		r.Route("/users", func(r chi.Router) {
 			r.Get("/", h.wrap(h.showUsers))
 			r.Post("/", h.wrap(h.addUser))
 			r.Route("/{userName}", func(r chi.Router) {
-				for _, action := range []string{"role", "password", "disable", "enable", "remove"} {
+				for _, action := range []string{"role", "password", "sources", "disable", "enable", "remove"} {
 					r.Post("/"+action, h.wrap(h.changeUser(action)))
 				}
 			})

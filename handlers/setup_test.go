@@ -68,14 +68,20 @@ func setup(t *testing.T) *app {
 	}
 	hub := jobs.NewHub()
 	go hub.Run(ctx)
+	windows := jobs.NewWindowCache(st, repo)
 	runner := jobs.NewRunner(st, hub, log, jobs.Options{Workers: 1},
-		jobs.NewBackupWorker(st, repo), jobs.NewRestoreWorker(st, repo), jobs.NewExpireWorker(st, repo))
+		jobs.NewBackupWorker(st, repo), jobs.NewRestoreWorker(st, repo), jobs.NewExpireWorker(st, repo),
+		jobs.NewVerifyWorker(st, repo, windows), jobs.NewInstanceWorker(st))
 	if err := runner.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
 	svc := usecase.New(st, repo, usecase.Enqueuer(runner), usecase.Paths{Home: dir, Repository: filepath.Join(dir, "repository"),
-		RestoreRoot: filepath.Join(dir, "restores")}, log)
-	routes := handlers.New(st, svc, hub, log).Routes()
+		RestoreRoot: filepath.Join(dir, "restores")}, log).UseWindows(windows)
+	metrics, err := jobs.MetricsRegistry(jobs.NewMetrics(st, windows, log))
+	if err != nil {
+		t.Fatal(err)
+	}
+	routes := handlers.New(st, svc, hub, log).SetMetrics(metrics).Routes()
 	srv := httptest.NewServer(routes)
 	t.Cleanup(func() {
 		srv.Close()

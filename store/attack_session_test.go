@@ -19,7 +19,7 @@ func TestAttackSessionOfDisabledUser(t *testing.T) {
 	if _, err := s.SetUserDisabled(ctx, mallory.ID, true); err != nil {
 		t.Fatal(err)
 	}
-	token, _, err := s.CreateSession(ctx, mallory.ID, time.Hour, "curl", "192.0.2.9")
+	token, _, err := s.CreateSession(ctx, mallory.ID, time.Hour, 24*time.Hour, "curl", "192.0.2.9")
 	if err != nil {
 		return // refusing to create it is as good
 	}

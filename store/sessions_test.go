@@ -15,7 +15,7 @@ func TestSessions(t *testing.T) {
 	now := clock.Now().UTC().Truncate(time.Microsecond)
 	alice := createUser(t, s, "alice", RoleAdmin)
 
-	token, ss, err := s.CreateSession(ctx, alice.ID, time.Hour, "Firefox", "192.0.2.7")
+	token, ss, err := s.CreateSession(ctx, alice.ID, time.Hour, 24*time.Hour, "Firefox", "192.0.2.7")
 	if err != nil {
 		t.Fatalf("CreateSession() = %v", err)
 	}
@@ -24,7 +24,7 @@ func TestSessions(t *testing.T) {
 	}
 	want := Session{
 		TokenHash: hashToken(token), UserID: alice.ID, CreatedAt: now, ExpiresAt: now.Add(time.Hour),
-		LastSeenAt: now, UserAgent: "Firefox", IP: "192.0.2.7",
+		AbsoluteExpiresAt: now.Add(24 * time.Hour), LastSeenAt: now, UserAgent: "Firefox", IP: "192.0.2.7",
 	}
 	if diff := cmp.Diff(want, ss); diff != "" {
 		t.Errorf("CreateSession() mismatch (-want +got):\n%s", diff)
@@ -80,9 +80,9 @@ func TestSessions(t *testing.T) {
 		t.Errorf("DeleteSession(again) = %v, want nil", err)
 	}
 
-	_, _, err = s.CreateSession(ctx, 99, time.Hour, "", "")
+	_, _, err = s.CreateSession(ctx, 99, time.Hour, 24*time.Hour, "", "")
 	wantErr(t, "CreateSession(user 99)", err, ErrNotFound)
-	_, _, err = s.CreateSession(ctx, alice.ID, 0, "", "")
+	_, _, err = s.CreateSession(ctx, alice.ID, 0, 24*time.Hour, "", "")
 	wantValidation(t, "CreateSession(ttl 0)", err, "ttl", "must be positive")
 	_, _, err = s.SessionByToken(ctx, "")
 	wantErr(t, "SessionByToken(empty)", err, ErrNotFound)
@@ -94,11 +94,11 @@ func TestSessionExpiry(t *testing.T) {
 	s, clock := setup(t)
 	alice := createUser(t, s, "alice", RoleAdmin)
 
-	short, _, err := s.CreateSession(ctx, alice.ID, time.Minute, "", "")
+	short, _, err := s.CreateSession(ctx, alice.ID, time.Minute, 24*time.Hour, "", "")
 	if err != nil {
 		t.Fatal(err)
 	}
-	long, _, err := s.CreateSession(ctx, alice.ID, time.Hour, "", "")
+	long, _, err := s.CreateSession(ctx, alice.ID, time.Hour, 24*time.Hour, "", "")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -183,8 +183,9 @@ func (s *Store) UserCount(ctx context.Context) (int, error) {
 }
 
 // SetPassword replaces the password of user id and signs the user out
-// everywhere, by deleting their sessions.
-func (s *Store) SetPassword(ctx context.Context, id int64, password string) error {
+// everywhere but in the session whose token hashes to keepHash ("" for none),
+// by deleting their other sessions.
+func (s *Store) SetPassword(ctx context.Context, id int64, password, keepHash string) error {
 	if err := validatePassword(password); err != nil {
 		return fmt.Errorf("set password: %w", err)
 	}
@@ -202,11 +203,31 @@ func (s *Store) SetPassword(ctx context.Context, id int64, password string) erro
 		} else if n == 0 {
 			return fmt.Errorf("user %d: %w", id, ErrNotFound)
 		}
-		_, err = tx.ExecContext(ctx, `DELETE FROM sessions WHERE user_id = ?`, id)
+		_, err = tx.ExecContext(ctx, `DELETE FROM sessions WHERE user_id = ? AND token_hash <> ?`, id, keepHash)
 		return err
 	})
 	if err != nil {
 		return fmt.Errorf("set password: %w", err)
+	}
+	return nil
+}
+
+// CheckPassword reports whether password is user id's, as ErrBadCredentials when it is
+// not; it records no login.
+func (s *Store) CheckPassword(ctx context.Context, id int64, password string) error {
+	var hash string
+	err := s.db.QueryRowContext(ctx, `SELECT password_hash FROM users WHERE id = ?`, id).Scan(&hash)
+	if errors.Is(err, sql.ErrNoRows) {
+		return fmt.Errorf("check password: user %d: %w", id, ErrNotFound)
+	}
+	if err != nil {
+		return fmt.Errorf("check password: %w", err)
+	}
+	if err := bcrypt.CompareHashAndPassword([]byte(hash), []byte(password)); err != nil {
+		if errors.Is(err, bcrypt.ErrMismatchedHashAndPassword) {
+			return fmt.Errorf("check password: %w", ErrBadCredentials)
+		}
+		return fmt.Errorf("check password: %w", err)
 	}
 	return nil
 }

@@ -71,7 +71,7 @@ func TestUsers(t *testing.T) {
 	wantErr(t, "User(99)", err, ErrNotFound)
 	_, err = s.UserByName(ctx, "carol")
 	wantErr(t, "UserByName(carol)", err, ErrNotFound)
-	wantErr(t, "SetPassword(99)", s.SetPassword(ctx, 99, testPassword), ErrNotFound)
+	wantErr(t, "SetPassword(99)", s.SetPassword(ctx, 99, testPassword, ""), ErrNotFound)
 }
 
 func TestCreateUserValidation(t *testing.T) {
@@ -102,7 +102,7 @@ func TestCreateUserValidation(t *testing.T) {
 			wantValidation(t, "CreateUser()", err, tc.field, tc.message)
 		})
 	}
-	wantValidation(t, "SetPassword(short)", s.SetPassword(ctx, 1, "short"), "password", "must be at least 12 characters long")
+	wantValidation(t, "SetPassword(short)", s.SetPassword(ctx, 1, "short", ""), "password", "must be at least 12 characters long")
 }
 
 func TestAuthenticate(t *testing.T) {
@@ -131,12 +131,12 @@ func TestAuthenticate(t *testing.T) {
 	wantErr(t, "Authenticate(empty)", err, ErrBadCredentials)
 
 	// A new password replaces the old one and signs the user out.
-	token, _, err := s.CreateSession(ctx, alice.ID, time.Hour, "", "")
+	token, _, err := s.CreateSession(ctx, alice.ID, time.Hour, 24*time.Hour, "", "")
 	if err != nil {
 		t.Fatal(err)
 	}
 	const newPassword = "tr0ub4dor&3 is better"
-	if err := s.SetPassword(ctx, alice.ID, newPassword); err != nil {
+	if err := s.SetPassword(ctx, alice.ID, newPassword, ""); err != nil {
 		t.Fatalf("SetPassword() = %v", err)
 	}
 	_, err = s.Authenticate(ctx, "alice", testPassword)

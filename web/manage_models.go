@@ -28,6 +28,10 @@ type UsersVM struct {
 	// Created names a user just added, with the generated password shown once.
 	Created         string
 	CreatedPassword string
+	// SourceNames are every source, for choosing which ones a user may restore.
+	SourceNames []string
+	// Sessions are every user's unexpired sessions.
+	Sessions []SessionRow
 }
 
 // UserRow is one user.
@@ -37,6 +41,37 @@ type UserRow struct {
 	CreatedAt   time.Time
 	LastLoginAt *time.Time
 	Disabled    bool
+	// RestoreAll is true when the user may restore every source; else RestoreSources
+	// names those they may (none: no source).
+	RestoreAll     bool
+	RestoreSources []string
+}
+
+// SessionRow is one signed-in browser.
+type SessionRow struct {
+	// ID is the hash of the session's token: it names the session without granting it.
+	ID        string
+	User      string
+	CreatedAt time.Time
+	// LastSeenAt is when the session was last used (to about a minute).
+	LastSeenAt time.Time
+	// ExpiresAt is when it ends unless used again; AbsoluteExpiresAt, when it ends anyway.
+	ExpiresAt         time.Time
+	AbsoluteExpiresAt time.Time
+	IP                string
+	UserAgent         string
+	// Current is the session of the browser showing the page.
+	Current bool
+}
+
+// AccountVM is the signed-in user's own page: their password and their sessions.
+type AccountVM struct {
+	Now      time.Time
+	Name     string
+	Role     string
+	Sessions []SessionRow
+	// Errors of the password form by field: "current", "password".
+	Errors map[string]string
 }
 
 // UserFormVM is the add-user form.
@@ -49,7 +84,7 @@ type UserFormVM struct {
 // Roles are the roles a user can have, for the role pickers, most powerful first.
 var Roles = []struct{ Value, Label, Help string }{
 	{"admin", "Admin", "everything, including users"},
-	{"operator", "Operator", "sources, backups and restores"},
-	{"oncall", "On-call", "read everything; no changes to sources, backups or restores"},
-	{"auditor", "Auditor", "read-only"},
+	{"operator", "Operator", "sources, backups, policies and restores (restores can be limited per source)"},
+	{"oncall", "On-call", "read everything; verify, drills, acknowledge and resolve alerts; no restores"},
+	{"auditor", "Auditor", "read-only: reports and the audit log"},
 }

@@ -17,6 +17,8 @@ const (
 	NavAudit    Nav = "audit"
 	NavSettings Nav = "settings"
 	NavUsers    Nav = "users"
+	// NavAccount is the signed-in user's own account page, reached from their name.
+	NavAccount Nav = "account"
 )
 
 // FlashKind is the tone of a one-time message shown at the top of a page.

@@ -23,6 +23,31 @@ const (
 
 type allowedKey struct{}
 
+// restoreScopeKey carries the sources the user may restore, for a user whose restores are
+// limited per source.
+type restoreScopeKey struct{}
+
+// WithRestoreScope returns ctx saying that its user may restore only the given sources
+// (none: no source). Without it, a user whose role may restore may restore every source.
+func WithRestoreScope(ctx context.Context, sourceIDs []int64) context.Context {
+	m := make(map[int64]bool, len(sourceIDs))
+	for _, id := range sourceIDs {
+		m[id] = true
+	}
+	return context.WithValue(ctx, restoreScopeKey{}, m)
+}
+
+// canRestore reports whether the user rendering ctx may restore source sourceID (and manage
+// its restored instances) with action: their role allows it, and the source is in their
+// restore scope.
+func canRestore(ctx context.Context, action string, sourceID int64) bool {
+	if !can(ctx, action) {
+		return false
+	}
+	m, limited := ctx.Value(restoreScopeKey{}).(map[int64]bool)
+	return !limited || m[sourceID]
+}
+
 // WithAllowed returns ctx carrying what its user may do.
 func WithAllowed(ctx context.Context, a Allowed) context.Context {
 	return context.WithValue(ctx, allowedKey{}, a)
@@ -35,10 +60,10 @@ func can(ctx context.Context, action string) bool {
 	return !ok || a[action]
 }
 
-// restoreFormMethod is post for a user who may restore; for others the restore form only
-// previews plans, so it is a plain GET.
-func restoreFormMethod(ctx context.Context) string {
-	if can(ctx, CanStartRestore) {
+// restoreFormMethod is post for a user who may restore the source; for others the restore
+// form only previews plans, so it is a plain GET.
+func restoreFormMethod(ctx context.Context, sourceID int64) string {
+	if canRestore(ctx, CanStartRestore, sourceID) {
 		return "post"
 	}
 	return "get"

@@ -732,7 +732,7 @@ func restoreActions(r RestoreRow) templ.Component {
 		}
 		ctx = templ.InitializeContext(ctx)
 		ctx = templ.ClearChildren(ctx)
-		if can(ctx, CanManageInstance) {
+		if canRestore(ctx, CanManageInstance, r.SourceID) {
 			templ_7745c5c3_Err = restoreActionForms(r).Render(ctx, templ_7745c5c3_Buffer)
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err

@@ -106,3 +106,74 @@ func TestCLIUsers(t *testing.T) {
 		t.Errorf("user list = %q", out)
 	}
 }
+
+// TestCLIUserRestoreSources: an operator's restores are limited to named sources and shown
+// in the list; an unknown source or limiting an admin is refused and changes nothing;
+// "all" lifts the limit, "none" leaves no source.
+func TestCLIUserRestoreSources(t *testing.T) {
+	t.Parallel()
+	home := filepath.Join(t.TempDir(), "home")
+	mustBackstop(t, home, "init")
+	mustBackstop(t, home, "user", "add", "root-admin", "--role", "admin")
+	mustBackstop(t, home, "user", "add", "olga", "--role", "operator")
+	st := openCatalog(t, home)
+	ctx := context.Background()
+	for i, name := range []string{"orders", "billing"} {
+		if _, err := st.CreateSource(ctx, store.SourceParams{Name: name, DSN: "postgres://x@127.0.0.1:1/postgres",
+			SystemIdentifier: "732000000000000000" + string(rune('1'+i)), PGVersion: 150004}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	restores := func() string {
+		t.Helper()
+		var users []struct {
+			Name           string
+			RestoreAll     bool     `json:"restore_all"`
+			RestoreSources []string `json:"restore_sources"`
+		}
+		decodeJSON(t, "user list", mustBackstop(t, home, "user", "list", "--json"), &users)
+		for _, u := range users {
+			if u.Name == "olga" {
+				return restoreWords(u.RestoreAll, u.RestoreSources)
+			}
+		}
+		t.Fatal("olga is not listed")
+		return ""
+	}
+	if got := restores(); got != "every source" {
+		t.Errorf("a new operator restores %q, want every source", got)
+	}
+	if out := mustBackstop(t, home, "user", "set-sources", "olga", "--restore", "billing,orders"); !strings.Contains(out, "olga may now restore billing, orders") {
+		t.Errorf("set-sources = %q", out)
+	}
+	if got := restores(); got != "orders, billing" {
+		t.Errorf("after set-sources, olga restores %q", got)
+	}
+	if out := mustBackstop(t, home, "user", "list"); !strings.Contains(out, "orders, billing") {
+		t.Errorf("user list does not show olga's sources: %q", out)
+	}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"olga", "--restore", "billing,nosuch"}, `no source named "nosuch"`},
+		{[]string{"root-admin", "--restore", "billing"}, "admins restore every source"},
+		{[]string{"olga"}, "needs --restore"},
+	} {
+		_, stderr, code := runBinary(t, home, append([]string{"user", "set-sources"}, tc.args...)...)
+		if code == 0 || !strings.Contains(stderr, tc.want) {
+			t.Errorf("user set-sources %v = exit %d, %q; want a refusal saying %q", tc.args, code, stderr, tc.want)
+		}
+	}
+	if got := restores(); got != "orders, billing" {
+		t.Errorf("refused changes changed olga's sources to %q", got)
+	}
+	mustBackstop(t, home, "user", "set-sources", "olga", "--restore", "none")
+	if got := restores(); got != "no source" {
+		t.Errorf("after --restore none, olga restores %q", got)
+	}
+	mustBackstop(t, home, "user", "set-sources", "olga", "--restore", "all")
+	if got := restores(); got != "every source" {
+		t.Errorf("after --restore all, olga restores %q", got)
+	}
+}

@@ -93,9 +93,15 @@ func Can(role store.Role, action Action) bool {
 type ForbiddenError struct {
 	Actor  Actor
 	Action Action
+	// Reason says why, when the role alone does not (a restore of a source outside the
+	// user's restore scope); "" when the role may not do the action at all.
+	Reason string
 }
 
 func (e *ForbiddenError) Error() string {
+	if e.Reason != "" {
+		return fmt.Sprintf("%s (%s) may not %s: %s", e.Actor.Name, e.Actor.Role, e.Action, e.Reason)
+	}
 	return fmt.Sprintf("%s (%s) may not %s", e.Actor.Name, e.Actor.Role, e.Action)
 }
 

@@ -103,6 +103,9 @@ func (s *Service) StartRestore(ctx context.Context, a Actor, req RestoreRequest)
 	if err != nil {
 		return store.Job{}, jobs.Plan{}, err
 	}
+	if err := s.authorizeRestore(ctx, a, StartRestore, src); err != nil {
+		return store.Job{}, jobs.Plan{}, err
+	}
 	fields := map[string]string{}
 	if req.Confirm != nil && strings.TrimSpace(*req.Confirm) != src.Name {
 		fields["confirm"] = fmt.Sprintf("Type %s to confirm.", src.Name)
@@ -151,6 +154,13 @@ func (s *Service) RestoreBackup(ctx context.Context, a Actor, backupID int64, in
 	}
 	b, err := s.store.Backup(ctx, backupID)
 	if err != nil {
+		return store.Job{}, err
+	}
+	src, err := s.store.Source(ctx, b.SourceID)
+	if err != nil {
+		return store.Job{}, err
+	}
+	if err := s.authorizeRestore(ctx, a, StartRestore, src); err != nil {
 		return store.Job{}, err
 	}
 	if b.State != store.BackupComplete {
@@ -326,6 +336,13 @@ func (s *Service) ChangeInstance(ctx context.Context, a Actor, restoreID int64, 
 	}
 	x, err := s.store.Restore(ctx, restoreID)
 	if err != nil {
+		return store.Job{}, err
+	}
+	src, err := s.store.Source(ctx, x.SourceID)
+	if err != nil {
+		return store.Job{}, err
+	}
+	if err := s.authorizeRestore(ctx, a, ManageInstance, src); err != nil {
 		return store.Job{}, err
 	}
 	switch action {
