@@ -28,8 +28,7 @@ type Facts struct {
 	// its backups and WAL; see jobs.LoadWindowInput and jobs.WindowCache).
 	Window func(ctx context.Context, src store.Source) (jobs.WindowInput, error)
 	// ManifestSHA256 returns the SHA-256 (hex) of a backup's manifest as stored in the
-	// repository, or an error wrapping store.ErrNotFound when it is not there; nil
-	// leaves the field empty.
+	// repository, "" when the repository no longer holds it; nil leaves the field empty.
 	ManifestSHA256 func(ctx context.Context, repoID string) (string, error)
 }
 
@@ -205,7 +204,7 @@ func backupOf(ctx context.Context, facts Facts, b store.Backup) (Backup, error) 
 	}
 	if facts.ManifestSHA256 != nil && b.State == store.BackupComplete {
 		h, err := facts.ManifestSHA256(ctx, b.RepoID)
-		if err != nil && !errors.Is(err, store.ErrNotFound) {
+		if err != nil {
 			return Backup{}, err
 		}
 		x.ManifestSHA256 = h

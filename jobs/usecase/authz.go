@@ -44,6 +44,7 @@ const (
 	ManageChannels Action = "channel.manage" // add or remove notification channels
 	TestChannel    Action = "channel.test"   // send a test notification
 	ManageUsers    Action = "user.manage"    // add, change or remove users
+	ReadReports    Action = "report.read"    // preview and download signed verification reports
 )
 
 // permissions is the whole authorization policy: the roles allowed each action.
@@ -66,6 +67,9 @@ var permissions = map[Action][]store.Role{
 	ManageChannels: {store.RoleAdmin},
 	TestChannel:    {store.RoleAdmin, store.RoleOperator, store.RoleOnCall},
 	ManageUsers:    {store.RoleAdmin},
+	// Reports are evidence for audits: auditors read them, admins and operators show
+	// them; on-call has the alerts instead.
+	ReadReports: {store.RoleAdmin, store.RoleOperator, store.RoleAuditor},
 }
 
 // Actions lists every action, for pages and tests that show or check them all.
