@@ -19,8 +19,8 @@ import (
 
 // windowHoles returns the stretches of [from, to) outside w's ranges, each with why:
 // before the first range there was no base backup (what names it, such as "verified
-// base backup"), between ranges a WAL gap, after the last one WAL that is missing or,
-// with tail, what tail says.
+// base backup"), between ranges a WAL gap, after the last one a WAL gap with no base
+// backup after it or, when no WAL follows, what tail says.
 func windowHoles(w jobs.Window, what, tail string, from, to time.Time) []Gap {
 	var holes []Gap
 	add := func(a, b time.Time, reason string) {
@@ -45,8 +45,14 @@ func windowHoles(w jobs.Window, what, tail string, from, to time.Time) []Gap {
 		}
 		add(r.To, next.From, reason)
 	}
-	last := w.Ranges[len(w.Ranges)-1].To
-	add(last, to, tail+" after "+clock(last))
+	last := w.Ranges[len(w.Ranges)-1]
+	reason := tail + " after " + clock(last.To)
+	for _, g := range w.Gaps {
+		if g.FromLSN == last.ToLSN {
+			reason = fmt.Sprintf("WAL gap %s-%s (segment %s) from %s, and no %s after it", g.FromLSN, g.ToLSN, g.Segment, clock(last.To), what)
+		}
+	}
+	add(last.To, to, reason)
 	return holes
 }
 
