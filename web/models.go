@@ -17,6 +17,7 @@ const (
 	NavAudit    Nav = "audit"
 	NavSettings Nav = "settings"
 	NavUsers    Nav = "users"
+	NavReports  Nav = "reports"
 )
 
 // FlashKind is the tone of a one-time message shown at the top of a page.

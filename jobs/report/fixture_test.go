@@ -95,7 +95,9 @@ func fill(t testing.TB, c *catalog) store.Source {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := func(d, hour, minute int) time.Time { return day0.Add(time.Duration(d*24+hour)*time.Hour + time.Duration(minute)*time.Minute) }
+	h := func(d, hour, minute int) time.Time {
+		return day0.Add(time.Duration(d*24+hour)*time.Hour + time.Duration(minute)*time.Minute)
+	}
 	b1 := c.addBackup(t, src, "20261101T010000Z-aaaa0001", h(0, 1, 0), 7*time.Minute, 2)
 	for i := int64(0); i < 4; i++ { // segments 2..5: 11-01 01:00 to 11-02 01:00, 6 h each
 		c.addSegment(t, src, 2+i, h(0, 1+6*int(i), 0), h(0, 6+6*int(i), 59))

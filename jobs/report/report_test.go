@@ -3,8 +3,8 @@ package report_test
 import (
 	"bytes"
 	"crypto/ed25519"
-	"fmt"
 	"flag"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"

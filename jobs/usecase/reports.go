@@ -120,3 +120,11 @@ func (s *Service) DownloadReport(ctx context.Context, a Actor, q ReportRequest, 
 		"bytes": len(out), "key": report.Fingerprint(key.Public().(ed25519.PublicKey))})
 	return out, nil
 }
+
+// ReportSources lists the sources a report may cover, for the page that chooses them.
+func (s *Service) ReportSources(ctx context.Context, a Actor) ([]store.Source, error) {
+	if err := Authorize(a, ReadReports); err != nil {
+		return nil, err
+	}
+	return s.store.Sources(ctx)
+}
