@@ -71,6 +71,10 @@ var routePolicy = map[string]usecase.Action{
 	"POST /settings/notifications/":              usecase.ManageChannels,
 	"POST /settings/notifications/{name}/test":   usecase.TestChannel,
 	"POST /settings/notifications/{name}/remove": usecase.ManageChannels,
+	"GET /reports/":                              usecase.ReadReports,
+	"GET /reports/preview":                       usecase.ReadReports,
+	"GET /reports/download":                      usecase.ReadReports,
+	"GET /reports/key.pub":                       usecase.View,
 }
 
 // TestRouteRoleMatrix walks every route of the router and, for every role, checks that the
@@ -141,7 +145,11 @@ func TestRouteRoleMatrix(t *testing.T) {
 				before := sideEffects(t, a)
 				var status int
 				if method == http.MethodGet {
-					resp, _ := a.get(t, c, path+"?page=overview")
+					query := "?page=overview"
+					if strings.HasPrefix(pattern, "/reports") { // a period, so that allowed downloads are made
+						query += "&from=2026-11-01&to=2026-11-02&format=pdf"
+					}
+					resp, _ := a.get(t, c, path+query)
 					status = resp.StatusCode
 				} else {
 					status = a.postForm(t, c, path, url.Values{"confirm": {"matrix"}, "role": {"auditor"}}).StatusCode

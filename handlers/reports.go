@@ -14,19 +14,14 @@ import (
 )
 
 // reportRequest reads the period and sources of a report from a request's query:
-// from and to are days (2006-01-02), both included.
-func reportRequest(r *http.Request) (usecase.ReportRequest, error) {
+// from and to are days (2006-01-02), both included. A day that does not parse is left
+// zero, for the use case to refuse once it has authorized the request.
+func reportRequest(r *http.Request) usecase.ReportRequest {
 	q := r.URL.Query()
-	var req usecase.ReportRequest
-	var err error
-	if req.From, err = time.Parse(time.DateOnly, q.Get("from")); err != nil {
-		return req, &store.ValidationError{Field: "from", Message: "choose the period's first day"}
-	}
-	if req.To, err = time.Parse(time.DateOnly, q.Get("to")); err != nil {
-		return req, &store.ValidationError{Field: "to", Message: "choose the period's last day"}
-	}
-	req.Sources = q["source"]
-	return req, nil
+	req := usecase.ReportRequest{Sources: q["source"]}
+	req.From, _ = time.Parse(time.DateOnly, q.Get("from"))
+	req.To, _ = time.Parse(time.DateOnly, q.Get("to"))
+	return req
 }
 
 // reportQuery is req as a query string, for links that download the same report.
@@ -85,10 +80,7 @@ func (h *Handler) previewReport(w http.ResponseWriter, r *http.Request) error {
 
 // reportPreview builds the report a request asks for, as the page shows it.
 func (h *Handler) reportPreview(r *http.Request) (web.ReportPreviewVM, error) {
-	req, err := reportRequest(r)
-	if err != nil {
-		return web.ReportPreviewVM{}, err
-	}
+	req := reportRequest(r)
 	rep, err := h.svc.BuildReport(r.Context(), actorOf(r), req)
 	if err != nil {
 		return web.ReportPreviewVM{}, err
@@ -126,10 +118,7 @@ func previewOf(rep report.Report, query string) web.ReportPreviewVM {
 
 // downloadReport sends the report a request asks for as a signed file.
 func (h *Handler) downloadReport(w http.ResponseWriter, r *http.Request) error {
-	req, err := reportRequest(r)
-	if err != nil {
-		return err
-	}
+	req := reportRequest(r)
 	format := r.URL.Query().Get("format")
 	data, err := h.svc.DownloadReport(r.Context(), actorOf(r), req, format)
 	if err != nil {

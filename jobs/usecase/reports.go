@@ -61,6 +61,9 @@ func (s *Service) BuildReport(ctx context.Context, a Actor, q ReportRequest) (re
 		return report.Report{}, err
 	}
 	from, to := q.period()
+	if q.From.IsZero() || q.To.IsZero() {
+		from, to = time.Time{}, time.Time{}
+	}
 	if err := report.CheckPeriod(from, to); err != nil {
 		return report.Report{}, &store.ValidationError{Field: "period", Message: err.Error()}
 	}
