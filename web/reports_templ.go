@@ -105,7 +105,7 @@ func ReportsPage(vm ReportsVM) templ.Component {
 				return templ_7745c5c3_Err
 			}
 		}
-		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 9, "</select><p class=\"field-help\" id=\"report-sources-help\">None chosen: every source.</p></div></div><div class=\"form-actions\"><button type=\"submit\" class=\"btn btn-primary\" hx-get=\"/reports/preview\" hx-target=\"#report-preview\" hx-swap=\"innerHTML\" data-testid=\"report-preview-button\">Preview</button> ")
+		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 9, "</select><p class=\"field-help\" id=\"report-sources-help\">None chosen: every source.</p></div></div><div class=\"form-actions\"><button type=\"submit\" class=\"btn btn-primary\" hx-get=\"/reports/preview\" hx-include=\"closest form\" hx-target=\"#report-preview\" hx-swap=\"innerHTML\" data-testid=\"report-preview-button\">Preview</button> ")
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
