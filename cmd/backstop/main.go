@@ -56,6 +56,7 @@ Commands:
   report verify FILE [--key PUBLIC.pem]
                            check a report's signature and content offline; print its summary
                            (exit status 1 when it does not hold)
+  report key               print the public key that signs reports (PEM; fingerprint on stderr)
   restore --source NAME --to TIME|latest --into DIR [--start --port N]
                            restore to a point in time (also --lsn LSN, --name POINT)
   restore --backup ID --into DIR

@@ -20,10 +20,12 @@ func (c *cli) report(ctx context.Context, args []string) error {
 			return c.reportCreate(ctx, args[1:])
 		case "verify":
 			return c.reportVerify(args[1:])
+		case "key":
+			return c.reportKey(ctx)
 		}
 	}
-	fmt.Fprintln(c.stderr, "Usage: backstop report create --from DATE --to DATE [--source NAME]... --format pdf|csv|json --out FILE\n       backstop report verify FILE [--key PUBLIC.pem]")
-	return errors.New("report: say create or verify")
+	fmt.Fprintln(c.stderr, "Usage: backstop report create --from DATE --to DATE [--source NAME]... --format pdf|csv|json --out FILE\n       backstop report verify FILE [--key PUBLIC.pem]\n       backstop report key")
+	return errors.New("report: say create, verify or key")
 }
 
 // names is a repeatable flag.
@@ -126,4 +128,22 @@ func (c *cli) reportVerify(args []string) error {
 	}
 	return c.printResult(map[string]any{"file": pos[0], "format": v.Format, "fingerprint": v.Fingerprint, "generated_at": v.GeneratedAt,
 		"from": v.From, "to": v.To, "summary": v.Summary}, strings.TrimSuffix(text, "\n"))
+}
+
+// reportKey prints the public key that signs this installation's reports (PEM) on
+// stdout, and its fingerprint on stderr.
+func (c *cli) reportKey(ctx context.Context) error {
+	h, err := openHome(ctx, c.home, false)
+	if err != nil {
+		return err
+	}
+	defer h.Close()
+	svc, actor := c.cliService(h)
+	pem, fp, err := svc.ReportPublicKey(ctx, actor)
+	if err != nil {
+		return fmt.Errorf("report key: %w", err)
+	}
+	fmt.Fprintf(c.stderr, "Reports are signed with the Ed25519 key %s\n", fp)
+	_, err = c.stdout.Write(pem)
+	return err
 }
