@@ -52,7 +52,7 @@ deps-demo:
 	./.ci/deps postgresql
 
 deps-test:
-	./.ci/deps postgresql chromium versitygw
+	./.ci/deps postgresql chromium poppler versitygw
 
 clean:
 	rm -rf bin

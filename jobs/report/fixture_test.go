@@ -44,7 +44,10 @@ func newCatalog(t testing.TB) *catalog {
 const segSize = 16 << 20
 
 // lsn is the LSN at offset off of segment segNo.
-func lsn(segNo, off int64) string { return fmt.Sprintf("0/%X", segNo*segSize+off) }
+func lsn(segNo, off int64) string {
+	pos := segNo*segSize + off
+	return fmt.Sprintf("%X/%X", pos>>32, pos&0xFFFFFFFF)
+}
 
 // addSegment records WAL segment segNo of src, with commits from first to last, archived
 // at last plus a minute.
