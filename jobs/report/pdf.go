@@ -174,7 +174,11 @@ func (d pdfDoc) sourceTables(src Source) {
 
 	rows = nil
 	for _, x := range src.Drills {
-		rows = append(rows, []string{i64(x.ID), x.State, clock(x.TargetAt), clock(x.StartedAt), fmt.Sprintf("%.1f s", x.RTOSeconds), x.Error})
+		rto := "-"
+		if x.State == "passed" {
+			rto = fmt.Sprintf("%.1f s", x.RTOSeconds)
+		}
+		rows = append(rows, []string{i64(x.ID), x.State, clock(x.TargetAt), clock(x.StartedAt), rto, x.Error})
 	}
 	d.section("Restore drills", []string{"ID", "Result", "Second proved", "Started", "RTO", "Error"},
 		[]float64{12, 20, 42, 42, 22, 139}, rows)
@@ -204,6 +208,10 @@ func (d pdfDoc) gapTable(gaps []Gap) {
 // section writes a titled table, or says there is nothing.
 func (d pdfDoc) section(title string, head []string, widths []float64, rows [][]string) {
 	d.Ln(3)
+	// Keep the title with the table's head and first row.
+	if _, pageH := d.GetPageSize(); d.GetY()+25 > pageH-12 {
+		d.AddPage()
+	}
 	d.heading(11, fmt.Sprintf("%s (%d)", title, len(rows)))
 	if len(rows) == 0 {
 		d.line("None in the period.")
