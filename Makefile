@@ -45,6 +45,8 @@ bench: deps-test
 	TMPDIR=/var/tmp $(GO) test -v -run '^$$' -bench BenchmarkRepositoryFormat -benchtime 1x -timeout 60m ./cmd/backstop/
 	# Retention (scale 50): 14 daily backups and their WAL vs pgBackRest, then expiring half, on local disk and in S3.
 	TMPDIR=/var/tmp $(GO) test -v -run '^$$' -bench BenchmarkRetention -benchtime 1x -timeout 90m ./cmd/backstop/
+	# A 90-day report of 10 sources with hourly backups and daily verification and drills, filled into the catalog.
+	$(GO) test -run '^$$' -bench BenchmarkReport90Days -benchtime 3x -timeout 30m ./jobs/report/
 	# Deep verification (scale 50) vs pgbackrest verify on the same data, cold and warm page cache.
 	TMPDIR=/var/tmp $(GO) test -v -run '^$$' -bench BenchmarkVerify -benchtime 1x -timeout 60m ./cmd/backstop/
 
@@ -52,7 +54,7 @@ deps-demo:
 	./.ci/deps postgresql
 
 deps-test:
-	./.ci/deps postgresql chromium versitygw
+	./.ci/deps postgresql chromium poppler versitygw
 
 clean:
 	rm -rf bin

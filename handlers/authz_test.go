@@ -78,6 +78,10 @@ var routePolicy = map[string]usecase.Action{
 	"POST /settings/notifications/":              usecase.ManageChannels,
 	"POST /settings/notifications/{name}/test":   usecase.TestChannel,
 	"POST /settings/notifications/{name}/remove": usecase.ManageChannels,
+	"GET /reports/":                              usecase.ReadReports,
+	"GET /reports/preview":                       usecase.ReadReports,
+	"GET /reports/download":                      usecase.ReadReports,
+	"GET /reports/key.pub":                       usecase.View,
 }
 
 // explicitCells are cells of the matrix written out from the words rather than
@@ -234,7 +238,11 @@ func (a *app) matrixRequest(t *testing.T, c *http.Client, method, path string) (
 	}
 	var resp *http.Response
 	if method == http.MethodGet {
-		resp, _ = a.get(t, c, path+"?page=overview")
+		query := "?page=overview"
+		if strings.HasPrefix(path, "/reports") { // a period, so that allowed downloads are made
+			query += "&from=2026-11-01&to=2026-11-02&format=pdf"
+		}
+		resp, _ = a.get(t, c, path+query)
 	} else {
 		resp = a.postForm(t, c, path, url.Values{"confirm": {"matrix"}, "role": {"auditor"}})
 	}

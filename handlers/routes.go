@@ -98,6 +98,12 @@ func (h *Handler) Routes() http.Handler {
 				r.Post("/resolve", h.wrap(h.resolveAlert))
 			})
 		})
+		r.Route("/reports", func(r chi.Router) {
+			r.Get("/", h.wrap(h.showReports))
+			r.Get("/preview", h.wrap(h.previewReport))
+			r.Get("/download", h.wrap(h.downloadReport))
+			r.Get("/key.pub", h.wrap(h.showReportKey))
+		})
 		r.Route("/settings/notifications", func(r chi.Router) {
 			r.Get("/", h.wrap(h.showChannels))
 			r.Post("/", h.wrap(h.addChannel))

@@ -48,6 +48,10 @@ type Backup struct {
 	Error string
 	// Pin is set while the backup is pinned (legal hold): expiry never deletes it.
 	Pin *Pin
+	// VerifiedAt is when a verification last read the backup whole; VerifyState what it
+	// found: "ok", "corrupt", or "" while never verified.
+	VerifiedAt  *time.Time
+	VerifyState string
 }
 
 // Pin is who pinned a backup, when and why.
@@ -124,7 +128,7 @@ type BackupFilter struct {
 
 const backupColumns = `id, source_id, job_id, repo_id, state, label, started_at, finished_at, start_lsn, end_lsn,
 	timeline, pg_version, system_identifier, source_bytes, stored_bytes_new, stored_bytes_referenced, wal_bytes,
-	wal_stored_bytes_new, file_count, block_count, block_count_new, error, pinned_at, pinned_by, pin_note`
+	wal_stored_bytes_new, file_count, block_count, block_count_new, error, pinned_at, pinned_by, pin_note, verified_at, verify_state`
 
 // scanBackup scans a row of backupColumns.
 func scanBackup(r rowScanner) (Backup, error) {
@@ -136,7 +140,7 @@ func scanBackup(r rowScanner) (Backup, error) {
 		orZero(&b.Timeline), orZero(&b.PGVersion), orZero(&b.SystemIdentifier),
 		&b.Stats.SourceBytes, &b.Stats.StoredBytesNew, &b.Stats.StoredBytesReferenced, &b.Stats.WALBytes,
 		&b.Stats.WALStoredBytesNew, &b.Stats.FileCount, &b.Stats.BlockCount, &b.Stats.BlockCountNew, orZero(&b.Error),
-		scanNullTime(&pinnedAt), orZero(&pin.By), orZero(&pin.Note))
+		scanNullTime(&pinnedAt), orZero(&pin.By), orZero(&pin.Note), scanNullTime(&b.VerifiedAt), orZero(&b.VerifyState))
 	if pinnedAt != nil {
 		pin.At = *pinnedAt
 		b.Pin = &pin

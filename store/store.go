@@ -206,3 +206,9 @@ func queryAll[T any](ctx context.Context, q querier, scan func(rowScanner) (T, e
 	}
 	return out, rows.Err()
 }
+
+// WithClock makes the catalog read the time from now rather than the system clock: for
+// tests and benchmarks that record history at chosen times.
+func WithClock(now func() time.Time) Option {
+	return func(s *Store) { s.now = now }
+}

@@ -19,6 +19,7 @@ const (
 	NavUsers    Nav = "users"
 	// NavAccount is the signed-in user's own account page, reached from their name.
 	NavAccount Nav = "account"
+	NavReports Nav = "reports"
 )
 
 // FlashKind is the tone of a one-time message shown at the top of a page.

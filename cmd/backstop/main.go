@@ -51,6 +51,12 @@ Commands:
   drill --source NAME [--at TIME]
                            restore a random second (or TIME) of the window into a sandbox,
                            check it, record the RTO and tear it down; exits 1 if it fails
+  report create --from DATE --to DATE [--source NAME]... --format pdf|csv|json --out FILE
+                           a signed verification report for a period (last day included)
+  report verify FILE [--key PUBLIC.pem]
+                           check a report's signature and content offline; print its summary
+                           (exit status 1 when it does not hold)
+  report key               print the public key that signs reports (PEM; fingerprint on stderr)
   restore --source NAME --to TIME|latest --into DIR [--start --port N]
                            restore to a point in time (also --lsn LSN, --name POINT)
   restore --backup ID --into DIR
@@ -150,6 +156,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return c.catalog(ctx, rest)
 	case "audit":
 		return c.auditCmd(ctx, rest)
+	case "report":
+		return c.report(ctx, rest)
 	case "wal-fetch": // PostgreSQL's restore_command reads the exit status itself
 		os.Exit(c.walFetch(ctx, rest))
 	case "wal-push":

@@ -46,6 +46,7 @@ const (
 	ManageUsers    Action = "user.manage"    // add, change or remove users
 	ReadAudit      Action = "audit.read"     // read the audit log and check its chain
 	ExportAudit    Action = "audit.export"   // download the audit log (itself audited)
+	ReadReports    Action = "report.read"    // preview and download signed verification reports
 )
 
 // permissions is the whole authorization policy: the roles allowed each action.
@@ -71,6 +72,9 @@ var permissions = map[Action][]store.Role{
 	// The audit log names who did what from where: for the auditor and the admin only.
 	ReadAudit:   {store.RoleAdmin, store.RoleAuditor},
 	ExportAudit: {store.RoleAdmin, store.RoleAuditor},
+	// Reports are evidence for audits: auditors read them, admins and operators show
+	// them; on-call has the alerts instead.
+	ReadReports: {store.RoleAdmin, store.RoleOperator, store.RoleAuditor},
 }
 
 // Actions lists every action, for pages and tests that show or check them all.

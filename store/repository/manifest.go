@@ -2,6 +2,7 @@ package repository
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -515,4 +516,22 @@ func isHexN(s string) bool {
 		}
 	}
 	return true
+}
+
+// ManifestSHA256 returns the hex SHA-256 of backup id's manifest object exactly as
+// stored (backups/ID.manifest), for reports that pin it; a missing manifest yields an
+// error wrapping ErrNotFound.
+func (r *Repo) ManifestSHA256(ctx context.Context, id string) (string, error) {
+	if err := validateID(id); err != nil {
+		return "", fmt.Errorf("manifest digest: %w", err)
+	}
+	sealed, err := r.st.Get(ctx, manifestKey(id))
+	if errors.Is(err, storage.ErrNotExist) {
+		return "", fmt.Errorf("manifest digest %s: %w", id, ErrNotFound)
+	}
+	if err != nil {
+		return "", fmt.Errorf("manifest digest %s: %w", id, err)
+	}
+	sum := sha256.Sum256(sealed)
+	return hex.EncodeToString(sum[:]), nil
 }
