@@ -162,6 +162,17 @@ func TestRestoreLimitedPerSource(t *testing.T) {
 	if !strings.Contains(page, "Your restores are limited to other sources") || !strings.Contains(page, `method="get"`) {
 		t.Errorf("orders' restore page does not tell olga why she cannot restore it, or offers to")
 	}
+	bs, err := a.store.Backups(ctx, store.BackupFilter{SourceID: orders.ID, Limit: 1})
+	if err != nil || len(bs) != 1 {
+		t.Fatalf("backups of orders = %d, %v", len(bs), err)
+	}
+	backupPage := fmt.Sprintf("/backups/%d", bs[0].ID)
+	if _, page := a.get(t, admin, backupPage); strings.Contains(page, "backup-restore-not-allowed") || !strings.Contains(page, "backstop restore") {
+		t.Errorf("the admin is not shown how to restore orders' backup")
+	}
+	if _, page := a.get(t, olga, backupPage); !strings.Contains(page, "backup-restore-not-allowed") || strings.Contains(page, "backstop restore") {
+		t.Errorf("olga is shown how to restore orders' backup, which she may not restore")
+	}
 	instanceControls := fmt.Sprintf(`action="/restores/%d/`, x.ID)
 	if _, page := a.get(t, admin, "/restores"); !strings.Contains(page, instanceControls) {
 		t.Errorf("the admin sees no controls of orders' restored instance: the check below proves nothing")

@@ -117,7 +117,8 @@ func (h *Handler) usersVM(r *http.Request) (web.UsersVM, error) {
 			return web.UsersVM{}, err
 		}
 		vm.Rows = append(vm.Rows, web.UserRow{Name: u.Name, Role: string(u.Role), CreatedAt: u.CreatedAt,
-			LastLoginAt: u.LastLoginAt, Disabled: u.DisabledAt != nil, RestoreAll: all, RestoreSources: sources})
+			LastLoginAt: u.LastLoginAt, Disabled: u.DisabledAt != nil, MayRestore: usecase.Can(u.Role, usecase.StartRestore),
+			RestoreAll: all, RestoreSources: sources})
 	}
 	ss, err := h.svc.Sessions(r.Context(), a, "")
 	if err != nil {

@@ -41,8 +41,9 @@ type UserRow struct {
 	CreatedAt   time.Time
 	LastLoginAt *time.Time
 	Disabled    bool
-	// RestoreAll is true when the user may restore every source; else RestoreSources
-	// names those they may (none: no source).
+	// MayRestore is whether the user's role may restore at all; RestoreAll, whether they
+	// may restore every source; else RestoreSources names those they may (none: no source).
+	MayRestore     bool
 	RestoreAll     bool
 	RestoreSources []string
 }

@@ -247,5 +247,6 @@ func samplePages(now time.Time) []page {
 	pages = append(pages, restoreSamplePages(now)...)
 	pages = append(pages, policySamplePages(now)...)
 	pages = append(pages, integritySamplePages(now)...)
+	pages = append(pages, accessSamplePages(now)...)
 	return append(pages, alertSamplePages(now)...)
 }
