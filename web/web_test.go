@@ -250,7 +250,7 @@ func TestLayout(t *testing.T) {
 			navText = append(navText, text(a))
 		}
 	}
-	if got, want := strings.Join(navText, " · "), "Overview · Sources · Backups · Restores · Alerts · Jobs · Audit · Settings · Users"; got != want {
+	if got, want := strings.Join(navText, " · "), "Overview · Sources · Backups · Restores · Alerts · Reports · Jobs · Audit · Settings · Users"; got != want {
 		t.Errorf("navigation = %q, want %q", got, want)
 	}
 	d.contains("Backstop", "ana", "Sign out", "Could not start the backup.")
