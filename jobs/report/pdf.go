@@ -125,7 +125,9 @@ func (d pdfDoc) sourceTables(src Source) {
 	d.line(fmt.Sprintf("System identifier %s; policy: recovery window %s, drills at most %s old, RPO %s.", src.SystemIdentifier,
 		duration(time.Duration(src.Policy.WindowSeconds)*time.Second), duration(time.Duration(src.Policy.DrillMaxAgeSeconds)*time.Second),
 		duration(time.Duration(src.Policy.RPOSeconds)*time.Second)))
-	if src.Window.Held {
+	if src.Window.From.Equal(src.Window.To) {
+		d.line("The policy sets no recovery window for this source.")
+	} else if src.Window.Held {
 		d.line(fmt.Sprintf("Every second of the policy window, %s to %s, was restorable.", clock(src.Window.From), clock(src.Window.To)))
 	} else {
 		d.line(fmt.Sprintf("The policy window, %s to %s, was NOT restorable throughout:", clock(src.Window.From), clock(src.Window.To)))

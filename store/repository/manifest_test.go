@@ -575,3 +575,30 @@ func TestPutManifestUnstoredBlobs(t *testing.T) {
 		t.Errorf("Manifest(short-map) after a refused PutManifest = %v, want ErrNotFound", err)
 	}
 }
+
+// TestManifestSHA256 checks that a manifest's digest is the SHA-256 of the file as stored
+// (what `sha256sum repository/backups/ID.manifest` prints), and that a missing manifest is
+// ErrNotFound.
+func TestManifestSHA256(t *testing.T) {
+	t.Parallel()
+	r, _ := setup(t)
+	ctx := t.Context()
+	id := "20261125T094735Z-3fa2c1d0"
+	if _, err := r.PutManifest(ctx, id, sampleManifest(t, r, id)); err != nil {
+		t.Fatal(err)
+	}
+	got, err := r.ManifestSHA256(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stored, err := os.ReadFile(filepath.Join(r.localDir(), manifestKey(id)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := fmt.Sprintf("%x", sha256.Sum256(stored)); got != want {
+		t.Errorf("ManifestSHA256(%s) = %s, want %s", id, got, want)
+	}
+	if _, err := r.ManifestSHA256(ctx, "20261125T094735Z-00000000"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("ManifestSHA256(missing) = %v, want ErrNotFound", err)
+	}
+}
