@@ -130,4 +130,3 @@ func fillAuditLog(b *testing.B, path string, n int) time.Time {
 	}
 	return end
 }
-
