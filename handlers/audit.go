@@ -20,8 +20,8 @@ import (
 const auditPerPage = 50
 
 // auditFilter reads the audit page's filter from a query: who, what (a prefix), which
-// source, and the period; it returns the filter as typed, for the form, and the errors by
-// field. An invalid period is a *store.ValidationError naming its field.
+// source, and the period; it also returns the filter as typed, for the form. An invalid
+// period is a *store.ValidationError naming its field.
 func auditFilter(q url.Values) (store.AuditFilter, web.AuditFilterVM, error) {
 	typed := web.AuditFilterVM{Actor: strings.TrimSpace(q.Get("actor")), Action: strings.TrimSpace(q.Get("action")),
 		Source: strings.TrimSpace(q.Get("source")), From: q.Get("from"), To: q.Get("to")}
@@ -31,7 +31,7 @@ func auditFilter(q url.Values) (store.AuditFilter, web.AuditFilterVM, error) {
 	return f, typed, err
 }
 
-// query returns the typed filter as a query string, with extra parameters.
+// auditQuery returns the typed filter as a query string, with extra parameters.
 func auditQuery(typed web.AuditFilterVM, extra ...string) string {
 	q := url.Values{}
 	for k, v := range map[string]string{"actor": typed.Actor, "action": typed.Action, "source": typed.Source, "from": typed.From, "to": typed.To} {

@@ -328,7 +328,9 @@ func sideEffects(t *testing.T, a *app) string {
 	}
 	var actions []string
 	for _, e := range es {
-		if !strings.HasPrefix(e.Action, "user.login") && e.Action != "user.logout" {
+		// A job started by an earlier, allowed request records its end whenever it ends:
+		// the runner's doing, not the request's under test.
+		if !strings.HasPrefix(e.Action, "user.login") && e.Action != "user.logout" && !strings.HasSuffix(e.Action, ".end") {
 			actions = append(actions, e.Action)
 		}
 	}

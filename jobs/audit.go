@@ -138,3 +138,30 @@ func RunAuditHead(ctx context.Context, st *store.Store, repo *repository.Repo, e
 		}
 	}
 }
+
+// restartAuditChain starts the audit log of a rebuilt catalog: its first entry,
+// "audit.restart", names the head the repository held for the lost log, and that head is
+// replaced by the new log's, so that the chain check passes again while the break stays
+// on record.
+func restartAuditChain(ctx context.Context, st *store.Store, repo *repository.Repo) error {
+	old, err := repo.AuditHead(ctx)
+	if err != nil && !errors.Is(err, repository.ErrNotFound) {
+		return err
+	}
+	detail := map[string]any{"reason": "the catalog was rebuilt from the repository: the audit log before this entry is lost"}
+	if old.ID != 0 {
+		detail["previous_head"] = old
+	}
+	b, err := json.Marshal(detail)
+	if err != nil {
+		return err
+	}
+	if err := st.Audit(ctx, store.AuditEntry{Actor: "system", Action: "audit.restart", Detail: b}); err != nil {
+		return err
+	}
+	head, err := st.LastAuditHead(ctx)
+	if err != nil {
+		return err
+	}
+	return repo.PutAuditHead(ctx, repository.AuditHead{ID: head.ID, Hash: head.Hash, At: head.At, WrittenAt: time.Now().UTC()})
+}

@@ -2,10 +2,13 @@ package jobs_test
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
+	"errors"
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/backstop/backstop/jobs"
 	"github.com/backstop/backstop/store"
@@ -59,5 +62,56 @@ func TestJobEndsAreAudited(t *testing.T) {
 	}
 	if c, err := e.store.CheckAuditChain(t.Context()); err != nil || c.Problem != nil {
 		t.Errorf("CheckAuditChain() = %+v, %v", c, err)
+	}
+}
+
+// TestAuditHeadIsNotReplacedByAnOlderCatalog: the head written to the repository moves
+// forward with the catalog, and a catalog that does not hold it (an older copy) neither
+// passes the check nor overwrites it, however often serve tries.
+func TestAuditHeadIsNotReplacedByAnOlderCatalog(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	e := setup(t, jobs.Options{})
+	add := func(st *store.Store, n int) {
+		t.Helper()
+		for range n {
+			if err := st.Audit(ctx, store.AuditEntry{Actor: "alice", Action: "policy.set", Target: "orders"}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	add(e.store, 2)
+	older := filepath.Join(t.TempDir(), "older.db")
+	db, err := sql.Open("sqlite", e.catalog)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.ExecContext(ctx, "VACUUM INTO ?", older); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	add(e.store, 3)
+	head, err := jobs.WriteAuditHead(ctx, e.store, e.repo, time.Now())
+	if err != nil || head.ID != 5 {
+		t.Fatalf("WriteAuditHead() = %+v, %v, want entry 5", head, err)
+	}
+
+	old, err := store.Open(ctx, older)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer old.Close()
+	add(old, 4) // entries 3 to 6 again, with other hashes
+	var he *jobs.AuditHeadError
+	for range 2 {
+		if _, err := jobs.WriteAuditHead(ctx, old, e.repo, time.Now()); !errors.As(err, &he) || he.Head.ID != 5 {
+			t.Errorf("WriteAuditHead(older catalog) = %v, want an *AuditHeadError naming entry 5", err)
+		}
+	}
+	if stored, err := e.repo.AuditHead(ctx); err != nil || stored.ID != 5 || stored.Hash != head.Hash {
+		t.Errorf("repository head after the older catalog tried = %+v, %v; want entry 5 unchanged", stored, err)
+	}
+	if _, err := jobs.CheckAuditHead(ctx, e.store, e.repo); err != nil {
+		t.Errorf("CheckAuditHead(the catalog that wrote it) = %v", err)
 	}
 }

@@ -225,6 +225,9 @@ func RebuildCatalog(ctx context.Context, st *store.Store, repo *repository.Repo,
 			return rep, fmt.Errorf("rebuild catalog: %w", err)
 		}
 	}
+	if err := restartAuditChain(ctx, st, repo); err != nil {
+		return rep, fmt.Errorf("rebuild catalog: %w", err)
+	}
 	return rep, nil
 }
 

@@ -14,6 +14,10 @@ CREATE INDEX audit_log_actor ON audit_log (actor, id);
 CREATE INDEX audit_log_action ON audit_log (action, id);
 CREATE INDEX audit_log_target ON audit_log (target, id);
 CREATE INDEX audit_log_at ON audit_log (at, id);
+-- Who did what, and what was done to a source, are the common combinations: an equality
+-- on both keeps a page an index walk in id order even when nothing matches.
+CREATE INDEX audit_log_actor_action ON audit_log (actor, action, id);
+CREATE INDEX audit_log_target_action ON audit_log (target, action, id);
 
 -- Repeats of an action counted into one entry (failed sign-ins): the entry that opened
 -- the window is chained like any other; the running count lives here, outside the

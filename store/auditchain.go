@@ -225,7 +225,7 @@ func (s *Store) CheckAuditChain(ctx context.Context) (AuditCheck, error) {
 	defer rows.Close()
 	var r auditRecord
 	var prev, stored sql.NullString
-	lastID, lastHash := int64(0), AuditGenesis
+	lastID, lastHash, lastAt := int64(0), AuditGenesis, ""
 	for rows.Next() {
 		if err := rows.Scan(&r.id, &r.at, &r.actor, &r.action, orZero(&r.target), &r.detail, orZero(&r.ip), &prev, &stored); err != nil {
 			return c, fmt.Errorf("check audit chain: %w", err)
@@ -234,12 +234,14 @@ func (s *Store) CheckAuditChain(ctx context.Context) (AuditCheck, error) {
 		if c.Problem = checkAuditRecord(&r, prev, stored, lastID, lastHash); c.Problem != nil {
 			return c, nil
 		}
-		lastID, lastHash = r.id, stored.String
-		c.Head = AuditHead{ID: r.id, Hash: stored.String}
-		c.Head.At, _ = parseTime(r.at)
+		lastID, lastHash, lastAt = r.id, stored.String, r.at
 	}
 	if err := rows.Err(); err != nil {
 		return c, fmt.Errorf("check audit chain: %w", err)
+	}
+	if lastID > 0 {
+		c.Head = AuditHead{ID: lastID, Hash: lastHash}
+		c.Head.At, _ = parseTime(lastAt)
 	}
 	var seq sql.NullInt64
 	err = tx.QueryRowContext(ctx, `SELECT seq FROM sqlite_sequence WHERE name = 'audit_log'`).Scan(&seq)

@@ -511,5 +511,35 @@ func interruptJob(ctx context.Context, tx *sql.Tx, j Job, now time.Time, msg str
 	if _, err := insertJobEvent(ctx, tx, ev); err != nil {
 		return fmt.Errorf("job %d: %w", j.ID, err)
 	}
+	return auditInterrupted(ctx, tx, j, now, msg)
+}
+
+// auditInterrupted records, in the audit log, the end of a job whose process is gone: the
+// runner that would have recorded it (jobs.Runner.auditEnd) went with the process.
+func auditInterrupted(ctx context.Context, tx *sql.Tx, j Job, now time.Time, msg string) error {
+	e := AuditEntry{At: now, Actor: j.RequestedBy, Action: "job.interrupted"}
+	if e.Actor == "" {
+		e.Actor = "system"
+	}
+	if j.SourceID != 0 {
+		if err := tx.QueryRowContext(ctx, `SELECT name FROM sources WHERE id = ?`, j.SourceID).Scan(&e.Target); err != nil && !errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("job %d: %w", j.ID, err)
+		}
+	}
+	detail := map[string]any{"job_id": j.ID, "kind": j.Kind, "state": JobInterrupted, "error": msg}
+	if len(j.Args) > 0 {
+		detail["args"] = j.Args
+	}
+	b, err := json.Marshal(detail)
+	if err != nil {
+		return err
+	}
+	d, err := canonicalJSON(b)
+	if err != nil {
+		return err
+	}
+	if _, err := appendAudit(ctx, tx, e, sql.NullString{String: d, Valid: true}); err != nil {
+		return fmt.Errorf("job %d: audit: %w", j.ID, err)
+	}
 	return nil
 }

@@ -3,6 +3,8 @@ package store
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -380,6 +382,11 @@ func TestMarkInterrupted(t *testing.T) {
 	n, err := s.MarkInterrupted(ctx, "here", isAlive, time.Minute)
 	if err != nil || n != 1 {
 		t.Fatalf("MarkInterrupted(fresh heartbeats) = %d, %v, want 1", n, err)
+	}
+	// The runner that would have recorded the job's end is gone: the sweep records it.
+	if es, err := s.AuditPage(ctx, AuditFilter{ActionPrefix: "job.interrupted"}); err != nil || len(es) != 1 ||
+		es[0].Actor != "system" || es[0].Target != "orders-db" || !strings.Contains(string(es[0].Detail), fmt.Sprintf(`"job_id":%d`, dead.ID)) {
+		t.Errorf("job.interrupted entries = %+v, %v, want the dead job's, on orders-db", es, err)
 	}
 
 	const msg = "interrupted: the process running this job stopped (pid 100)"

@@ -62,8 +62,12 @@ func (c *cli) auditVerify(ctx context.Context, args []string) error {
 		if v.HeadProblem != "" {
 			fmt.Fprintf(c.stdout, "HEAD MISMATCH: %s\n", v.HeadProblem)
 		}
-		fmt.Fprintf(c.stdout, "Checked %d entries in %s; newest entry %d, hash %s\n", v.Chain.Entries,
-			time.Since(start).Round(time.Millisecond), head.ID, head.Hash)
+		if v.Chain.Problem != nil {
+			fmt.Fprintf(c.stdout, "Checked %d entries in %s, up to the first problem\n", v.Chain.Entries, time.Since(start).Round(time.Millisecond))
+		} else {
+			fmt.Fprintf(c.stdout, "Checked %d entries in %s; newest entry %d, hash %s\n", v.Chain.Entries,
+				time.Since(start).Round(time.Millisecond), head.ID, head.Hash)
+		}
 		if v.RepoHead.ID != 0 {
 			fmt.Fprintf(c.stdout, "Repository head before this check: entry %d, hash %s, written %s\n", v.RepoHead.ID, v.RepoHead.Hash,
 				v.RepoHead.WrittenAt.UTC().Format(time.RFC3339))

@@ -204,6 +204,14 @@ func TestCatalogRebuild(t *testing.T) {
 		t.Errorf("backups after the rebuild:\n got %v\nwant %v", got, wantBackups)
 	}
 	compareWAL(t, wantWAL, walRows(t, home))
+	// The audit log is lost; its chain restarts with an entry naming the head serve had
+	// written for the lost one, and checks again.
+	if out, code := auditVerify(t, home); code != 0 || !strings.Contains(out, "OK: the chain holds") {
+		t.Errorf("audit verify after the rebuild = exit %d\n%s", code, out)
+	}
+	if out := mustBackstop(t, home, "audit", "export", "--format", "json", "--action", "audit.restart"); !strings.Contains(out, `"previous_head":{"at":`) {
+		t.Errorf("audit.restart entries after the rebuild = %s, want one naming the lost log's head", out)
+	}
 	var srcs []map[string]any
 	decodeJSON(t, "source list --json", mustBackstop(t, home, "source", "list", "--json"), &srcs)
 	if len(srcs) != 1 || srcs[0]["name"] != "shop" {
