@@ -137,10 +137,16 @@ func TestPagesShowOnlyAllowedControls(t *testing.T) {
 			needs[path] = action
 		}
 	}
+	// Downloads and previews answer only with their parameters.
+	query := map[string]string{
+		"/audit/export":     "?format=csv",
+		"/reports/preview":  "?from=2026-11-01&to=2026-11-02",
+		"/reports/download": "?from=2026-11-01&to=2026-11-02&format=csv",
+	}
 	for _, p := range pages {
 		for _, sourceID := range []string{ids["source"], itoa(src.ID)} {
 			add(strings.NewReplacer("{sourceID}", sourceID, "{backupID}", itoa(bs[0].ID), "{jobID}", itoa(queued.ID),
-				"{alertID}", ids["alert"]).Replace(p), routePolicy["GET "+p])
+				"{alertID}", ids["alert"]).Replace(p)+query[p], routePolicy["GET "+p])
 		}
 	}
 	add("/jobs/"+itoa(j.ID), usecase.View)
