@@ -16,7 +16,11 @@ type page struct {
 
 // sampleNow is the reference time of the samples: the current time, so that the
 // relative times static/app.js renders in a preview match the server's.
-func sampleNow() time.Time { return time.Now().UTC().Truncate(time.Second) }
+// sampleStart is when the test binary started, to the second: every sample page and every
+// test that checks one share it, so that none sees a second tick between them.
+var sampleStart = time.Now().UTC().Truncate(time.Second)
+
+func sampleNow() time.Time { return sampleStart }
 
 const (
 	gib = int64(1) << 30
