@@ -75,11 +75,11 @@ func fillBusy(b *testing.B, c *catalog, name string, days int) store.Source {
 				b.Fatal(err)
 			}
 			d.RTO = 90 * time.Second
-			if _, err := c.at(start.Add(2 * time.Minute)).FinishDrill(ctx, d); err != nil {
+			if _, err := c.at(start.Add(2*time.Minute)).FinishDrill(ctx, d); err != nil {
 				b.Fatal(err)
 			}
 		case 12:
-			run, err := c.at(start.Add(5 * time.Minute)).StartVerifyRun(ctx, src.ID, 0, false)
+			run, err := c.at(start.Add(5*time.Minute)).StartVerifyRun(ctx, src.ID, 0, false)
 			if err != nil {
 				b.Fatal(err)
 			}
