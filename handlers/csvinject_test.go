@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"unicode/utf8"
 )
 
 // A signed-out visitor types a spreadsheet formula as the user name at the sign-in page:
@@ -39,5 +40,44 @@ func TestAuditExportNeutralizesFormulas(t *testing.T) {
 	}
 	if !found {
 		t.Errorf("the failed sign-in's name %q is not in the export as text; export:\n%s", formula, body)
+	}
+}
+
+// A signed-out visitor's sign-in name is markup on the audit page only as text.
+func TestAuditPageEscapesSignInName(t *testing.T) {
+	a := setup(t)
+	name := `<img src=x onerror=alert(1)>`
+	a.postForm(t, a.client(t), "/login", url.Values{"name": {name}, "password": {"x"}})
+	admin := a.client(t)
+	a.login(t, admin)
+	_, body := a.get(t, admin, "/audit")
+	if strings.Contains(body, name) || !strings.Contains(body, "&lt;img src=x onerror=alert(1)&gt;") {
+		t.Errorf("the audit page does not show the sign-in name %q escaped", name)
+	}
+}
+
+// A signed-out visitor cannot grow the catalog by megabytes per attempt with made-up user
+// names, nor store bytes in the audit log other than those its hash covers: the name
+// audited for a failed sign-in is cut short and valid UTF-8.
+func TestFailedSignInNameCut(t *testing.T) {
+	a := setup(t)
+	name := strings.Repeat("é", 100000) + "\xff"
+	resp := a.postForm(t, a.client(t), "/login", url.Values{"name": {name}, "password": {"x"}})
+	if resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("POST /login with a long name = %d, want 401", resp.StatusCode)
+	}
+	es, err := a.store.AuditEntries(t.Context(), 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(es) != 1 || es[0].Action != "user.login_failed" {
+		t.Fatalf("audit = %+v, want one user.login_failed", es)
+	}
+	if got := es[0].Target; len(got) > 256 || !utf8.ValidString(got) || !strings.HasPrefix(got, "éé") {
+		t.Errorf("audited name is %d bytes (valid UTF-8 %v), want a valid prefix of the name of at most 256 bytes", len(got), utf8.ValidString(got))
+	}
+	c, err := a.store.CheckAuditChain(t.Context())
+	if err != nil || c.Problem != nil {
+		t.Errorf("CheckAuditChain = %+v, %v; want it to hold", c.Problem, err)
 	}
 }
