@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -247,5 +248,17 @@ func TestCSVFormulas(t *testing.T) {
 	}
 	if _, err := report.Verify(out, testKey.Public().(ed25519.PublicKey)); err != nil {
 		t.Errorf("Verify(report with a neutralized formula) = %v", err)
+	}
+}
+
+// TestPeriodEndsBy9999: a period running into year 10000 is refused before anything is
+// built, rather than failing to render (JSON, PDF) or rendering a CSV that does not verify.
+func TestPeriodEndsBy9999(t *testing.T) {
+	from := time.Date(9999, 12, 30, 0, 0, 0, 0, time.UTC)
+	if err := report.CheckPeriod(from, from.AddDate(0, 0, 2)); err == nil {
+		t.Error("CheckPeriod(9999-12-30, 10000-01-01) = nil, want an error")
+	}
+	if err := report.CheckPeriod(from.AddDate(0, 0, -1), from); err != nil {
+		t.Errorf("CheckPeriod(9999-12-29, 9999-12-30) = %v, want nil", err)
 	}
 }
