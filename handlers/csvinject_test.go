@@ -1,7 +1,9 @@
 package handlers_test
 
 import (
+	"database/sql"
 	"encoding/csv"
+	"io"
 	"net/http"
 	"net/url"
 	"strings"
@@ -79,5 +81,35 @@ func TestFailedSignInNameCut(t *testing.T) {
 	c, err := a.store.CheckAuditChain(t.Context())
 	if err != nil || c.Problem != nil {
 		t.Errorf("CheckAuditChain = %+v, %v; want it to hold", c.Problem, err)
+	}
+}
+
+// An export that fails after its first bytes were sent must not end like a whole file: the
+// connection is cut, so that the auditor's download fails instead of holding a log that
+// silently stops short. Here an entry's detail was made unreadable behind Backstop's back.
+func TestAuditExportCutShortFails(t *testing.T) {
+	a := setup(t)
+	admin := a.client(t)
+	a.login(t, admin)
+	// Enough entries that the download has sent its head and some before the bad one.
+	for range 40 {
+		a.get(t, admin, "/audit/export?format=json")
+	}
+	db, err := sql.Open("sqlite", a.catalog)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.Exec(`PRAGMA ignore_check_constraints = ON; UPDATE audit_log SET detail = '{"format":' WHERE id = 40`); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := admin.Get(a.srv.URL + "/audit/export?format=json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err == nil {
+		t.Errorf("GET /audit/export over an unreadable entry = %d with a complete body, want the download cut:\n%s", resp.StatusCode, body)
 	}
 }
