@@ -160,6 +160,9 @@ func (s *Service) restoredSource(ctx context.Context, job store.Job) (src store.
 			return store.Source{}, false, fmt.Errorf("job %d: %w", job.ID, err)
 		}
 		b, err := s.store.Backup(ctx, args.BackupID)
+		if errors.Is(err, store.ErrNotFound) {
+			return store.Source{}, false, nil // nothing left to restore: the job cannot but fail
+		}
 		if err != nil {
 			return store.Source{}, false, err
 		}
