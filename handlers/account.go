@@ -2,7 +2,10 @@ package handlers
 
 import (
 	"errors"
+	"fmt"
+	"math"
 	"net/http"
+	"strconv"
 
 	"github.com/go-chi/chi/v5"
 
@@ -43,11 +46,26 @@ func sessionRows(r *http.Request, ss []store.SessionInfo) []web.SessionRow {
 }
 
 // changeOwnPassword changes the signed-in user's password, given the current one; their
-// other sessions end, with their open pages.
+// other sessions end, with their open pages. A wrong current password counts as a failed
+// sign-in of the account (see throttle): a stolen session must not guess the password
+// faster than the sign-in page lets anyone.
 func (h *Handler) changeOwnPassword(w http.ResponseWriter, r *http.Request) error {
 	a := actorOf(r)
 	cur, _ := sessionFrom(r.Context())
-	err := h.svc.ChangePassword(r.Context(), a, r.PostFormValue("current"), r.PostFormValue("password"), cur.TokenHash)
+	throttle, ip := h.sec().throttle, clientIP(r)
+	status := http.StatusUnprocessableEntity
+	var err error
+	if wait := throttle.wait(accountKey(a.Name), addressKey(ip)); wait > 0 {
+		secs := int(math.Ceil(wait.Seconds()))
+		w.Header().Set("Retry-After", strconv.Itoa(secs))
+		status = http.StatusTooManyRequests
+		err = &usecase.InputError{Fields: map[string]string{"current": fmt.Sprintf("Too many wrong passwords; try again in %d s.", secs)}}
+	} else {
+		err = h.svc.ChangePassword(r.Context(), a, r.PostFormValue("current"), r.PostFormValue("password"), cur.TokenHash)
+		if ie := (*usecase.InputError)(nil); errors.As(err, &ie) && ie.Fields["current"] != "" {
+			throttle.fail(a.Name, ip)
+		}
+	}
 	var ie *usecase.InputError
 	var ve *store.ValidationError
 	if errors.As(err, &ie) || errors.As(err, &ve) {
@@ -60,11 +78,12 @@ func (h *Handler) changeOwnPassword(w http.ResponseWriter, r *http.Request) erro
 		} else {
 			vm.Errors["password"] = usecase.Sentence("The new password " + ve.Message)
 		}
-		return h.pageStatus(w, r, http.StatusUnprocessableEntity, "Your account", web.NavAccount, web.AccountPage(vm))
+		return h.pageStatus(w, r, status, "Your account", web.NavAccount, web.AccountPage(vm))
 	}
 	if err != nil {
 		return err
 	}
+	throttle.succeed(a.Name)
 	h.sec().live.closeUser(a.Name, cur.TokenHash)
 	setFlash(w, web.FlashSuccess, "Your password was changed; your other browsers were signed out.")
 	http.Redirect(w, r, "/account", http.StatusSeeOther)

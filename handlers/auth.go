@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/backstop/backstop/store"
 	"github.com/backstop/backstop/web"
@@ -77,6 +78,25 @@ func (h *Handler) showLogin(w http.ResponseWriter, r *http.Request) error {
 // address are counted into a single audit entry.
 const failedLoginWindow = 15 * time.Minute
 
+// maxAuditedName is the longest sign-in name a failed sign-in's audit entry records, in
+// bytes: user names are at most 63, and a made-up name of megabytes must not grow the
+// catalog by as much at each attempt.
+const maxAuditedName = 128
+
+// auditedName is a typed sign-in name as the audit log records it: valid UTF-8, cut to
+// maxAuditedName bytes at a character boundary, with "…" when it was cut.
+func auditedName(name string) string {
+	name = strings.ToValidUTF8(name, "\uFFFD")
+	if len(name) <= maxAuditedName {
+		return name
+	}
+	cut := maxAuditedName
+	for !utf8.RuneStart(name[cut]) {
+		cut--
+	}
+	return name[:cut] + "…"
+}
+
 // login signs a user in. Attempts for an account or from an address that failed too often
 // lately are refused before the password is checked (see throttle), so that guessing costs
 // the guesser time and us no bcrypt comparison.
@@ -94,7 +114,7 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request) error {
 	u, err := h.store.Authenticate(r.Context(), name, r.PostFormValue("password"))
 	if errors.Is(err, store.ErrBadCredentials) {
 		throttle.fail(name, ip)
-		e := store.AuditEntry{Actor: actor(r.Context()), Action: "user.login_failed", Target: name, IP: ip}
+		e := store.AuditEntry{Actor: actor(r.Context()), Action: "user.login_failed", Target: auditedName(name), IP: ip}
 		if err := h.store.AuditCounted(r.Context(), e, failedLoginWindow); err != nil {
 			h.log.Error("audit", "action", e.Action, "err", err, "request_id", requestID(r))
 		}

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/go-chi/chi/v5"
 	"github.com/gorilla/websocket"
@@ -314,9 +315,50 @@ func matrixFixtures(t *testing.T, a *app) map[string]string {
 		"alert": itoa(al[0].ID), "channel": "matrix", "session": ss[0].TokenHash}
 }
 
-// sideEffects summarizes what an action could have changed.
+// settle waits until the jobs started by earlier requests have ended and audited their
+// end, so that a background job's end is never taken for what a refused request changed.
+// The matrix's own job has no worker: it stays queued until cancelled, and ends unaudited.
+func settle(t *testing.T, a *app) {
+	t.Helper()
+	ctx := context.Background()
+	for deadline := time.Now().Add(2 * time.Minute); ; {
+		js, err := a.store.Jobs(ctx, store.JobFilter{Limit: 10000})
+		if err != nil {
+			t.Fatal(err)
+		}
+		es, err := a.store.AuditEntries(ctx, 0, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ended, audited := 0, 0
+		for _, j := range js {
+			if j.Kind != "matrix" && j.State != store.JobQueued && j.State != store.JobRunning {
+				ended++
+			} else if j.Kind != "matrix" {
+				ended = -1
+				break
+			}
+		}
+		for _, e := range es {
+			if strings.HasSuffix(e.Action, ".end") {
+				audited++
+			}
+		}
+		if ended == audited {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("jobs still running or not audited: %d ended, %d end entries", ended, audited)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// sideEffects summarizes what an action could have changed, once the jobs started before
+// have settled.
 func sideEffects(t *testing.T, a *app) string {
 	t.Helper()
+	settle(t, a)
 	ctx := context.Background()
 	js, err := a.store.Jobs(ctx, store.JobFilter{Limit: 10000})
 	if err != nil {

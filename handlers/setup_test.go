@@ -40,6 +40,8 @@ type app struct {
 	routes http.Handler
 	store  *store.Store
 	runner *jobs.Runner
+	// catalog is the catalog's file, for tests that change it behind Backstop's back.
+	catalog string
 }
 
 // setup starts the dashboard with one user and a runner that takes queued jobs.
@@ -89,7 +91,7 @@ func setup(t *testing.T) *app {
 		cancel()
 		st.Close()
 	})
-	return &app{srv: srv, routes: routes, store: st, runner: runner}
+	return &app{srv: srv, routes: routes, store: st, runner: runner, catalog: filepath.Join(dir, "catalog.db")}
 }
 
 // client returns an HTTP client with a cookie jar that does not follow redirects.

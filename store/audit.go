@@ -63,6 +63,10 @@ func (s *Store) checkAuditEntry(e *AuditEntry) (sql.NullString, error) {
 	if e.At.IsZero() {
 		e.At = s.clock()
 	}
+	// The chain's encoding writes a byte that is not UTF-8 as U+FFFD: store what it covers.
+	for _, f := range []*string{&e.Actor, &e.Action, &e.Target, &e.IP} {
+		*f = strings.ToValidUTF8(*f, "\uFFFD")
+	}
 	if len(e.Detail) == 0 {
 		return sql.NullString{}, nil
 	}

@@ -30,6 +30,7 @@ import (
 	"fmt"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // auditChainTag starts every entry's canonical encoding; a new encoding gets a new tag.
@@ -265,7 +266,11 @@ func checkAuditRecord(r *auditRecord, prev, stored sql.NullString, lastID int64,
 		return &AuditProblem{ID: lastID + 1, Reason: fmt.Sprintf("entries %d to %d are missing (deleted): entry %d follows entry %d", lastID+1, r.id-1, r.id, lastID)}
 	}
 	r.prev = prev.String
-	if r.hash() != stored.String {
+	// Backstop stores only valid UTF-8, which the encoding keeps as it is; other bytes it
+	// would write as U+FFFD, so that two different entries would share one hash.
+	valid := utf8.ValidString(r.actor) && utf8.ValidString(r.action) && utf8.ValidString(r.target) && utf8.ValidString(r.ip) &&
+		utf8.ValidString(r.detail.String)
+	if !valid || r.hash() != stored.String {
 		return &AuditProblem{ID: r.id, Reason: "the entry was edited: its content does not match its hash"}
 	}
 	if prev.String != lastHash {

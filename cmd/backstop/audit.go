@@ -27,6 +27,13 @@ func (c *cli) auditCmd(ctx context.Context, args []string) error {
 	return errors.New("usage: backstop audit verify | backstop audit export [--format csv|json] [--from DATE] [--to DATE] [--actor X] [--action PREFIX] [--source NAME] [--out FILE]")
 }
 
+// noRepoHead warns that the chain was checked on its own: without the repository's head, a
+// catalog put back from an older copy, or whose newest entries were deleted along with the
+// head, looks whole. Serve writes the head at start and then regularly, so on an
+// installation that ran serve its absence means someone deleted it.
+const noRepoHead = "NO REPOSITORY HEAD: the repository held no audit head before this check, so only the chain was checked: " +
+	"newest entries deleted, or an older catalog put back, would not show. If serve has run with this repository, someone deleted audit/head from it"
+
 func (c *cli) auditVerify(ctx context.Context, args []string) error {
 	fs := c.flags("audit verify", "audit verify [--json]")
 	if _, err := parse(fs, args); err != nil {
@@ -46,6 +53,9 @@ func (c *cli) auditVerify(ctx context.Context, args []string) error {
 	head := v.Chain.Head
 	if c.json {
 		out := map[string]any{"ok": v.OK(), "entries": v.Chain.Entries, "head": head, "repository_head": v.RepoHead}
+		if v.RepoHead.ID == 0 && v.Chain.Entries > 0 {
+			out["warning"] = noRepoHead
+		}
 		if p := v.Chain.Problem; p != nil {
 			out["problem"] = map[string]any{"id": p.ID, "reason": p.Reason}
 		}
@@ -71,6 +81,8 @@ func (c *cli) auditVerify(ctx context.Context, args []string) error {
 		if v.RepoHead.ID != 0 {
 			fmt.Fprintf(c.stdout, "Repository head before this check: entry %d, hash %s, written %s\n", v.RepoHead.ID, v.RepoHead.Hash,
 				v.RepoHead.WrittenAt.UTC().Format(time.RFC3339))
+		} else if v.Chain.Entries > 0 {
+			fmt.Fprintln(c.stdout, noRepoHead)
 		}
 		if v.OK() && v.Written.ID != 0 {
 			fmt.Fprintf(c.stdout, "OK: the chain holds; the repository's head is now entry %d\n", v.Written.ID)

@@ -147,3 +147,38 @@ func TestAuditExport(t *testing.T) {
 		t.Errorf("audit export --from yesterday = %v, want a usage error", err)
 	}
 }
+
+// TestAuditVerifyWithoutRepositoryHead: someone with the catalog and the repository's
+// storage (not its key) deletes the newest entries, sets the catalog's id sequence back so
+// that no gap shows, and deletes the repository's sealed head, which they cannot forge.
+// The chain alone cannot tell; `audit verify` must then say that the repository held no
+// head, rather than a plain OK.
+func TestAuditVerifyWithoutRepositoryHead(t *testing.T) {
+	t.Parallel()
+	home := filepath.Join(t.TempDir(), "home")
+	mustBackstop(t, home, "init")
+	for _, name := range []string{"u1", "u2", "u3"} {
+		mustBackstop(t, home, "user", "add", name, "--role", "auditor")
+	}
+	// The first check finds no head (serve never ran), says so, and writes one.
+	if out, code := auditVerify(t, home); code != 0 || !strings.Contains(out, "NO REPOSITORY HEAD") {
+		t.Fatalf("first audit verify of an intact log = %d, want 0 and the head's absence told\n%s", code, out)
+	}
+	if out, code := auditVerify(t, home); code != 0 || strings.Contains(out, "NO REPOSITORY HEAD") {
+		t.Fatalf("audit verify of an intact log with its head = %d, want 0 and no warning\n%s", code, out)
+	}
+	head := filepath.Join(home, "repository", "audit", "head")
+	if _, err := os.Stat(head); err != nil {
+		t.Fatalf("the repository's audit head is not at %s: %v", head, err)
+	}
+	rawCatalogSQL(t, home, `DELETE FROM audit_log WHERE id > 2; UPDATE sqlite_sequence SET seq = 2 WHERE name = 'audit_log'`)
+	if out, code := auditVerify(t, home); code == 0 || !strings.Contains(out, "HEAD MISMATCH") {
+		t.Errorf("audit verify after the newest entries were deleted = %d, want non-zero with a head mismatch\n%s", code, out)
+	}
+	if err := os.Remove(head); err != nil {
+		t.Fatal(err)
+	}
+	if out, _ := auditVerify(t, home); !strings.Contains(out, "NO REPOSITORY HEAD") {
+		t.Errorf("audit verify with the repository's head deleted does not say so:\n%s", out)
+	}
+}

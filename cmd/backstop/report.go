@@ -126,8 +126,10 @@ func (c *cli) reportVerify(args []string) error {
 	if trusted == nil {
 		text += "Compare the key's fingerprint with the one on the Reports page, or give it with --key.\n"
 	}
-	return c.printResult(map[string]any{"file": pos[0], "format": v.Format, "fingerprint": v.Fingerprint, "generated_at": v.GeneratedAt,
-		"from": v.From, "to": v.To, "summary": v.Summary}, strings.TrimSuffix(text, "\n"))
+	// key_checked tells a script that the signature is good but by a key nobody compared:
+	// anyone can sign a report with a key of their own.
+	return c.printResult(map[string]any{"file": pos[0], "format": v.Format, "fingerprint": v.Fingerprint, "key_checked": trusted != nil,
+		"generated_at": v.GeneratedAt, "from": v.From, "to": v.To, "summary": v.Summary}, strings.TrimSuffix(text, "\n"))
 }
 
 // reportKey prints the public key that signs this installation's reports (PEM) on

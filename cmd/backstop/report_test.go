@@ -82,3 +82,31 @@ func TestCLIReport(t *testing.T) {
 		t.Errorf("report verify of another installation's report with this key = exit %d, %q; want a refusal", code, stderr)
 	}
 }
+
+// TestReportVerifyJSONSaysWhetherTheKeyWasChecked: without --key, a report signed by anyone
+// verifies (the signature matches its own key); the JSON a script reads must say that no
+// key was compared, and say so only then.
+func TestReportVerifyJSONSaysWhetherTheKeyWasChecked(t *testing.T) {
+	t.Parallel()
+	home := filepath.Join(t.TempDir(), "home")
+	mustBackstop(t, home, "init")
+	pub := filepath.Join(t.TempDir(), "key.pub")
+	if err := os.WriteFile(pub, []byte(mustBackstop(t, home, "report", "key")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(t.TempDir(), "r.json")
+	today := time.Now().UTC().Format(time.DateOnly)
+	mustBackstop(t, home, "report", "create", "--from", today, "--to", today, "--format", "json", "--out", out)
+	for _, tc := range []struct {
+		args []string
+		want bool
+	}{{nil, false}, {[]string{"--key", pub}, true}} {
+		var got struct {
+			KeyChecked *bool `json:"key_checked"`
+		}
+		decodeJSON(t, "report verify --json", mustBackstop(t, home, append([]string{"report", "verify", "--json", out}, tc.args...)...), &got)
+		if got.KeyChecked == nil || *got.KeyChecked != tc.want {
+			t.Errorf("report verify --json %v: key_checked = %v, want %t", tc.args, got.KeyChecked, tc.want)
+		}
+	}
+}

@@ -36,11 +36,15 @@ type Facts struct {
 // a person reads, and the scorecard one row per day.
 const maxPeriod = 2 * 366 * 24 * time.Hour
 
-// CheckPeriod refuses an empty or reversed period, or one longer than two years.
+// CheckPeriod refuses an empty or reversed period, one longer than two years, or one
+// that ends after year 9999, which RFC 3339 (and so every format of the report) cannot
+// write.
 func CheckPeriod(from, to time.Time) error {
 	switch {
 	case from.IsZero() || to.IsZero():
 		return errors.New("a report needs a period: give both its first and its last day")
+	case to.UTC().Year() > 9999:
+		return errors.New("the period must end by 9999-12-30")
 	case !from.Before(to):
 		return fmt.Errorf("the period from %s to %s is empty: the first day must come before the last", from.Format(time.DateOnly), to.Format(time.DateOnly))
 	case to.Sub(from) > maxPeriod:

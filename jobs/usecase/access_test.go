@@ -1,13 +1,16 @@
 package usecase
 
 import (
+	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/backstop/backstop/jobs"
 	"github.com/backstop/backstop/store"
 )
 
@@ -67,6 +70,20 @@ func TestRestoreScopeRefusesBeforeAnything(t *testing.T) {
 	}
 	if _, _, err := s.StartRestore(ctx, olga, RestoreRequest{SourceID: srcs[0].ID, Target: "latest"}); !errors.As(err, &fe) {
 		t.Errorf("StartRestore(orders) as olga = %v, want a *ForbiddenError", err)
+	}
+	// Cancelling a restore in progress is managing it: limited like the rest.
+	for _, p := range []store.JobParams{
+		{Kind: jobs.KindRestore, Args: json.RawMessage(fmt.Sprintf(`{"backup_id": %d, "into": "/tmp/x"}`, b.ID))},
+		{Kind: jobs.KindPITR, SourceID: srcs[0].ID},
+		{Kind: jobs.KindInstance, SourceID: srcs[0].ID},
+	} {
+		job, err := st.InsertJob(ctx, p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := s.CancelJob(ctx, olga, job.ID); !errors.As(err, &fe) {
+			t.Errorf("CancelJob(%s of orders) as olga = %v, want a *ForbiddenError", p.Kind, err)
+		}
 	}
 	if n := audited(); n != before {
 		t.Errorf("refused restores wrote %d audit entries", n-before)

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/backstop/backstop/jobs"
+	"github.com/backstop/backstop/jobs/report"
 	"github.com/backstop/backstop/store"
 	"github.com/backstop/backstop/store/repository"
 )
@@ -103,7 +104,9 @@ func exportDetail(f store.AuditFilter, format string) map[string]any {
 	return d
 }
 
-// AuditCSVHeader is the header row of a CSV export.
+// AuditCSVHeader is the header row of a CSV export. Text that a spreadsheet would run as a
+// formula (a user name typed at the sign-in page, say) is written with a leading apostrophe
+// (report.CSVCell); the JSON export holds every value as stored.
 var AuditCSVHeader = []string{"id", "at", "actor", "action", "target", "ip", "detail", "prev_hash", "hash"}
 
 func exportCSV(ctx context.Context, st *store.Store, f store.AuditFilter, w io.Writer) error {
@@ -112,8 +115,12 @@ func exportCSV(ctx context.Context, st *store.Store, f store.AuditFilter, w io.W
 		return err
 	}
 	err := st.EachAuditEntry(ctx, f, func(e store.AuditEntry) error {
-		return cw.Write([]string{strconv.FormatInt(e.ID, 10), e.At.UTC().Format(time.RFC3339Nano), e.Actor, e.Action,
-			e.Target, e.IP, string(e.Detail), e.PrevHash, e.Hash})
+		row := []string{strconv.FormatInt(e.ID, 10), e.At.UTC().Format(time.RFC3339Nano), e.Actor, e.Action,
+			e.Target, e.IP, string(e.Detail), e.PrevHash, e.Hash}
+		for i := range row {
+			row[i] = report.CSVCell(row[i])
+		}
+		return cw.Write(row)
 	})
 	if err != nil {
 		return err

@@ -75,7 +75,10 @@ func (s *Service) BuildReport(ctx context.Context, a Actor, q ReportRequest) (re
 		}
 		srcs = all
 	}
-	for _, name := range q.Sources {
+	for i, name := range q.Sources {
+		if slices.Contains(q.Sources[:i], name) {
+			continue // a source named twice is reported once, never counted twice
+		}
 		src, err := s.store.SourceByName(ctx, name)
 		if err != nil {
 			return report.Report{}, fmt.Errorf("report: source %q: %w", name, err)

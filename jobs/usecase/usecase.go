@@ -123,15 +123,55 @@ func (s *Service) StartBackup(ctx context.Context, a Actor, sourceID int64) (sto
 }
 
 // CancelJob asks a job to stop. A job that has already ended is store.ErrConflict.
+// Cancelling a restore, or an action on a restored instance, is managing that restore:
+// only for those who may restore its source.
 func (s *Service) CancelJob(ctx context.Context, a Actor, jobID int64) error {
 	if err := Authorize(a, CancelJob); err != nil {
 		return err
+	}
+	job, err := s.store.Job(ctx, jobID)
+	if err != nil {
+		return err
+	}
+	if src, ok, err := s.restoredSource(ctx, job); err != nil {
+		return err
+	} else if ok {
+		if err := s.authorizeRestore(ctx, a, ManageInstance, src); err != nil {
+			return err
+		}
 	}
 	if err := s.jobs.Cancel(ctx, jobID); err != nil {
 		return err
 	}
 	s.audit(ctx, a, "job.cancel", fmt.Sprintf("job %d", jobID), nil)
 	return nil
+}
+
+// restoredSource returns the source a restore job (or a job on a restored instance)
+// restores; ok is false for other jobs. A restore of a backup names its source only
+// through the backup.
+func (s *Service) restoredSource(ctx context.Context, job store.Job) (src store.Source, ok bool, err error) {
+	id := job.SourceID
+	switch job.Kind {
+	case jobs.KindPITR, jobs.KindInstance:
+	case jobs.KindRestore:
+		var args jobs.RestoreArgs
+		if err := json.Unmarshal(job.Args, &args); err != nil {
+			return store.Source{}, false, fmt.Errorf("job %d: %w", job.ID, err)
+		}
+		b, err := s.store.Backup(ctx, args.BackupID)
+		if errors.Is(err, store.ErrNotFound) {
+			return store.Source{}, false, nil // nothing left to restore: the job cannot but fail
+		}
+		if err != nil {
+			return store.Source{}, false, err
+		}
+		id = b.SourceID
+	default:
+		return store.Source{}, false, nil
+	}
+	src, err = s.store.Source(ctx, id)
+	return src, err == nil, err
 }
 
 // ErrNotPermitted wraps refusals that are about the actor, for callers that only need to
