@@ -273,8 +273,9 @@ type windowFacts struct {
 }
 
 // facts returns src's window facts (shared: callers must not change them) and, when they
-// cannot be trusted now, why: the window is not computed yet (pending), or its last
-// computation failed and the repository was not checked for ListEvery.
+// cannot be trusted now, why: the window is not computed yet (pending), its last
+// computation failed and the repository was not checked for ListEvery, or it was not
+// checked for twice that (Run stopped or far behind).
 func (c *WindowCache) facts(ctx context.Context, src store.Source) (wf windowFacts, unknown string, pending bool, err error) {
 	cw, err := c.entry(ctx, src)
 	c.mu.Lock()
@@ -290,6 +291,10 @@ func (c *WindowCache) facts(ctx context.Context, src store.Source) (wf windowFac
 	case failed && time.Since(cw.listedAt) >= c.listEvery():
 		return cw.facts, fmt.Sprintf("Backstop has not been able to check the restorable window since %s: %v.",
 			cw.listedAt.UTC().Format(time.DateTime+" UTC"), failure.err), false, nil
+	case time.Since(cw.listedAt) >= 2*c.listEvery():
+		// Run is stopped or far behind: what the window rests on is not checked.
+		return cw.facts, fmt.Sprintf("Backstop has not checked the restorable window since %s.",
+			cw.listedAt.UTC().Format(time.DateTime+" UTC")), false, nil
 	}
 	return cw.facts, "", false, nil
 }
