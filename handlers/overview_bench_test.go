@@ -110,9 +110,11 @@ type scaleApp struct {
 	repo    *repository.Repo
 	repoDir string
 	sources []store.Source
-	// next is the next segment number of each source, for archiveSegment.
-	next map[int64]int64
-	mu   sync.Mutex
+	// next is the next segment number of each source, for archiveSegment; backups
+	// counts the backups finishBackup recorded.
+	next    map[int64]int64
+	backups int
+	mu      sync.Mutex
 
 	// The dashboard that srv serves, and how to stop its windows' refresh.
 	handler   atomic.Pointer[http.Handler]
@@ -167,7 +169,7 @@ func (a *scaleApp) waitKnown(b *testing.B, c *http.Client) {
 		if !bytes.Contains(page, []byte(`data-testid="window-computing"`)) {
 			break
 		}
-		time.Sleep(100 * time.Millisecond)
+		time.Sleep(time.Second)
 	}
 	if !a.started.IsZero() {
 		b.Logf("every window known %s after start-up", time.Since(a.started).Round(100*time.Millisecond))
@@ -232,9 +234,11 @@ func (a *scaleApp) archiveSegment(b *testing.B, src store.Source) {
 func (a *scaleApp) finishBackup(b *testing.B, src store.Source) {
 	a.mu.Lock()
 	segNo := a.next[src.ID] - 1
+	a.backups++
+	n := a.backups
 	a.mu.Unlock()
 	ctx := b.Context()
-	bk, err := a.store.CreateBackup(ctx, store.BackupParams{SourceID: src.ID, RepoID: fmt.Sprintf("%s-more-%d", src.Name, segNo),
+	bk, err := a.store.CreateBackup(ctx, store.BackupParams{SourceID: src.ID, RepoID: fmt.Sprintf("%s-more-%d", src.Name, n),
 		StartLSN: lsnText(segNo*scaleSegSize + 0x28), Timeline: 1, SystemIdentifier: src.SystemIdentifier})
 	if err != nil {
 		b.Fatal(err)

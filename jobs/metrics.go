@@ -223,7 +223,9 @@ func (s *scrape) source(src store.Source) {
 
 	// Without a complete backup nothing is restorable: the window is not even looked up.
 	if hasBackup && s.m.windows != nil {
-		if w, _, err := s.m.windows.Window(ctx, src); s.read("window of "+name, err) && !w.Earliest.IsZero() {
+		// A window not computed yet (after start-up) is left out; health reports it.
+		w, _, err := s.m.windows.Window(ctx, src)
+		if !errors.Is(err, ErrWindowUnknown) && s.read("window of "+name, err) && !w.Earliest.IsZero() {
 			s.gauge(metricWindowStart, unixSeconds(w.Earliest), name)
 			s.gauge(metricWindowEnd, unixSeconds(w.Latest), name)
 		}

@@ -27,6 +27,7 @@ import (
 // metricsCatalog is a catalog with one of every fact the collector reports.
 type metricsCatalog struct {
 	st      *store.Store
+	repo    *repository.Repo
 	windows *WindowCache
 	now     time.Time
 	// orders has everything; idle has a source row and nothing else; gone was removed.
@@ -54,7 +55,7 @@ func newMetricsCatalog(t *testing.T) metricsCatalog {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := metricsCatalog{st: st, windows: NewWindowCache(st, repo), now: time.Now().UTC().Truncate(time.Microsecond)}
+	c := metricsCatalog{st: st, repo: repo, windows: NewWindowCache(st, repo), now: time.Now().UTC().Truncate(time.Microsecond)}
 	must := func(err error) {
 		t.Helper()
 		if err != nil {

@@ -149,9 +149,11 @@ func (c *WindowCache) refresh(ctx context.Context, src store.Source) (*cachedWin
 // the same files missing keeps prev's window, checked now.
 func (c *WindowCache) compute(ctx context.Context, src store.Source, version string, prev *cachedWindow) (*cachedWindow, error) {
 	now := time.Now()
-	if prev != nil && prev.version == version {
-		missing, err := c.listMissing(ctx, src, prev.in.WAL, prev.missing)
-		if err != nil {
+	due := prev == nil || now.Sub(prev.listedAt) >= c.listEvery()
+	var missing map[string]bool
+	if due && prev != nil && prev.version == version {
+		var err error
+		if missing, err = c.listMissing(ctx, src, prev.in.WAL, prev.missing); err != nil {
 			return nil, err
 		}
 		if maps.Equal(missing, prev.missing) {
@@ -165,16 +167,18 @@ func (c *WindowCache) compute(ctx context.Context, src store.Source, version str
 		return nil, err
 	}
 	cw := &cachedWindow{version: version}
-	if prev != nil && now.Sub(prev.listedAt) < c.listEvery() {
-		cw.listedAt, cw.listedUpTo, cw.missing = prev.listedAt, prev.listedUpTo, prev.missing
-	} else {
-		if cw.missing, err = c.listMissing(ctx, src, in.WAL, nil); err != nil {
-			return nil, err
+	if due {
+		if missing == nil {
+			if missing, err = c.listMissing(ctx, src, in.WAL, nil); err != nil {
+				return nil, err
+			}
 		}
-		cw.listedAt = now
+		cw.listedAt, cw.missing = now, missing
 		for _, f := range in.WAL {
 			cw.listedUpTo = max(cw.listedUpTo, f.ID)
 		}
+	} else {
+		cw.listedAt, cw.listedUpTo, cw.missing = prev.listedAt, prev.listedUpTo, prev.missing
 	}
 	in.WAL = slices.DeleteFunc(in.WAL, func(f store.WALFile) bool { return f.ID <= cw.listedUpTo && cw.missing[f.Name] })
 	cw.in, cw.w = in, ComputeWindow(in)
@@ -273,8 +277,9 @@ type windowFacts struct {
 }
 
 // facts returns src's window facts (shared: callers must not change them) and, when they
-// cannot be trusted now, why: the window is not computed yet (pending), or its last
-// computation failed and the repository was not checked for ListEvery.
+// cannot be trusted now, why: the window is not computed yet (pending), its last
+// computation failed and the repository was not checked for ListEvery, or it was not
+// checked for twice that (Run stopped or far behind).
 func (c *WindowCache) facts(ctx context.Context, src store.Source) (wf windowFacts, unknown string, pending bool, err error) {
 	cw, err := c.entry(ctx, src)
 	c.mu.Lock()
@@ -290,6 +295,10 @@ func (c *WindowCache) facts(ctx context.Context, src store.Source) (wf windowFac
 	case failed && time.Since(cw.listedAt) >= c.listEvery():
 		return cw.facts, fmt.Sprintf("Backstop has not been able to check the restorable window since %s: %v.",
 			cw.listedAt.UTC().Format(time.DateTime+" UTC"), failure.err), false, nil
+	case time.Since(cw.listedAt) >= 2*c.listEvery():
+		// Run is stopped or far behind: what the window rests on is not checked.
+		return cw.facts, fmt.Sprintf("Backstop has not checked the restorable window since %s.",
+			cw.listedAt.UTC().Format(time.DateTime+" UTC")), false, nil
 	}
 	return cw.facts, "", false, nil
 }
