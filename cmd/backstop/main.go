@@ -63,6 +63,8 @@ Commands:
                            write a backup out as a startable data directory
   user add NAME            create a user (--role; password from --password-stdin, or generated)
   user list | set-role NAME ROLE | passwd NAME | disable NAME | enable NAME | remove NAME
+  user set-sources NAME --restore all|none|SOURCE[,SOURCE...]
+                           limit the sources a user may restore (admins are never limited)
   audit verify             check the audit log's hash chain and the head kept in the repository
   audit export [--format csv|json] [--from DATE] [--to DATE] [--actor X] [--action PREFIX]
                [--source NAME] [--out FILE]
