@@ -167,15 +167,16 @@ func TestAuditVerifyWithoutRepositoryHead(t *testing.T) {
 	if out, code := auditVerify(t, home); code != 0 || strings.Contains(out, "NO REPOSITORY HEAD") {
 		t.Fatalf("audit verify of an intact log with its head = %d, want 0 and no warning\n%s", code, out)
 	}
-	head := filepath.Join(home, "repository", "audit", "head")
-	if _, err := os.Stat(head); err != nil {
-		t.Fatalf("the repository's audit head is not at %s: %v", head, err)
+	// The repository may be on disk or in S3 (BACKSTOP_TEST_STORAGE): reach it as the commands do.
+	st := homeStorage(t, home)
+	if _, err := st.Get(t.Context(), "audit/head"); err != nil {
+		t.Fatalf("the repository holds no audit head: %v", err)
 	}
 	rawCatalogSQL(t, home, `DELETE FROM audit_log WHERE id > 2; UPDATE sqlite_sequence SET seq = 2 WHERE name = 'audit_log'`)
 	if out, code := auditVerify(t, home); code == 0 || !strings.Contains(out, "HEAD MISMATCH") {
 		t.Errorf("audit verify after the newest entries were deleted = %d, want non-zero with a head mismatch\n%s", code, out)
 	}
-	if err := os.Remove(head); err != nil {
+	if err := st.Delete(t.Context(), "audit/head"); err != nil {
 		t.Fatal(err)
 	}
 	if out, _ := auditVerify(t, home); !strings.Contains(out, "NO REPOSITORY HEAD") {
