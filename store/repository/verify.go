@@ -7,8 +7,10 @@ package repository
 //
 // Packs: each pack it reads is streamed in ranged reads of a few MiB, a few reads in
 // flight and the blobs opened on every core. Every blob must authenticate, decompress
-// and hash to its name; the pack's header and trailer must be intact, and the trailer's
-// index must be the index object's. A corrupt copy is marked bad, so that writers stop
+// and hash to its name (a deep run takes the last two as proven for the packs whose very
+// seals were fully checked before, and fully checks a rotating share of those: see
+// proof.go); the pack's header and trailer must be intact, and the trailer's index must
+// be the index object's. A corrupt copy is marked bad, so that writers stop
 // deduplicating against it and readers prefer another copy.
 //
 // References: every manifest and archived WAL file it checks must open, and every blob
