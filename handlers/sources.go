@@ -180,7 +180,7 @@ func (h *Handler) activeJobOf(ctx context.Context, lockKey string) (*web.JobProg
 func (h *Handler) startVerify(w http.ResponseWriter, r *http.Request) error {
 	s := sourceFrom(r)
 	deep := r.FormValue("deep") == "1"
-	job, err := h.svc.StartVerify(r.Context(), actorOf(r), s.ID, deep)
+	job, err := h.svc.StartVerify(r.Context(), actorOf(r), s.ID, deep, false)
 	var le *store.LockedError
 	if errors.As(err, &le) {
 		setFlash(w, web.FlashError, fmt.Sprintf("A verification of %s is already queued or running (job %d).", s.Name, le.JobID))

@@ -27,17 +27,24 @@ type VerifyArgs struct {
 	// Deep reads every pack; a routine run reads what is new since the last run and a
 	// rotating share of the rest.
 	Deep bool `json:"deep,omitempty"`
+	// Rehash makes a deep run decompress and rehash every blob, not only those of the
+	// packs not proven before (repository.VerifyOptions.Rehash).
+	Rehash bool `json:"rehash,omitempty"`
 }
 
 // VerifyResult is what a verify job records as its result.
 type VerifyResult struct {
-	RunID        int64                 `json:"run_id"`
-	State        string                `json:"state"`
-	Deep         bool                  `json:"deep"`
-	PacksChecked int                   `json:"packs_checked"`
-	PacksTotal   int                   `json:"packs_total"`
-	BytesRead    int64                 `json:"bytes_read"`
-	Findings     []store.VerifyFinding `json:"findings"`
+	RunID        int64  `json:"run_id"`
+	State        string `json:"state"`
+	Deep         bool   `json:"deep"`
+	PacksChecked int    `json:"packs_checked"`
+	PacksTotal   int    `json:"packs_total"`
+	BytesRead    int64  `json:"bytes_read"`
+	// BlobsChecked were authenticated and decrypted; BlobsRehashed of them also
+	// decompressed and rehashed (the rest are in packs proven before).
+	BlobsChecked  int64                 `json:"blobs_checked"`
+	BlobsRehashed int64                 `json:"blobs_rehashed"`
+	Findings      []store.VerifyFinding `json:"findings"`
 }
 
 // maxStoredFindings bounds the findings one run records: a lost pack can make thousands.
@@ -76,6 +83,7 @@ func (w *VerifyWorker) Work(ctx context.Context, job *Job) error {
 	if err != nil {
 		return err
 	}
+	opts.Rehash = args.Rehash
 	run, err := w.store.StartVerifyRun(ctx, src.ID, job.ID, args.Deep)
 	if err != nil {
 		return err
@@ -122,10 +130,11 @@ func (w *VerifyWorker) Work(ctx context.Context, job *Job) error {
 		}
 		job.Logf(ctx, LevelError, "checking the window", "%s", DescribeFinding(f))
 	}
-	job.Logf(ctx, LevelInfo, "checking the window", "read %d of %d packs (%s), %d manifests and %d WAL files checked: %s",
-		res.PacksChecked, res.PacksTotal, humanize.IBytes(uint64(res.BytesRead)), res.ManifestsChecked, res.WALChecked, done.State)
+	job.Logf(ctx, LevelInfo, "checking the window", "read %d of %d packs (%s; %d blobs authenticated, %d of them also rehashed), %d manifests and %d WAL files checked: %s",
+		res.PacksChecked, res.PacksTotal, humanize.IBytes(uint64(res.BytesRead)), res.BlobsChecked, res.BlobsRehashed, res.ManifestsChecked, res.WALChecked, done.State)
 	if err := job.SetResult(VerifyResult{RunID: done.ID, State: done.State, Deep: args.Deep, PacksChecked: res.PacksChecked,
-		PacksTotal: res.PacksTotal, BytesRead: res.BytesRead, Findings: findings}); err != nil {
+		PacksTotal: res.PacksTotal, BytesRead: res.BytesRead, BlobsChecked: res.BlobsChecked, BlobsRehashed: res.BlobsRehashed,
+		Findings: findings}); err != nil {
 		return err
 	}
 	return verr

@@ -7,10 +7,12 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/backstop/backstop/jobs/notify"
+	"github.com/backstop/backstop/store/repository"
 )
 
 // TestIntegrityCLI is on-call at a terminal: verify exits 0 on an intact repository and
@@ -25,18 +27,47 @@ func TestIntegrityCLI(t *testing.T) {
 	mustBackstop(t, home, "source", "add", "checked", fmt.Sprintf("postgres://postgres@127.0.0.1:%d/postgres?sslmode=disable", c.Port()))
 	mustBackstop(t, home, "backup", "checked")
 
-	var res struct {
-		State     string
-		BytesRead int64 `json:"bytes_read"`
-		Findings  []struct{ Kind, Path, Reason string }
+	type result struct {
+		State         string
+		BytesRead     int64 `json:"bytes_read"`
+		BlobsChecked  int64 `json:"blobs_checked"`
+		BlobsRehashed int64 `json:"blobs_rehashed"`
+		Findings      []struct{ Kind, Path, Reason string }
 	}
-	stdout, stderr, code := runBinary(t, home, "verify", "--source", "checked", "--deep", "--json")
-	if code != 0 {
-		t.Fatalf("verify --deep of an intact repository exited %d\n%s%s", code, stdout, stderr)
+	deep := func(args ...string) result {
+		t.Helper()
+		stdout, stderr, code := runBinary(t, home, append([]string{"verify", "--source", "checked", "--deep", "--json"}, args...)...)
+		if code != 0 {
+			t.Fatalf("verify --deep %v of an intact repository exited %d\n%s%s", args, code, stdout, stderr)
+		}
+		var res result
+		decodeJSON(t, "verify --json", stdout, &res)
+		return res
 	}
-	decodeJSON(t, "verify --json", stdout, &res)
-	if res.State != "clean" || len(res.Findings) != 0 || res.BytesRead == 0 {
-		t.Errorf("verify --deep = %+v, want clean after reading the packs", res)
+	// The first deep run rehashes every blob; the next only authenticates them, as the
+	// packs are proven; --rehash rehashes them all again.
+	first := deep()
+	if first.State != "clean" || len(first.Findings) != 0 || first.BytesRead == 0 || first.BlobsChecked == 0 || first.BlobsRehashed != first.BlobsChecked {
+		t.Errorf("verify --deep = %+v, want clean after reading the packs and rehashing every blob", first)
+	}
+	// The second deep run fully checks again only the packs whose slot is 2 (of
+	// repository.DefaultRehashEvery): the first 8 hex digits of their id modulo 8.
+	allDue := true
+	if err := homeStorage(t, home).List(ctx, "packs/", func(key string, _ int64) error {
+		slot, err := strconv.ParseUint(key[strings.LastIndex(key, "/")+1:][:8], 16, 32)
+		allDue = allDue && slot%repository.DefaultRehashEvery == 2
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if res := deep(); res.State != "clean" || res.BlobsChecked != first.BlobsChecked || (res.BlobsRehashed < res.BlobsChecked) != !allDue || res.BytesRead != first.BytesRead {
+		t.Errorf("verify --deep again = %+v, want clean, every blob authenticated and (all packs due: %v) not all rehashed", res, allDue)
+	}
+	if res := deep("--rehash"); res.State != "clean" || res.BlobsRehashed != first.BlobsChecked {
+		t.Errorf("verify --deep --rehash = %+v, want every blob rehashed", res)
+	}
+	if stdout, stderr, code := runBinary(t, home, "verify", "--source", "checked", "--rehash"); code == 0 || !strings.Contains(stderr, "deep") {
+		t.Errorf("verify --rehash without --deep exited %d, want an error asking for --deep\n%s%s", code, stdout, stderr)
 	}
 
 	// Damage the largest pack: a byte in its middle belongs to some blob of the backup.
@@ -59,7 +90,7 @@ func TestIntegrityCLI(t *testing.T) {
 	if err := st.Put(ctx, biggest, data, false); err != nil {
 		t.Fatal(err)
 	}
-	stdout, stderr, code = runBinary(t, home, "verify", "--source", "checked", "--deep")
+	stdout, stderr, code := runBinary(t, home, "verify", "--source", "checked", "--deep")
 	if code == 0 || !strings.Contains(stdout, "corrupt") || !strings.Contains(stderr, "verification found problems") {
 		t.Errorf("verify --deep after damaging %s exited %d, want non-zero with the findings\nstdout:\n%s\nstderr:\n%s", biggest, code, stdout, stderr)
 	}

@@ -37,12 +37,16 @@ const verifyScale = "50"
 //     WAL of the load, which Backstop never saw.
 //  2. One full backup by each: `backstop backup` into a fresh home, and `pgbackrest
 //     backup --type=full`.
-//  3. Each tool verifies its repository with a cold page cache, when the benchmark may
-//     drop it (as root: sync, then 3 written to /proc/sys/vm/drop_caches before each
-//     run); then warm: once untimed, then three rounds in turn, of which the median is
-//     reported. Without root only the warm runs are measured. `backstop verify --source
-//     bench --deep --json` must find nothing; its throughput is the bytes_read it
-//     reports by the wall time. `pgbackrest verify` must report "status: ok"; its
+//  3. Backstop's first deep run, which finds no pack proven and so rehashes every blob,
+//     is timed once (cold when it can be). Then each tool verifies its repository with a
+//     cold page cache, when the benchmark may drop it (as root: sync, then 3 written to
+//     /proc/sys/vm/drop_caches before each run); then warm: once untimed, then three
+//     rounds in turn, of which the median is reported. Without root only the warm runs
+//     are measured. Backstop runs twice each time: `backstop verify --source bench
+//     --deep --json` (the packs proven: every blob authenticated, those of the packs due
+//     in the rotation also rehashed) and the same with --rehash (every blob rehashed,
+//     the work of a first run). Each must find nothing; its throughput is the bytes_read
+//     it reports by the wall time. `pgbackrest verify` must report "status: ok"; its
 //     throughput is its repository's size (the summed file sizes below backup/ and
 //     archive/) by the wall time. The repositories differ in size, so the time per byte
 //     of the database, the same for both, is reported too. `backstop source list`, which
@@ -50,8 +54,9 @@ const verifyScale = "50"
 //
 // What each checks, so that the comparison is honest:
 //   - Backstop reads every pack whole: every blob is authenticated (its
-//     XChaCha20-Poly1305 seal, bound to its name), decrypted, decompressed and its keyed
-//     hash (HMAC-SHA256) recomputed and compared with its name; each pack's header and
+//     XChaCha20-Poly1305 seal, bound to its name) and decrypted; decompressed and its
+//     keyed hash (HMAC-SHA256) recomputed and compared with its name in a first run,
+//     with --rehash, and for the packs not proven or due in the rotation; each pack's header and
 //     sealed trailer index are checked against its index object. Then every manifest
 //     and archived WAL file of the source is opened and every blob it refers to must
 //     have a good copy in the index; and the archived WAL must be continuous across
@@ -189,9 +194,9 @@ pg1-user=postgres
 	// home as verify does: the catalog, the repository's key and the index cache), run
 	// cold once when the page cache can be dropped, then warm: once untimed, then
 	// verifyRounds times in turn, of which the median is reported.
-	deep := func() formatMeasure {
+	verify := func(args ...string) formatMeasure {
 		b.Helper()
-		m := r.run(nil, backstopBin, "--home", home, "verify", "--source", "bench", "--deep", "--json")
+		m := r.run(nil, backstopBin, append([]string{"--home", home, "verify", "--source", "bench", "--deep", "--json"}, args...)...)
 		var res jobs.VerifyResult
 		if err := json.Unmarshal(m.Stdout, &res); err != nil {
 			b.Fatalf("backstop verify --json: %v: %s", err, m.Stdout)
@@ -201,6 +206,8 @@ pg1-user=postgres
 		}
 		return m
 	}
+	deep := func() formatMeasure { return verify() }
+	rehash := func() formatMeasure { return verify("--rehash") }
 	pgbr := func() formatMeasure {
 		b.Helper()
 		m := r.runAs("postgres", "pgbackrest", pgbrArgs("verify", "--output=text", "--verbose")...)
@@ -213,7 +220,7 @@ pg1-user=postgres
 		b.Helper()
 		return r.run(nil, backstopBin, "--home", home, "source", "list", "--json")
 	}
-	tools := []func() formatMeasure{deep, pgbr, startup}
+	tools := []func() formatMeasure{deep, pgbr, startup, rehash}
 
 	cacheNote := "sync and /proc/sys/vm/drop_caches before each run"
 	canDrop := true
@@ -222,6 +229,14 @@ pg1-user=postgres
 	}
 
 	b.ResetTimer()
+	// The first deep run finds no pack proven: it rehashes every blob.
+	if canDrop {
+		if err := verifyDropCaches(); err != nil {
+			b.Fatal(err)
+		}
+	}
+	r.waitQuiet()
+	first := deep()
 	var cold []formatMeasure
 	if canDrop {
 		for _, run := range tools {
@@ -254,14 +269,23 @@ pg1-user=postgres
 		b.Fatal(err)
 	}
 	bsRead := bsRes.BytesRead
+	rehashed := func(m formatMeasure) string {
+		var res jobs.VerifyResult
+		if err := json.Unmarshal(m.Stdout, &res); err != nil {
+			b.Fatal(err)
+		}
+		return fmt.Sprintf("%d of %d blobs rehashed", res.BlobsRehashed, res.BlobsChecked)
+	}
 	mbps := func(n int64, d time.Duration) float64 { return float64(n) / 1e6 / d.Seconds() }
 	b.ReportMetric(float64(dataBytes)/1e6, "data_MB")
 	b.ReportMetric(float64(bsBytes)/1e6, "backstop_repo_MB")
 	b.ReportMetric(float64(bsRead)/1e6, "backstop_read_MB")
 	b.ReportMetric(float64(pbBytes)/1e6, "pgbackrest_repo_MB")
 	report := func(pass string, ms []formatMeasure) {
-		bs, pb, st := ms[0], ms[1], ms[2]
+		bs, pb, st, rh := ms[0], ms[1], ms[2], ms[3]
 		bsRate, pbRate := mbps(bsRead, bs.Wall), mbps(pbBytes, pb.Wall)
+		b.ReportMetric(rh.Wall.Seconds(), "backstop_rehash_"+pass+"_s")
+		b.ReportMetric(mbps(bsRead, rh.Wall)/pbRate, "ratio_rehash_"+pass+"_MB/s_backstop/pgbackrest")
 		b.ReportMetric(bs.Wall.Seconds(), "backstop_"+pass+"_s")
 		b.ReportMetric(pb.Wall.Seconds(), "pgbackrest_"+pass+"_s")
 		b.ReportMetric(st.Wall.Seconds(), "backstop_start_"+pass+"_s")
@@ -274,6 +298,7 @@ pg1-user=postgres
 		b.ReportMetric(bsRate/pbRate, "ratio_"+pass+"_MB/s_backstop/pgbackrest")
 		b.ReportMetric(pb.Wall.Seconds()/bs.Wall.Seconds(), "ratio_"+pass+"_time_pgbackrest/backstop")
 	}
+	b.ReportMetric(first.Wall.Seconds(), "backstop_first_s")
 	if cold != nil {
 		report("cold", cold)
 	}
@@ -291,13 +316,16 @@ pg1-user=postgres
 			what, m.Wall.Seconds(), rate, m.CPU.Seconds(), mib(m.MaxRSS), mib(m.TreeRSS), (m.Other + m.Steal).Seconds())
 	}
 	section := func(title string, ms []formatMeasure) {
-		bs, pb, st := ms[0], ms[1], ms[2]
+		bs, pb, st, rh := ms[0], ms[1], ms[2], ms[3]
 		line("%s", title)
-		row("backstop verify --deep", bs, bsRead)
+		row("backstop verify --deep (proven)", bs, bsRead)
+		row("backstop verify --deep --rehash", rh, bsRead)
 		row("pgbackrest verify (process-max 2)", pb, pbBytes)
 		row("backstop source list (start alone)", st, 0)
-		line("  ratio of MB/s read (backstop/pgbackrest) %.2f; of wall time (pgbackrest/backstop) %.2f",
-			mbps(bsRead, bs.Wall)/mbps(pbBytes, pb.Wall), pb.Wall.Seconds()/bs.Wall.Seconds())
+		line("  --deep: %s; --deep --rehash: %s", rehashed(bs), rehashed(rh))
+		line("  ratio of MB/s read (backstop/pgbackrest): --deep %.2f, --deep --rehash %.2f; of wall time (pgbackrest/backstop) %.2f, %.2f",
+			mbps(bsRead, bs.Wall)/mbps(pbBytes, pb.Wall), mbps(bsRead, rh.Wall)/mbps(pbBytes, pb.Wall),
+			pb.Wall.Seconds()/bs.Wall.Seconds(), pb.Wall.Seconds()/rh.Wall.Seconds())
 	}
 	line("pgbench scale %s: database %s", verifyScale, mb(dataBytes))
 	line("backstop backup: %.1f s; repository %s in %d files (%s new: %s data, %s WAL of %s)", bsBackup.Wall.Seconds(), mb(bsBytes), bsFiles,
@@ -308,13 +336,20 @@ pg1-user=postgres
 	line("pgbackrest's manifest records a repository checksum (rck) for %d of its %d files", pbManifestRck, pbManifestFiles)
 	line("CPU: user+sys of the command and its children; RSS: largest process (tree: summed, sampled every 50 ms);")
 	line("others: CPU time of the rest of the machine meanwhile (the machine is shared)")
+	first0 := "warm page cache"
+	if canDrop {
+		first0 = "cold page cache"
+	}
+	line("First deep run (no pack proven yet; %s)", first0)
+	row("backstop verify --deep (first)", first, bsRead)
+	line("  %s", rehashed(first))
 	if cold != nil {
 		section("Cold page cache ("+cacheNote+")", cold)
 	} else {
 		line("Cold page cache: %s", cacheNote)
 	}
 	section(fmt.Sprintf("Warm page cache (median of %d rounds)", verifyRounds), warm)
-	for i, name := range []string{"backstop verify --deep", "pgbackrest verify", "backstop source list"} {
+	for i, name := range []string{"backstop verify --deep", "pgbackrest verify", "backstop source list", "backstop verify --deep --rehash"} {
 		var ws []string
 		for _, m := range warmRuns[i] {
 			ws = append(ws, fmt.Sprintf("%.2f s", m.Wall.Seconds()))
@@ -322,8 +357,9 @@ pg1-user=postgres
 		line("  %s, each warm round: %s", name, strings.Join(ws, ", "))
 	}
 	line("What each checks")
-	line("  backstop: every pack read whole; every blob authenticated (XChaCha20-Poly1305), decrypted, decompressed, its HMAC-SHA256 name")
-	line("    recomputed; packs' headers and trailer indexes against the index objects; every manifest's and archived WAL file's references")
+	line("  backstop: every pack read whole; every blob authenticated (XChaCha20-Poly1305) and decrypted; decompressed and its HMAC-SHA256")
+	line("    name recomputed unless its pack was proven so before, these very seals (with --rehash: every blob; each proven pack once in 8")
+	line("    deep runs); packs' headers and trailer indexes against the index objects; every manifest's and archived WAL file's references")
 	line("    have a good copy; the archived WAL is continuous across the window")
 	line("  pgbackrest: every backup file read, the SHA-1 and size of its stored (compressed) bytes compared with the manifest's rck")
 	line("    (decompressed only without one); every WAL segment read, decompressed, its SHA-1 compared with its name; archive.info and")

@@ -27,6 +27,10 @@ import (
 //	packs  one row per pack whose index object was loaded; dead when it has a tombstone
 //	blobs  one row per stored copy of a blob: (name, pack) → offset, length, size
 //	bad    copies marked bad: lookups skip them, so the next writer stores a good copy
+//	proofs packs whose every blob Verify fully checked, tied to their stored bytes
+//	       (proof.go): the only rows not read back from the repository; losing them
+//	       means the next deep verification checks everything fully again
+//	counters  the number of deep verifications this cache has seen
 const cacheSchema = `
 CREATE TABLE IF NOT EXISTS packs (
 	id      TEXT PRIMARY KEY,
@@ -47,6 +51,15 @@ CREATE TABLE IF NOT EXISTS bad (
 	pack   TEXT NOT NULL,
 	name   BLOB NOT NULL,
 	PRIMARY KEY (pack, name)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS proofs (
+	pack TEXT PRIMARY KEY,
+	seal BLOB NOT NULL,
+	run  INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS counters (
+	name TEXT PRIMARY KEY,
+	n    INTEGER NOT NULL
 ) WITHOUT ROWID;
 `
 
@@ -400,7 +413,7 @@ func (c *cache) forgetPack(ctx context.Context, id string) error {
 		return fmt.Errorf("index cache: %w", err)
 	}
 	defer tx.Rollback()
-	for _, q := range []string{`DELETE FROM blobs WHERE pack = ?`, `DELETE FROM bad WHERE pack = ?`, `DELETE FROM packs WHERE id = ?`} {
+	for _, q := range []string{`DELETE FROM blobs WHERE pack = ?`, `DELETE FROM bad WHERE pack = ?`, `DELETE FROM proofs WHERE pack = ?`, `DELETE FROM packs WHERE id = ?`} {
 		if _, err := tx.ExecContext(ctx, q, id); err != nil {
 			return fmt.Errorf("index cache: %w", err)
 		}

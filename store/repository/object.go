@@ -208,10 +208,11 @@ func (r *Repo) openBlob(name string, loc location, sealed, dst []byte) ([]byte, 
 // the plaintext, for a reader that checks the content another way (a restore checks
 // every file's CRC-32C). The seal, bound to the name, is checked either way.
 func (r *Repo) openBlobChecked(name string, loc location, sealed, dst []byte, checkName bool) ([]byte, error) {
-	if int64(len(sealed)) != loc.Length {
-		return nil, &CorruptError{Object: name, Pack: loc.Pack, Reason: fmt.Sprintf("truncated: %d of %d bytes stored", len(sealed), loc.Length)}
+	compressed, err := r.authenticateBlob(name, loc, sealed)
+	if err != nil {
+		return nil, err
 	}
-	plain, err := r.open(dst, sealed, blobMagic, blobAD(name), name)
+	plain, err := r.decompress(dst, compressed, name)
 	if err != nil {
 		var ce *CorruptError
 		if errors.As(err, &ce) {
@@ -231,6 +232,25 @@ func (r *Repo) openBlobChecked(name string, loc location, sealed, dst []byte, ch
 		return nil, &CorruptError{Object: name, Pack: loc.Pack, Reason: fmt.Sprintf("holds %d bytes, the index says %d", len(plain), loc.Size)}
 	}
 	return plain, nil
+}
+
+// authenticateBlob checks the seal of a blob's copy at loc, bound to its name, and
+// decrypts it in place, returning its compressed content. It neither decompresses it nor
+// recomputes its name: Verify does only this with a copy already fully proven (see
+// proof.go).
+func (r *Repo) authenticateBlob(name string, loc location, sealed []byte) ([]byte, error) {
+	if int64(len(sealed)) != loc.Length {
+		return nil, &CorruptError{Object: name, Pack: loc.Pack, Reason: fmt.Sprintf("truncated: %d of %d bytes stored", len(sealed), loc.Length)}
+	}
+	compressed, err := r.unseal(sealed, blobMagic, blobAD(name), name)
+	if err != nil {
+		var ce *CorruptError
+		if errors.As(err, &ce) {
+			ce.Pack = loc.Pack
+		}
+		return nil, err
+	}
+	return compressed, nil
 }
 
 // Has reports whether a good copy of the named blob is stored (as far as the local index

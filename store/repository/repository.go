@@ -422,6 +422,16 @@ func (r *Repo) seal(dst []byte, magic string, ad, plaintext []byte) ([]byte, err
 // open reverses seal, appending the plaintext to dst[:0]. It decrypts in
 // place, so sealed is overwritten. Failures are *CorruptError naming object.
 func (r *Repo) open(dst, sealed []byte, magic string, ad []byte, object string) ([]byte, error) {
+	compressed, err := r.unseal(sealed, magic, ad, object)
+	if err != nil {
+		return nil, err
+	}
+	return r.decompress(dst, compressed, object)
+}
+
+// unseal checks the header and the seal of sealed and decrypts it in place, returning
+// the compressed plaintext (a slice of sealed). Failures are *CorruptError naming object.
+func (r *Repo) unseal(sealed []byte, magic string, ad []byte, object string) ([]byte, error) {
 	bodyAt := len(magic) + chacha20poly1305.NonceSizeX
 	if least := bodyAt + r.aead.Overhead(); len(sealed) < least {
 		return nil, &CorruptError{Object: object, Reason: fmt.Sprintf("truncated: %d bytes stored, at least %d needed", len(sealed), least)}
@@ -433,6 +443,11 @@ func (r *Repo) open(dst, sealed []byte, magic string, ad []byte, object string) 
 	if err != nil {
 		return nil, &CorruptError{Object: object, Reason: "authentication failed: stored bytes were altered, truncated, or moved from another name"}
 	}
+	return compressed, nil
+}
+
+// decompress appends the plaintext of an unsealed object to dst[:0].
+func (r *Repo) decompress(dst, compressed []byte, object string) ([]byte, error) {
 	out, err := r.dec.DecodeAll(compressed, dst[:0])
 	if err != nil {
 		return nil, &CorruptError{Object: object, Reason: "decompress: " + err.Error()}

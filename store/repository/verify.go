@@ -7,8 +7,10 @@ package repository
 //
 // Packs: each pack it reads is streamed in ranged reads of a few MiB, a few reads in
 // flight and the blobs opened on every core. Every blob must authenticate, decompress
-// and hash to its name; the pack's header and trailer must be intact, and the trailer's
-// index must be the index object's. A corrupt copy is marked bad, so that writers stop
+// and hash to its name (a deep run takes the last two as proven for the packs whose very
+// seals were fully checked before, and fully checks a rotating share of those: see
+// proof.go); the pack's header and trailer must be intact, and the trailer's index must
+// be the index object's. A corrupt copy is marked bad, so that writers stop
 // deduplicating against it and readers prefer another copy.
 //
 // References: every manifest and archived WAL file it checks must open, and every blob
@@ -26,6 +28,7 @@ import (
 	"bytes"
 	"cmp"
 	"context"
+	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
 	"errors"
@@ -95,7 +98,18 @@ type VerifyOptions struct {
 	// Deep reads and checks every pack. Otherwise (a routine run) Verify reads the packs
 	// created at or after Since, the packs without an index object, and a Sample of the
 	// others.
+	//
+	// A deep run authenticates and decrypts every blob it reads; it also decompresses it
+	// and recomputes its name (a full check) unless its pack holds a proof in the index
+	// cache that this very ciphertext was fully checked before (see proof.go). A routine
+	// run fully checks every blob it reads. Either records the proofs of the packs it
+	// fully checked and found sound.
 	Deep bool
+	// Rehash makes a deep run fully check every blob, proven or not.
+	Rehash bool
+	// RehashEvery is the number of deep runs within which each proven pack is fully
+	// checked again, a share of them in each run; 0 means DefaultRehashEvery, 1 every run.
+	RehashEvery int
 	// Since selects the packs a routine run reads whole: those created at or after it, by
 	// the time in their index (the writer's clock). The zero time selects every pack.
 	Since time.Time
@@ -127,8 +141,10 @@ type VerifyResult struct {
 	PacksChecked, PacksTotal int
 	// BytesRead is what was read of packs.
 	BytesRead int64
-	// BlobsChecked counts the blob copies read and verified.
-	BlobsChecked int64
+	// BlobsChecked counts the blob copies read and verified: every one authenticated and
+	// decrypted; BlobsRehashed of them also decompressed and their name recomputed (the
+	// others are in packs proven before, see proof.go).
+	BlobsChecked, BlobsRehashed int64
 	// KnownBad counts the copies marked bad before this run that still fail: they are not
 	// findings again (while a backup needs such a blob and it has no other copy, that is a
 	// missing-blob finding; once the next backup stored a good copy, nothing).
@@ -190,6 +206,9 @@ func (r *Repo) Verify(ctx context.Context, o VerifyOptions) (VerifyResult, error
 	if math.IsNaN(o.Sample) || o.Sample < 0 || o.Sample > 1 {
 		return VerifyResult{}, fmt.Errorf("verify: sample %v is outside 0 to 1", o.Sample)
 	}
+	if o.RehashEvery < 0 {
+		return VerifyResult{}, fmt.Errorf("verify: rehash every %d runs: want 1 or more (0 for the default, %d)", o.RehashEvery, DefaultRehashEvery)
+	}
 	for _, id := range o.Manifests {
 		if err := validateID(id); err != nil {
 			return VerifyResult{}, fmt.Errorf("verify: %w", err)
@@ -225,7 +244,10 @@ type verifier struct {
 	r *Repo
 	o VerifyOptions
 
-	bytesRead, blobs, knownBad atomic.Int64
+	bytesRead, blobs, rehashed, knownBad atomic.Int64
+	// deepRun is the number of this deep run, or of the last one for a routine run
+	// (proof.go).
+	deepRun int64
 
 	progressMu                  sync.Mutex
 	progressDone, progressTotal int64
@@ -278,6 +300,11 @@ func (v *verifier) run(ctx context.Context) error {
 		return fmt.Errorf("verify: %w", err)
 	}
 	v.refreshedAt = began
+	deepRun, err := v.r.cache.deepRun(ctx, v.o.Deep)
+	if err != nil {
+		return fmt.Errorf("verify: %w", err)
+	}
+	v.deepRun = deepRun
 	if err := v.nextSince(ctx, began); err != nil {
 		return fmt.Errorf("verify: %w", err)
 	}
@@ -335,6 +362,7 @@ func (v *verifier) result() VerifyResult {
 		PacksTotal:       v.packsTotal,
 		BytesRead:        v.bytesRead.Load(),
 		BlobsChecked:     v.blobs.Load(),
+		BlobsRehashed:    v.rehashed.Load(),
 		KnownBad:         v.knownBad.Load(),
 		ManifestsChecked: v.manifests,
 		WALChecked:       v.wal,
@@ -416,6 +444,7 @@ func (v *verifier) corruptCopy(ctx context.Context, name [32]byte, pack, reason 
 // failedCopy records a copy of blob name in pack p that failed verification: a finding,
 // unless it was marked bad before this run.
 func (v *verifier) failedCopy(ctx context.Context, p *verifyPack, name [32]byte, reason string) error {
+	p.failed.Store(true)
 	if p.marked[name] {
 		v.knownBad.Add(1)
 		v.mu.Lock()
@@ -463,8 +492,14 @@ type verifyPack struct {
 	bytes   int64             // where its blobs end and its trailer begins
 	entries []indexEntry      // by offset
 	marked  map[[32]byte]bool // its copies marked bad before this run
+	// proof is its proof in the index cache, or nil; full says whether its blobs are
+	// fully checked (otherwise only authenticated, the proof vouching for the rest).
+	proof *proof
+	full  bool
+	segs  []*packSegment
 
 	left    atomic.Int32 // segments not yet checked
+	failed  atomic.Bool  // something in it failed verification
 	gone    atomic.Bool  // deleted since it was listed
 	trailer []byte       // the trailer's index, opened; nil when it could not be
 }
@@ -694,6 +729,13 @@ func (v *verifier) prepare(ctx context.Context, p *verifyPack) (bool, error) {
 		// The index object is read once, here: finish compares it with the trailer.
 		// Reading it is cheaper than asking the index cache for the pack's blobs, which
 		// is where they came from.
+		proof, err := v.r.cache.loadProof(ctx, p.id)
+		if err != nil {
+			return false, err
+		}
+		every := cmp.Or(v.o.RehashEvery, DefaultRehashEvery)
+		p.proof = proof
+		p.full = proof == nil || !v.o.Deep || v.o.Rehash || proofDue(p.id, proof.run, v.deepRun, every)
 		plain, idx, err := v.indexObject(ctx, p.id)
 		if err == nil && idx.Bytes == p.bytes {
 			p.index, p.entries = plain, idx.Entries
@@ -730,7 +772,7 @@ func (v *verifier) prepare(ctx context.Context, p *verifyPack) (bool, error) {
 	case err != nil:
 		return false, err
 	}
-	p.bytes, p.created = idx.Bytes, idx.Created
+	p.bytes, p.created, p.full = idx.Bytes, idx.Created, true
 	p.entries = idx.Entries
 	slices.SortFunc(p.entries, func(a, b indexEntry) int { return cmp.Compare(a.Offset, b.Offset) })
 	// A writer stores the pack, then its index object: only one that stopped in between
@@ -761,7 +803,8 @@ type packSegment struct {
 	p          *verifyPack
 	start, end int64
 	entries    []indexEntry
-	tail       bool // it ends the pack: the trailer is checked
+	tail       bool     // it ends the pack: the trailer is checked
+	seal       [32]byte // the seal digest of its blobs (proof.go)
 }
 
 // segments cuts pack p into ranged reads of about verifySegment bytes at blob boundaries,
@@ -786,7 +829,8 @@ func (v *verifier) segments(ctx context.Context, p *verifyPack) ([]*packSegment,
 		cur.entries = append(cur.entries, e)
 	}
 	cur.end, cur.tail = p.size, true
-	return append(segs, cur), nil
+	p.segs = append(segs, cur)
+	return p.segs, nil
 }
 
 // checkPacks reads the packs: one goroutine cuts them into segments, and verifyWorkers
@@ -889,29 +933,12 @@ func (v *verifier) checkSegment(ctx context.Context, s *packSegment, buf *[]byte
 		return err
 	}
 	if s.start == 0 && (len(data) < len(packMagic) || string(data[:len(packMagic)]) != packMagic) {
+		p.failed.Store(true)
 		v.finding(Finding{Kind: FindingCorruptPack, Object: packKey(p.id), Pack: p.id,
 			Reason: fmt.Sprintf("bad header %q, want %q", data[:min(len(data), len(packMagic))], packMagic)})
 	}
-	for _, e := range s.entries {
-		if e.Offset < s.start || e.Offset+e.Length > s.start+int64(len(data)) {
-			// Only an index whose blobs overlap (sealed with the key, so never) gets here.
-			return fmt.Errorf("pack %s: blob at [%d, %d) overlaps another", p.id, e.Offset, e.Offset+e.Length)
-		}
-		sealed := data[e.Offset-s.start : e.Offset-s.start+e.Length]
-		name := hex.EncodeToString(e.Name[:])
-		plain, err := v.r.openBlob(name, location{Pack: p.id, Offset: e.Offset, Length: e.Length, Size: e.Size}, sealed, (*buf)[:0])
-		v.blobs.Add(1)
-		var ce *CorruptError
-		switch {
-		case errors.As(err, &ce):
-			if err := v.failedCopy(ctx, p, e.Name, ce.Reason); err != nil {
-				return err
-			}
-		case err != nil:
-			return err
-		case cap(plain) <= verifySegment:
-			*buf = plain[:0] // kept for the next blob; a larger one is left to the collector
-		}
+	if err := v.checkBlobs(ctx, s, data, buf, p.full, false); err != nil {
+		return err
 	}
 	if s.tail {
 		v.checkTrailer(p, data[min(max(p.bytes-s.start, 0), int64(len(data))):])
@@ -920,10 +947,106 @@ func (v *verifier) checkSegment(ctx context.Context, s *packSegment, buf *[]byte
 	return nil
 }
 
+// checkBlobs checks the blobs of segment s, read into data: each is authenticated, and
+// with full also decompressed and its name recomputed; it sets the segment's seal
+// digest. again is for a second reading by recheck: the copies already found corrupt are
+// left out, and the blobs are not counted again.
+func (v *verifier) checkBlobs(ctx context.Context, s *packSegment, data []byte, buf *[]byte, full, again bool) error {
+	p := s.p
+	h := sha256.New()
+	for _, e := range s.entries {
+		if e.Offset < s.start || e.Offset+e.Length > s.start+int64(len(data)) {
+			// Only an index whose blobs overlap (sealed with the key, so never) gets here.
+			return fmt.Errorf("pack %s: blob at [%d, %d) overlaps another", p.id, e.Offset, e.Offset+e.Length)
+		}
+		sealed := data[e.Offset-s.start : e.Offset-s.start+e.Length]
+		sealDigest(h, e, sealed) // before opening: that decrypts in place
+		if again {
+			v.mu.Lock()
+			skip := p.marked[e.Name] || v.badCopies[copyKey{p.id, e.Name}]
+			v.mu.Unlock()
+			if skip {
+				continue
+			}
+		} else {
+			v.blobs.Add(1)
+		}
+		name := hex.EncodeToString(e.Name[:])
+		loc := location{Pack: p.id, Offset: e.Offset, Length: e.Length, Size: e.Size}
+		var plain []byte
+		var err error
+		if full {
+			v.rehashed.Add(1)
+			plain, err = v.r.openBlob(name, loc, sealed, (*buf)[:0])
+		} else {
+			_, err = v.r.authenticateBlob(name, loc, sealed)
+		}
+		var ce *CorruptError
+		switch {
+		case errors.As(err, &ce):
+			if err := v.failedCopy(ctx, p, e.Name, ce.Reason); err != nil {
+				return err
+			}
+		case err != nil:
+			return err
+		case plain != nil && cap(plain) <= verifySegment:
+			*buf = plain[:0] // kept for the next blob; a larger one is left to the collector
+		}
+	}
+	h.Sum(s.seal[:0])
+	return nil
+}
+
+// recheck reads pack p, whose blobs were only authenticated, again and fully checks every
+// blob not already found corrupt: its proof turned out not to be about these bytes.
+func (v *verifier) recheck(ctx context.Context, p *verifyPack) error {
+	var buf []byte
+	for _, s := range p.segs {
+		data, err := v.r.st.GetRange(ctx, packKey(p.id), s.start, s.end-s.start)
+		if errors.Is(err, storage.ErrNotExist) {
+			p.failed.Store(true) // deleted by pruning meanwhile: nothing to prove
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		v.bytesRead.Add(int64(len(data)))
+		if err := v.checkBlobs(ctx, s, data, &buf, true, true); err != nil {
+			return err
+		}
+	}
+	p.full = true
+	return nil
+}
+
+// settleProof records, keeps or drops the proof of pack p once it is read (proof.go):
+// sound says whether its index object is sound. A pack only authenticated whose seal
+// digest is not its proof's is fully checked first.
+func (v *verifier) settleProof(ctx context.Context, p *verifyPack, sound bool) error {
+	seal := packSeal(p)
+	if !p.full && !bytes.Equal(seal, p.proof.seal) {
+		if err := v.recheck(ctx, p); err != nil {
+			return err
+		}
+		seal = packSeal(p)
+	}
+	switch {
+	case !sound || p.failed.Load() || p.trailer == nil:
+		if p.proof == nil {
+			return nil
+		}
+		return v.r.cache.dropProof(ctx, p.id)
+	case p.full:
+		return v.r.cache.saveProof(ctx, p.id, seal, v.deepRun)
+	}
+	return nil // the proof stands
+}
+
 // checkTrailer checks the end of pack p: its sealed index, the index's length and the
 // trailer's magic, and keeps the opened index for finish to compare with the index object.
 func (v *verifier) checkTrailer(p *verifyPack, tail []byte) {
 	bad := func(why string) {
+		p.failed.Store(true)
 		v.finding(Finding{Kind: FindingCorruptPack, Object: packKey(p.id), Pack: p.id, Reason: "trailer: " + why})
 	}
 	if p.size < p.bytes {
@@ -964,7 +1087,7 @@ func (v *verifier) checkTrailer(p *verifyPack, tail []byte) {
 // pruning is forgotten, one lost is reported; the index object must open and agree with
 // the trailer.
 func (v *verifier) finish(ctx context.Context, p *verifyPack) error {
-	defer func() { p.entries, p.index = nil, nil }()
+	defer func() { p.entries, p.index, p.segs = nil, nil, nil }()
 	if p.gone.Load() {
 		v.mu.Lock()
 		v.packsTotal--
@@ -979,6 +1102,7 @@ func (v *verifier) finish(ctx context.Context, p *verifyPack) error {
 	}
 	plain, err := v.readIndexObject(ctx, p)
 	var ce *CorruptError
+	sound := false
 	switch {
 	case errors.Is(err, errIndexGone):
 	case errors.As(err, &ce):
@@ -990,8 +1114,9 @@ func (v *verifier) finish(ctx context.Context, p *verifyPack) error {
 			Reason: "the index object disagrees with the pack's trailer"}))
 	default:
 		v.remember(p)
+		sound = true
 	}
-	return nil
+	return v.settleProof(ctx, p, sound)
 }
 
 // errIndexGone is readIndexObject's error for an index object that is gone: deleted by

@@ -241,7 +241,8 @@ func testVerifyIntact(t *testing.T, fx *verifyFixture) {
 	if len(res.Findings) != 0 {
 		t.Errorf("Verify(deep) of an intact repository found %+v, want nothing", res.Findings)
 	}
-	want := VerifyResult{PacksChecked: len(ids), PacksTotal: len(ids), BytesRead: total, BlobsChecked: int64(storedBlobs(t, fx.r)),
+	blobs := int64(storedBlobs(t, fx.r))
+	want := VerifyResult{PacksChecked: len(ids), PacksTotal: len(ids), BytesRead: total, BlobsChecked: blobs, BlobsRehashed: blobs,
 		ManifestsChecked: 3, WALChecked: 3}
 	if diff := cmp.Diff(want, res, cmpopts.IgnoreFields(VerifyResult{}, "NextSince")); diff != "" {
 		t.Errorf("Verify(deep) result (-want +got):\n%s", diff)
