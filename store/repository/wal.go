@@ -29,6 +29,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/bits"
 	"slices"
 	"strconv"
 	"strings"
@@ -561,13 +562,10 @@ func maxSegmentSizeOf(segment string) (int64, error) {
 	if _, _, err := pgwal.ParseSegmentName(segment, minSegmentSize); err != nil {
 		return 0, err
 	}
-	size := int64(maxSegmentSize)
-	for ; size > minSegmentSize; size >>= 1 {
-		if _, _, err := pgwal.ParseSegmentName(segment, size); err == nil {
-			break
-		}
-	}
-	return size, nil
+	// Size s allows a last part lo when lo < 4 GiB / s, that is s <= 4 GiB / (lo+1): the
+	// largest power of two up to that, within the sizes PostgreSQL allows.
+	lo, _ := strconv.ParseUint(segment[16:24], 16, 32)
+	return min(int64(1)<<(bits.Len64((1<<32)/(lo+1))-1), maxSegmentSize), nil
 }
 
 // checkWALSize checks size against the kind of file name and its END.

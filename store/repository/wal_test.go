@@ -806,3 +806,28 @@ func FuzzParseWALManifest(f *testing.F) {
 		}
 	})
 }
+
+// TestMaxSegmentSizeOf checks the closed form against its definition: the largest
+// size whose names include the segment, for every last part where the answer changes.
+func TestMaxSegmentSizeOf(t *testing.T) {
+	for _, lo := range []uint64{0, 1, 2, 3, 4, 5, 7, 8, 9, 255, 256, 1023, 1024, 2047, 2048, 4095, 4096} {
+		name := fmt.Sprintf("00000001%08X%08X", 7, lo)
+		want := int64(0)
+		for size := int64(maxSegmentSize); size >= minSegmentSize; size >>= 1 {
+			if _, _, err := pgwal.ParseSegmentName(name, size); err == nil {
+				want = size
+				break
+			}
+		}
+		got, err := maxSegmentSizeOf(name)
+		if want == 0 {
+			if err == nil {
+				t.Errorf("maxSegmentSizeOf(%s) = %d, want an error: no size allows it", name, got)
+			}
+			continue
+		}
+		if err != nil || got != want {
+			t.Errorf("maxSegmentSizeOf(%s) = %d, %v, want %d", name, got, err, want)
+		}
+	}
+}
