@@ -81,11 +81,33 @@ type WindowInput struct {
 // and restore points from st, and its timeline history files, read with readHistory (given
 // a repository name such as "00000002.history"; see RepositoryHistory) and parsed.
 func WindowInputs(ctx context.Context, st *store.Store, sourceID int64, readHistory func(name string) ([]byte, error)) (WindowInput, error) {
-	backups, err := st.Backups(ctx, store.BackupFilter{SourceID: sourceID, States: []store.BackupState{store.BackupComplete}})
+	files, err := st.WALFiles(ctx, store.WALFilter{SourceID: sourceID})
 	if err != nil {
 		return WindowInput{}, fmt.Errorf("window inputs: %w", err)
 	}
-	files, err := st.WALFiles(ctx, store.WALFilter{SourceID: sourceID})
+	wal, histories := splitHistories(files)
+	return windowInputsWith(ctx, st, sourceID, wal, histories, readHistory)
+}
+
+// splitHistories returns files' segments and partial pieces, then its history files,
+// each in files' order.
+func splitHistories(files []store.WALFile) (wal, histories []store.WALFile) {
+	wal = make([]store.WALFile, 0, len(files))
+	for _, f := range files {
+		if f.Kind == store.WALHistory {
+			histories = append(histories, f)
+		} else {
+			wal = append(wal, f)
+		}
+	}
+	return wal, histories
+}
+
+// windowInputsWith is WindowInputs with the source's WAL rows already read: wal, its
+// segments and partial pieces in WALFiles' order (the input's WAL, shared), and
+// histories, its history files.
+func windowInputsWith(ctx context.Context, st *store.Store, sourceID int64, wal, histories []store.WALFile, readHistory func(name string) ([]byte, error)) (WindowInput, error) {
+	backups, err := st.Backups(ctx, store.BackupFilter{SourceID: sourceID, States: []store.BackupState{store.BackupComplete}})
 	if err != nil {
 		return WindowInput{}, fmt.Errorf("window inputs: %w", err)
 	}
@@ -97,12 +119,8 @@ func WindowInputs(ctx context.Context, st *store.Store, sourceID int64, readHist
 	if err != nil {
 		return WindowInput{}, fmt.Errorf("window inputs: %w", err)
 	}
-	in := WindowInput{Backups: backups, Histories: map[uint32][]pgwal.HistoryEntry{}, RestorePoints: points, Tablespaces: tablespaces}
-	for _, f := range files {
-		if f.Kind != store.WALHistory {
-			in.WAL = append(in.WAL, f)
-			continue
-		}
+	in := WindowInput{Backups: backups, WAL: wal, Histories: map[uint32][]pgwal.HistoryEntry{}, RestorePoints: points, Tablespaces: tablespaces}
+	for _, f := range histories {
 		if readHistory == nil {
 			return WindowInput{}, fmt.Errorf("window inputs: history file %s: no reader given", f.Name)
 		}

@@ -30,6 +30,10 @@ type WindowCache struct {
 	// gap within it, and health reports a window not checked for longer.
 	ListEvery time.Duration
 
+	// computing serializes computations: each source's WAL rows are kept by appending
+	// to them (store.WALDelta.Apply), which one computation at a time may do.
+	computing sync.Mutex
+
 	mu      sync.Mutex
 	m       map[int64]*cachedWindow
 	failed  map[int64]windowFailure // by source: the last computation, when it failed
@@ -42,6 +46,11 @@ type cachedWindow struct {
 	in      WindowInput
 	w       Window
 	facts   windowFacts
+	// wal and histories are the source's WAL rows as the catalog holds them (in.WAL
+	// leaves out the missing ones), read up to cursor: a computation reads only what
+	// changed since.
+	wal, histories []store.WALFile
+	cursor         store.WALCursor
 	// listedAt is when the repository's WAL of the source was last listed; missing are
 	// the catalog's WAL files (of ID up to listedUpTo) that the listing did not find.
 	// A WAL row recorded later (a higher ID) was stored in the repository before it was
@@ -124,6 +133,8 @@ func (c *WindowCache) refresh(ctx context.Context, src store.Source) (*cachedWin
 	if err != nil {
 		return nil, err
 	}
+	c.computing.Lock()
+	defer c.computing.Unlock()
 	c.mu.Lock()
 	prev := c.m[src.ID]
 	c.mu.Unlock()
@@ -162,11 +173,14 @@ func (c *WindowCache) compute(ctx context.Context, src store.Source, version str
 			return &cw, nil
 		}
 	}
-	in, err := WindowInputs(ctx, c.store, src.ID, RepositoryHistory(ctx, c.repo, src.SystemIdentifier))
+	cw := &cachedWindow{version: version}
+	if err := cw.readWAL(ctx, c.store, src.ID, prev); err != nil {
+		return nil, err
+	}
+	in, err := windowInputsWith(ctx, c.store, src.ID, cw.wal, cw.histories, RepositoryHistory(ctx, c.repo, src.SystemIdentifier))
 	if err != nil {
 		return nil, err
 	}
-	cw := &cachedWindow{version: version}
 	if due {
 		if missing == nil {
 			if missing, err = c.listMissing(ctx, src, in.WAL, nil); err != nil {
@@ -180,11 +194,31 @@ func (c *WindowCache) compute(ctx context.Context, src store.Source, version str
 	} else {
 		cw.listedAt, cw.listedUpTo, cw.missing = prev.listedAt, prev.listedUpTo, prev.missing
 	}
-	in.WAL = slices.DeleteFunc(in.WAL, func(f store.WALFile) bool { return f.ID <= cw.listedUpTo && cw.missing[f.Name] })
+	if len(cw.missing) > 0 { // in.WAL is cw.wal's array: filter a copy
+		in.WAL = slices.DeleteFunc(slices.Clone(in.WAL), func(f store.WALFile) bool { return f.ID <= cw.listedUpTo && cw.missing[f.Name] })
+	}
 	cw.in, cw.w = in, ComputeWindow(in)
 	cw.w.ComputedAt = now
 	cw.facts = factsOf(cw.in, cw.w)
 	return cw, nil
+}
+
+// readWAL brings cw's WAL rows up to date: prev's with what changed since they were read,
+// or all of them when there is no prev. Called with c.computing held.
+func (cw *cachedWindow) readWAL(ctx context.Context, st *store.Store, sourceID int64, prev *cachedWindow) error {
+	var since store.WALCursor
+	if prev != nil {
+		since, cw.wal, cw.histories = prev.cursor, prev.wal, prev.histories
+	}
+	d, err := st.WALSince(ctx, sourceID, since)
+	if err != nil {
+		return fmt.Errorf("window inputs: %w", err)
+	}
+	wal, histories := splitHistories(d.Files)
+	cw.wal = store.WALDelta{Full: d.Full, Files: wal, Gone: d.Gone}.Apply(cw.wal)
+	cw.histories = store.WALDelta{Full: d.Full, Files: histories, Gone: d.Gone}.Apply(cw.histories)
+	cw.cursor = d.Cursor
+	return nil
 }
 
 // listMissing lists src's WAL in the repository and returns the names among files and
@@ -334,6 +368,7 @@ func (c *WindowCache) Invalidate(sourceID int64) {
 	if cw, ok := c.m[sourceID]; ok {
 		stale := *cw
 		stale.version, stale.listedAt = "", time.Time{}
+		stale.wal, stale.histories, stale.cursor = nil, nil, store.WALCursor{}
 		c.m[sourceID] = &stale
 	}
 }

@@ -9,8 +9,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
+	"github.com/jackc/pglogrepl"
+
 	"github.com/backstop/backstop/jobs/health"
 	"github.com/backstop/backstop/store"
+	"github.com/backstop/backstop/store/pgwal"
+	"github.com/backstop/backstop/store/repository"
 )
 
 // hasProblem reports whether f has a problem of rule at level.
@@ -106,4 +112,92 @@ func TestKeptWindowNotCheckedIsBroken(t *testing.T) {
 	if err != nil || !hasProblem(f, c.now, p, "window-unknown", health.Broken) || !strings.Contains(f.WindowUnknown, "has not checked") {
 		t.Errorf("facts of a window not checked for long = %q, %v; want a broken window-unknown", f.WindowUnknown, err)
 	}
+}
+
+// TestKeptWindowFollowsEveryChange: a kept window, brought up to date from what changed
+// in the catalog since it was computed, equals the window computed afresh after every
+// kind of change: new segments, a partial piece and the longer piece and the segment
+// that replace it, a history file, a segment the catalog loses, and a backup.
+func TestKeptWindowFollowsEveryChange(t *testing.T) {
+	t.Parallel()
+	c := newMetricsCatalog(t)
+	ctx := t.Context()
+	w := c.windows
+	w.Keep()
+	const segSize = 16 << 20
+	put := func(name string, data io.Reader, size int64) {
+		t.Helper()
+		if _, _, err := c.repo.PutWAL(ctx, c.orders.SystemIdentifier, name, data, size); err != nil {
+			t.Fatal(err)
+		}
+	}
+	archive := func(segNo uint64, size int64, at time.Time) {
+		t.Helper()
+		name, kind := pgwal.SegmentName(1, segNo, segSize), store.WALSegment
+		if size < segSize {
+			name, kind = repository.PartialWALName(name, size), store.WALPartial
+		}
+		put(name, io.LimitReader(zeros{}, size), size)
+		start := pgwal.SegmentStart(segNo, segSize)
+		if _, err := c.st.RecordWAL(ctx, store.WALFileParams{SourceID: c.orders.ID, Name: name, Kind: kind, Timeline: 1,
+			SegNo: int64(segNo), StartLSN: start.String(), EndLSN: (start + pglogrepl.LSN(size)).String(), Size: size,
+			Commits: 1, FirstCommitAt: at, LastCommitAt: at, Via: store.WALViaStream}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// same refreshes the kept window and checks it against one computed afresh.
+	same := func(after string) {
+		t.Helper()
+		if err := w.RefreshAll(ctx); err != nil {
+			t.Fatalf("RefreshAll after %s = %v", after, err)
+		}
+		got, gotIn, err := w.Window(ctx, c.orders)
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantIn, err := LoadWindowInput(ctx, c.st, c.repo, c.orders)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := ComputeWindow(wantIn)
+		got.ComputedAt = time.Time{}
+		if diff := cmp.Diff(want, got, cmpopts.EquateEmpty()); diff != "" {
+			t.Errorf("kept window after %s differs from one computed afresh (-want +got):\n%s", after, diff)
+		}
+		if diff := cmp.Diff(wantIn.WAL, gotIn.WAL, cmpopts.EquateEmpty()); diff != "" {
+			t.Errorf("kept WAL after %s differs from the catalog's (-want +got):\n%s", after, diff)
+		}
+		if len(got.Ranges) == 0 {
+			t.Errorf("kept window after %s is empty, want the orders' window", after)
+		}
+	}
+	same("the first computation")
+	at := c.now.Add(-4 * time.Second)
+	archive(3, 16<<10, at) // a longer piece replaces the 8 KiB one
+	same("a longer partial piece")
+	archive(3, segSize, at.Add(time.Second)) // the segment replaces the piece
+	same("the segment replacing its piece")
+	archive(4, segSize, at.Add(2*time.Second))
+	archive(5, segSize, at.Add(3*time.Second))
+	same("two more segments")
+	history := "1\t0/6000000\tno recovery target specified\n"
+	put("00000002.history", strings.NewReader(history), int64(len(history)))
+	if _, err := c.st.RecordWAL(ctx, store.WALFileParams{SourceID: c.orders.ID, Name: "00000002.history", Kind: store.WALHistory,
+		Timeline: 2, Size: int64(len(history)), Via: store.WALViaStream}); err != nil {
+		t.Fatal(err)
+	}
+	same("a history file")
+	if err := c.st.Expire(ctx, []store.Expiration{{SourceID: c.orders.ID, Kind: store.ExpireWAL, Name: pgwal.SegmentName(1, 4, segSize),
+		SystemID: c.orders.SystemIdentifier, Bytes: segSize, Reason: "test"}}); err != nil {
+		t.Fatal(err)
+	}
+	same("a segment the catalog no longer lists")
+	b, err := c.st.CreateBackup(ctx, store.BackupParams{SourceID: c.orders.ID, RepoID: "orders-4", StartLSN: "0/5000028", Timeline: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.st.CompleteBackup(ctx, b.ID, store.BackupCompletion{EndLSN: "0/5000200"}); err != nil {
+		t.Fatal(err)
+	}
+	same("a backup")
 }

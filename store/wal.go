@@ -796,3 +796,115 @@ func (s *Store) WindowVersion(ctx context.Context, sourceID int64) (string, erro
 	}
 	return fmt.Sprint(v), nil
 }
+
+// WALCursor is how far a reader of a source's WAL rows got (see WALSince): the newest
+// row ID and the newest change it has seen. Its zero value has seen nothing.
+type WALCursor struct {
+	// ID is the highest WAL row ID (of any source) when the rows were read: IDs only
+	// grow, so a row with a higher one was added since.
+	ID int64
+	// Seq is the newest entry of the log of changed and deleted rows then.
+	Seq int64
+	// read is whether the rows were read: the zero cursor has read nothing.
+	read bool
+}
+
+// WALDelta is what changed in a source's WAL rows since a WALCursor.
+type WALDelta struct {
+	// Full says Files are all of the source's rows, as WALFiles returns them: the
+	// cursor was zero, or so old that the log no longer holds every change since.
+	Full bool
+	// Files are the rows added or changed since the cursor, in WALFiles' order.
+	Files []WALFile
+	// Gone are the IDs of rows changed or deleted since the cursor: a reader drops
+	// these from what it read before, then adds Files (which holds the changed ones).
+	Gone []int64
+	// Cursor is where the next call continues from.
+	Cursor WALCursor
+}
+
+// WALSince returns what changed in source sourceID's WAL rows since cursor, read in one
+// snapshot: every row when cursor is zero or too old. Keeping a source's rows this way
+// costs the rows that changed, not all of them.
+func (s *Store) WALSince(ctx context.Context, sourceID int64, cursor WALCursor) (WALDelta, error) {
+	fail := func(err error) (WALDelta, error) {
+		return WALDelta{}, fmt.Errorf("WAL files of source %d: %w", sourceID, err)
+	}
+	tx, err := s.db.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return fail(err)
+	}
+	defer tx.Rollback()
+	var d WALDelta
+	var oldest int64
+	// Both tables' IDs come from AUTOINCREMENT: never reused, they only grow.
+	if err := tx.QueryRowContext(ctx, `SELECT
+		coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'wal_files'), 0),
+		coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'wal_file_changes'), 0),
+		coalesce((SELECT min(seq) FROM wal_file_changes), 0)`).Scan(&d.Cursor.ID, &d.Cursor.Seq, &oldest); err != nil {
+		return fail(err)
+	}
+	// The log is bounded: it holds every change after cursor.Seq when its oldest entry
+	// is at most the one right after. A cursor ahead of the catalog is from another one.
+	d.Cursor.read = true
+	d.Full = !cursor.read || oldest > cursor.Seq+1 ||
+		d.Cursor.ID < cursor.ID || d.Cursor.Seq < cursor.Seq
+	if d.Full {
+		if d.Files, err = queryAll(ctx, tx, scanWALFile, `SELECT `+walFileColumns+` FROM wal_files WHERE source_id = ?
+			ORDER BY timeline, segno NULLS FIRST, id`, sourceID); err != nil {
+			return fail(err)
+		}
+		return d, nil
+	}
+	if d.Gone, err = queryAll(ctx, tx, func(r rowScanner) (int64, error) {
+		var id int64
+		return id, r.Scan(&id)
+	}, `SELECT DISTINCT wal_file_id FROM wal_file_changes WHERE source_id = ? AND seq > ? ORDER BY wal_file_id`,
+		sourceID, cursor.Seq); err != nil {
+		return fail(err)
+	}
+	if d.Files, err = queryAll(ctx, tx, scanWALFile, `SELECT `+walFileColumns+` FROM wal_files
+		WHERE source_id = ? AND (id > ? OR id IN (SELECT value FROM json_each(?)))
+		ORDER BY timeline, segno NULLS FIRST, id`, sourceID, cursor.ID, jsonList(d.Gone)); err != nil {
+		return fail(err)
+	}
+	return d, nil
+}
+
+// Apply returns rows, the source's rows as read up to d's cursor (in WALFiles' order),
+// brought up to date with d: d.Files when d is Full. Apply may append to rows' array, so
+// a caller applies each delta to the newest rows only, and never to rows being appended
+// to elsewhere.
+func (d WALDelta) Apply(rows []WALFile) []WALFile {
+	if d.Full {
+		return d.Files
+	}
+	if len(d.Gone) == 0 && (len(rows) == 0 || len(d.Files) == 0 || compareWALOrder(rows[len(rows)-1], d.Files[0]) < 0) {
+		return append(rows, d.Files...) // the common case: new segments after the newest
+	}
+	gone := make(map[int64]bool, len(d.Gone))
+	for _, id := range d.Gone {
+		gone[id] = true
+	}
+	out := make([]WALFile, 0, len(rows)+len(d.Files))
+	for _, f := range rows {
+		if !gone[f.ID] {
+			out = append(out, f)
+		}
+	}
+	out = append(out, d.Files...)
+	slices.SortFunc(out, compareWALOrder)
+	return out
+}
+
+// compareWALOrder orders WAL rows as WALFiles returns them: by timeline, then segment
+// number with history files (no segment) first, then ID.
+func compareWALOrder(a, b WALFile) int {
+	segment := func(f WALFile) int64 {
+		if f.Kind == WALHistory {
+			return -1
+		}
+		return f.SegNo
+	}
+	return cmp.Or(cmp.Compare(a.Timeline, b.Timeline), cmp.Compare(segment(a), segment(b)), cmp.Compare(a.ID, b.ID))
+}

@@ -4,11 +4,13 @@ import (
 	"fmt"
 	"io/fs"
 	"path/filepath"
+	"slices"
 	"testing"
 	"testing/fstest"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"github.com/backstop/backstop/migrations"
 )
@@ -697,4 +699,98 @@ func TestWindowVersion(t *testing.T) {
 		t.Fatal(err)
 	}
 	changed("pinning the backup")
+}
+
+// TestWALSince keeps a source's WAL rows up to date with WALSince alone, through every way
+// they change, and checks them against all rows read afresh after each change; and that a
+// reader behind the bounded change log reads everything again.
+func TestWALSince(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	s, _ := setup(t)
+	src := createSource(t, s, "kept")
+	other := createSource(t, s, "other")
+	var rows []WALFile
+	var cursor WALCursor
+	// sync applies what changed since cursor and checks the result; it returns the
+	// delta.
+	sync := func(what string) WALDelta {
+		t.Helper()
+		d, err := s.WALSince(ctx, src.ID, cursor)
+		if err != nil {
+			t.Fatalf("WALSince() after %s = %v", what, err)
+		}
+		rows, cursor = d.Apply(rows), d.Cursor
+		want, err := s.WALFiles(ctx, WALFilter{SourceID: src.ID})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff(want, rows, cmpopts.EquateEmpty()); diff != "" {
+			t.Errorf("rows kept with WALSince after %s differ from WALFiles (-want +got):\n%s", what, diff)
+		}
+		return d
+	}
+	// incremental checks that d read only the n rows that changed.
+	incremental := func(what string, d WALDelta, n int) {
+		t.Helper()
+		if d.Full || len(d.Files) != n {
+			t.Errorf("WALSince() after %s read %d rows (full: %v), want only the %d changed", what, len(d.Files), d.Full, n)
+		}
+	}
+
+	if d := sync("nothing"); !d.Full {
+		t.Errorf("WALSince(zero cursor) is not Full")
+	}
+	recordWAL(t, s, segParams(src.ID, 1, 3))
+	recordWAL(t, s, segParams(src.ID, 1, 4))
+	incremental("two segments", sync("two segments"), 2)
+	recordWAL(t, s, segParams(other.ID, 1, 5))
+	incremental("another source's segment", sync("another source's segment"), 0)
+	piece := recordWAL(t, s, partialParams(src.ID, 1, 5, 1<<20))
+	incremental("a partial piece", sync("a partial piece"), 1)
+	recordWAL(t, s, partialParams(src.ID, 1, 5, 2<<20))
+	incremental("a longer piece replacing it", sync("a longer piece replacing it"), 1)
+	recordWAL(t, s, historyParams(src.ID, 2))
+	incremental("a history file (sorted first)", sync("a history file"), 1)
+	recordWAL(t, s, segParams(src.ID, 1, 2))
+	incremental("an older segment (sorted before)", sync("an older segment"), 1)
+	seg5 := recordWAL(t, s, segParams(src.ID, 1, 5))
+	incremental("the segment replacing its piece", sync("the segment replacing its piece"), 1)
+	if err := s.RecordRestorePoints(ctx, seg5.ID, []RestorePointParams{{Name: "before-migration",
+		LSN: formatLSN(5*testSegSize + 100), At: time.Date(2026, 11, 25, 9, 0, 0, 0, time.UTC)}}); err != nil {
+		t.Fatal(err)
+	}
+	incremental("a restore point (its file's count changes)", sync("a restore point"), 1)
+	if _, err := s.wdb.ExecContext(ctx, `DELETE FROM wal_files WHERE source_id = ? AND segno = 2`, src.ID); err != nil {
+		t.Fatal(err)
+	}
+	incremental("a deleted segment", sync("a deleted segment"), 0)
+	if len(rows) == 0 || slices.ContainsFunc(rows, func(f WALFile) bool { return f.ID == piece.ID }) {
+		t.Errorf("rows after the changes = %v, want some, without the replaced piece %d", rows, piece.ID)
+	}
+
+	// More changes than the log keeps, of a segment of the other source.
+	before := cursor
+	tx, err := s.wdb.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 10_001 {
+		if _, err := tx.ExecContext(ctx, `UPDATE wal_files SET stored_bytes = stored_bytes + 1 WHERE source_id = ?`, other.ID); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.wdb.ExecContext(ctx, `UPDATE wal_files SET stored_bytes = 1 WHERE source_id = ? AND segno = 3`, src.ID); err != nil {
+		t.Fatal(err)
+	}
+	cursor = before
+	if d := sync("more changes than the log keeps"); !d.Full {
+		t.Errorf("WALSince() behind the change log is not Full")
+	}
+	if d := sync("nothing more"); d.Full || len(d.Files) != 0 {
+		t.Errorf("WALSince() with nothing changed = %d rows (full: %v), want none", len(d.Files), d.Full)
+	}
 }
