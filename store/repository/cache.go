@@ -333,7 +333,7 @@ func (c *cache) refresh(ctx context.Context, r *Repo) error {
 	c.refreshMu.Lock()
 	defer c.refreshMu.Unlock()
 	listed := map[string]bool{}
-	err := r.st.List(ctx, indexDir, func(key string, _ int64) error {
+	err := storage.Keys(ctx, r.st, indexDir, func(key string) error {
 		if id, ok := packIDOfKey(key, indexDir); ok {
 			listed[id] = true
 		}

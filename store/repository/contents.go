@@ -15,7 +15,7 @@ import (
 // call when something looks wrong, not on every start.
 func Contents(ctx context.Context, st storage.Storage) (string, error) {
 	manifests := 0
-	err := st.List(ctx, "backups/", func(key string, _ int64) error {
+	err := storage.Keys(ctx, st, "backups/", func(key string) error {
 		if strings.HasSuffix(key, manifestSuffix) {
 			manifests++
 		}
@@ -25,7 +25,7 @@ func Contents(ctx context.Context, st storage.Storage) (string, error) {
 		return "", fmt.Errorf("repository contents: %w", err)
 	}
 	systems := map[string]bool{}
-	err = st.List(ctx, walDir+"/", func(key string, _ int64) error {
+	err = storage.Keys(ctx, st, walDir+"/", func(key string) error {
 		if sys, _, ok := strings.Cut(strings.TrimPrefix(key, walDir+"/"), "/"); ok {
 			systems[sys] = true
 		}
@@ -35,7 +35,7 @@ func Contents(ctx context.Context, st storage.Storage) (string, error) {
 		return "", fmt.Errorf("repository contents: %w", err)
 	}
 	sources := 0
-	err = st.List(ctx, sourceDir, func(key string, _ int64) error {
+	err = storage.Keys(ctx, st, sourceDir, func(key string) error {
 		if strings.HasSuffix(key, sourceSuffix) {
 			sources++
 		}

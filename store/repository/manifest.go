@@ -255,7 +255,7 @@ func (r *Repo) Manifests(ctx context.Context) ([]string, error) {
 		return nil, fmt.Errorf("list manifests: %w", err)
 	}
 	ids := []string{}
-	err := r.st.List(ctx, "backups/", func(key string, _ int64) error {
+	err := storage.Keys(ctx, r.st, "backups/", func(key string) error {
 		id, ok := strings.CutSuffix(strings.TrimPrefix(key, "backups/"), manifestSuffix)
 		if ok && validateID(id) == nil {
 			ids = append(ids, id)

@@ -396,7 +396,7 @@ type tombstone struct {
 func (r *Repo) tombstones(ctx context.Context) (map[string]tombstone, error) {
 	out := map[string]tombstone{}
 	var keys []string
-	err := r.st.List(ctx, pruneDir, func(key string, _ int64) error {
+	err := storage.Keys(ctx, r.st, pruneDir, func(key string) error {
 		keys = append(keys, key)
 		return nil
 	})
@@ -471,7 +471,7 @@ func (r *Repo) BadObjects(ctx context.Context) ([]BadObject, error) {
 
 func (r *Repo) badMarks(ctx context.Context) ([]BadObject, error) {
 	var keys []string
-	err := r.st.List(ctx, badDir, func(key string, _ int64) error {
+	err := storage.Keys(ctx, r.st, badDir, func(key string) error {
 		keys = append(keys, key)
 		return nil
 	})

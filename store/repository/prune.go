@@ -180,7 +180,7 @@ func (r *Repo) Prune(ctx context.Context, opts PruneOptions) (PruneResult, error
 // are pruned like any other; a pack whose trailer cannot be read is counted and left.
 func (r *Repo) recoverIndexes(ctx context.Context, res *PruneResult) error {
 	var ids []string
-	err := r.st.List(ctx, packDir, func(key string, _ int64) error {
+	err := storage.Keys(ctx, r.st, packDir, func(key string) error {
 		if id, ok := packIDOfKey(key, packDir); ok {
 			ids = append(ids, id)
 		}
@@ -581,7 +581,7 @@ func (r *Repo) deleteMarked(ctx context.Context, conn *sql.Conn, opts PruneOptio
 
 func (r *Repo) deleteBadMarks(ctx context.Context, pack string) error {
 	var keys []string
-	err := r.st.List(ctx, badDir+pack+".", func(key string, _ int64) error {
+	err := storage.Keys(ctx, r.st, badDir+pack+".", func(key string) error {
 		keys = append(keys, key)
 		return nil
 	})

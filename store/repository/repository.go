@@ -174,7 +174,7 @@ func InitStorage(ctx context.Context, st storage.Storage, key []byte, opts Optio
 	}
 	errFull := errors.New("full")
 	var first string
-	err := st.List(ctx, "", func(k string, _ int64) error {
+	err := storage.Keys(ctx, st, "", func(k string) error {
 		first = k
 		return errFull
 	})

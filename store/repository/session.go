@@ -349,7 +349,7 @@ func (r *Repo) copyOut(ctx context.Context, names func(func(string) error) error
 // locks lists the sessions' locks (not pruning's own).
 func (r *Repo) locks(ctx context.Context) ([]lockRecord, error) {
 	var keys []string
-	err := r.st.List(ctx, lockDir, func(key string, _ int64) error {
+	err := storage.Keys(ctx, r.st, lockDir, func(key string) error {
 		if strings.HasSuffix(key, lockSuffix) && key != pruneLock {
 			keys = append(keys, key)
 		}

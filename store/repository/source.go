@@ -141,7 +141,7 @@ func (r *Repo) Source(ctx context.Context, name string) (SourceRecord, error) {
 // SourceNames returns the names of the stored source records, sorted.
 func (r *Repo) SourceNames(ctx context.Context) ([]string, error) {
 	names := []string{}
-	err := r.st.List(ctx, sourceDir, func(key string, _ int64) error {
+	err := storage.Keys(ctx, r.st, sourceDir, func(key string) error {
 		name, ok := strings.CutSuffix(strings.TrimPrefix(key, sourceDir), sourceSuffix)
 		if ok && validateSourceName(name) == nil {
 			names = append(names, name)
@@ -158,7 +158,7 @@ func (r *Repo) SourceNames(ctx context.Context) ([]string, error) {
 // WALSystems returns the system identifiers whose WAL the repository holds, sorted.
 func (r *Repo) WALSystems(ctx context.Context) ([]string, error) {
 	seen := map[string]bool{}
-	err := r.st.List(ctx, walDir+"/", func(key string, _ int64) error {
+	err := storage.Keys(ctx, r.st, walDir+"/", func(key string) error {
 		sys, _, ok := strings.Cut(strings.TrimPrefix(key, walDir+"/"), "/")
 		if ok && validateSystemID(sys) == nil {
 			seen[sys] = true

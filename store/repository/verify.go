@@ -1260,7 +1260,7 @@ func (v *verifier) checkReferences(ctx context.Context) error {
 
 // listWAL calls fn with every archived WAL file, as the listing finds them.
 func (v *verifier) listWAL(ctx context.Context, fn func(WALName) error) error {
-	return v.r.st.List(ctx, walDir+"/", func(key string, _ int64) error {
+	return storage.Keys(ctx, v.r.st, walDir+"/", func(key string) error {
 		rest, ok := strings.CutSuffix(strings.TrimPrefix(key, walDir+"/"), walSuffix)
 		if !ok {
 			return nil

@@ -389,7 +389,7 @@ func (r *Repo) WALNames(ctx context.Context, systemID string) ([]string, error) 
 	}
 	prefix := walDir + "/" + systemID + "/"
 	names := []string{}
-	err := r.st.List(ctx, prefix, func(key string, _ int64) error {
+	err := storage.Keys(ctx, r.st, prefix, func(key string) error {
 		name, ok := strings.CutSuffix(strings.TrimPrefix(key, prefix), walSuffix)
 		if !ok || strings.Contains(name, "/") {
 			return nil

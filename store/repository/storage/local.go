@@ -214,6 +214,16 @@ func (l *Local) Size(ctx context.Context, key string) (int64, error) {
 
 // List implements Storage. Temporary files of writes in progress are not listed.
 func (l *Local) List(ctx context.Context, prefix string, fn func(key string, size int64) error) error {
+	return l.list(ctx, prefix, true, fn)
+}
+
+// ListKeys implements KeyLister: List without the stat of every file that sizes cost.
+func (l *Local) ListKeys(ctx context.Context, prefix string, fn func(key string) error) error {
+	return l.list(ctx, prefix, false, func(key string, _ int64) error { return fn(key) })
+}
+
+// list is List, with each file's size (a stat) only when sized.
+func (l *Local) list(ctx context.Context, prefix string, sized bool, fn func(key string, size int64) error) error {
 	// Walk from the deepest directory the prefix names.
 	root := l.dir
 	if i := strings.LastIndex(prefix, "/"); i >= 0 {
@@ -239,6 +249,9 @@ func (l *Local) List(ctx context.Context, prefix string, fn func(key string, siz
 		key := filepath.ToSlash(rel)
 		if !strings.HasPrefix(key, prefix) {
 			return nil
+		}
+		if !sized {
+			return fn(key, 0)
 		}
 		fi, err := d.Info()
 		if errors.Is(err, fs.ErrNotExist) {

@@ -40,6 +40,21 @@ type Storage interface {
 	String() string
 }
 
+// KeyLister is a Storage that lists keys more cheaply without their sizes (a local
+// directory stats each file for its size).
+type KeyLister interface {
+	ListKeys(ctx context.Context, prefix string, fn func(key string) error) error
+}
+
+// Keys calls fn for every key of st that starts with prefix, as List does but without
+// sizes, through the storage's ListKeys when it has one.
+func Keys(ctx context.Context, st Storage, prefix string, fn func(key string) error) error {
+	if l, ok := st.(KeyLister); ok {
+		return l.ListKeys(ctx, prefix, fn)
+	}
+	return st.List(ctx, prefix, func(key string, _ int64) error { return fn(key) })
+}
+
 // IntoGetter is a Storage that can read an object into a caller's buffer, sparing an
 // allocation per object on the hot path of a restore.
 type IntoGetter interface {

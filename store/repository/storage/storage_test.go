@@ -11,12 +11,14 @@ import (
 	"net/url"
 	"os"
 	"path"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"github.com/backstop/backstop/store/repository/storage"
 	"github.com/backstop/backstop/store/repository/storage/s3test"
@@ -318,6 +320,16 @@ func testList(t *testing.T, s storage.Storage) {
 	} {
 		if diff := cmp.Diff(tc.want, list(t, s, tc.prefix)); diff != "" {
 			t.Errorf("List(%q) (-want +got):\n%s", tc.prefix, diff)
+		}
+		var keys []string
+		if err := storage.Keys(t.Context(), s, tc.prefix, func(key string) error {
+			keys = append(keys, key)
+			return nil
+		}); err != nil {
+			t.Fatalf("Keys(%q) = %v", tc.prefix, err)
+		}
+		if diff := cmp.Diff(slices.Sorted(maps.Keys(tc.want)), slices.Sorted(slices.Values(keys)), cmpopts.EquateEmpty()); diff != "" {
+			t.Errorf("Keys(%q) (-want +got):\n%s", tc.prefix, diff)
 		}
 	}
 
