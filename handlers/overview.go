@@ -158,6 +158,21 @@ type sampleCache struct {
 	m  map[int64][]store.SourceSample
 }
 
+// Warm reads into the cache the lag samples the overview charts, for every source: serve
+// does it at start-up, so that the first overview does not read a day of samples for each.
+func (h *Handler) Warm(ctx context.Context) error {
+	srcs, err := h.store.Sources(ctx)
+	if err != nil {
+		return err
+	}
+	for _, s := range srcs {
+		if _, err := h.lagSamples.get(ctx, h.store, s.ID, h.now().Add(-lagPeriod)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // sampleMargin is how much older than asked the cache keeps, so that the next read, a
 // moment later, still finds its start in the cache.
 const sampleMargin = time.Hour

@@ -123,7 +123,7 @@ type scaleApp struct {
 }
 
 // restart starts the dashboard afresh, as serve does after start-up: a new window cache,
-// kept in the background.
+// kept in the background, and the overview's charts read in the background.
 func (a *scaleApp) restart(b *testing.B) {
 	b.Helper()
 	if a.stopServe != nil {
@@ -138,17 +138,20 @@ func (a *scaleApp) restart(b *testing.B) {
 	svc := usecase.New(a.store, a.repo, usecase.Enqueuer(runner), usecase.Paths{Home: dir, Repository: a.repoDir,
 		RestoreRoot: filepath.Join(dir, "restores")}, log)
 	svc.Windows().Keep()
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		svc.Windows().Run(ctx, log)
-	}()
-	h := handlers.New(a.store, svc, hub, log).Routes()
+	dash := handlers.New(a.store, svc, hub, log)
+	var background sync.WaitGroup
+	background.Go(func() { svc.Windows().Run(ctx, log) })
+	background.Go(func() {
+		if err := dash.Warm(ctx); err != nil && ctx.Err() == nil {
+			b.Error(err)
+		}
+	})
+	h := dash.Routes()
 	a.handler.Store(&h)
 	a.started = time.Now()
 	a.stopServe = func() {
 		cancel()
-		<-done
+		background.Wait()
 	}
 }
 
