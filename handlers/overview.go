@@ -159,7 +159,8 @@ type sampleCache struct {
 }
 
 // Warm reads into the cache the lag samples the overview charts, for every source: serve
-// does it at start-up, so that the first overview does not read a day of samples for each.
+// does it before it serves, so that the first overview does not read a day of samples for
+// each.
 func (h *Handler) Warm(ctx context.Context) error {
 	srcs, err := h.store.Sources(ctx)
 	if err != nil {

@@ -123,7 +123,7 @@ type scaleApp struct {
 }
 
 // restart starts the dashboard afresh, as serve does after start-up: a new window cache,
-// kept in the background, and the overview's charts read in the background.
+// kept in the background, and the overview's charts read before the first request.
 func (a *scaleApp) restart(b *testing.B) {
 	b.Helper()
 	if a.stopServe != nil {
@@ -141,11 +141,9 @@ func (a *scaleApp) restart(b *testing.B) {
 	dash := handlers.New(a.store, svc, hub, log)
 	var background sync.WaitGroup
 	background.Go(func() { svc.Windows().Run(ctx, log) })
-	background.Go(func() {
-		if err := dash.Warm(ctx); err != nil && ctx.Err() == nil {
-			b.Error(err)
-		}
-	})
+	if err := dash.Warm(ctx); err != nil {
+		b.Fatal(err)
+	}
 	h := dash.Routes()
 	a.handler.Store(&h)
 	a.started = time.Now()

@@ -10,7 +10,7 @@ import (
 	"github.com/backstop/backstop/store"
 )
 
-// TestWarmReadsTheCharts: after Warm (which serve runs at start-up), the overview's lag
+// TestWarmReadsTheCharts: after Warm (which serve runs before it serves), the overview's lag
 // chart of every source comes from the cache: a day of samples each, nothing older than
 // the cache's margin, and no read of the catalog (samples deleted since still show).
 func TestWarmReadsTheCharts(t *testing.T) {

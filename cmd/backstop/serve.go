@@ -232,11 +232,9 @@ func (c *cli) serveHomeWith(ctx context.Context, h *home, opts serveOptions, rea
 		return fmt.Errorf("serve: %w", err)
 	}
 	dash := handlers.New(h.store, svc, hub, c.log).SetMetrics(metrics)
-	maintained.Go(func() {
-		if err := dash.Warm(maintCtx); err != nil && maintCtx.Err() == nil {
-			c.log.Warn("reading the overview's charts at start-up", "err", err)
-		}
-	})
+	if err := dash.Warm(ctx); err != nil { // tens of milliseconds: before the first page
+		c.log.Warn("reading the overview's charts at start-up", "err", err)
+	}
 	srv := newHTTPServer(dash.SetTLSMode(opts.tlsMode()).Routes(), defaultLimits)
 	// Open pages are told at once that the server is going away (1001), and reconnect.
 	srv.RegisterOnShutdown(dash.CloseLive)
