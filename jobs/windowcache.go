@@ -361,14 +361,16 @@ func factsOf(in WindowInput, w Window) windowFacts {
 
 // Invalidate makes source sourceID's window be computed again, with a listing of the
 // repository (after a verification found the repository differs from the catalog, say):
-// at the next read, or by Run, which serves the last window until then.
+// at the next read, or by Run, which serves the last window until then. A computation
+// in progress finishes first, so that it cannot put back the window invalidated.
 func (c *WindowCache) Invalidate(sourceID int64) {
+	c.computing.Lock()
+	defer c.computing.Unlock()
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if cw, ok := c.m[sourceID]; ok {
 		stale := *cw
 		stale.version, stale.listedAt = "", time.Time{}
-		stale.wal, stale.histories, stale.cursor = nil, nil, store.WALCursor{}
 		c.m[sourceID] = &stale
 	}
 }
