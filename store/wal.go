@@ -800,8 +800,8 @@ func (s *Store) WindowVersion(ctx context.Context, sourceID int64) (string, erro
 // WALCursor is how far a reader of a source's WAL rows got (see WALSince): the newest
 // row ID and the newest change it has seen. Its zero value has seen nothing.
 type WALCursor struct {
-	// ID is the highest WAL row ID (of any source) when the rows were read: IDs only
-	// grow, so a row with a higher one was added since.
+	// ID is the highest WAL row ID given (to any source) when the rows were read: IDs
+	// only grow, so a row with a higher one was added since.
 	ID int64
 	// Seq is the newest entry of the log of changed and deleted rows then.
 	Seq int64
@@ -863,8 +863,10 @@ func (s *Store) WALSince(ctx context.Context, sourceID int64, cursor WALCursor) 
 		sourceID, cursor.Seq); err != nil {
 		return fail(err)
 	}
+	// "+source_id" keeps SQLite from walking every row of the source through its index:
+	// the rows wanted are found by ID.
 	if d.Files, err = queryAll(ctx, tx, scanWALFile, `SELECT `+walFileColumns+` FROM wal_files
-		WHERE source_id = ? AND (id > ? OR id IN (SELECT value FROM json_each(?)))
+		WHERE +source_id = ? AND (id > ? OR id IN (SELECT value FROM json_each(?)))
 		ORDER BY timeline, segno NULLS FIRST, id`, sourceID, cursor.ID, jsonList(d.Gone)); err != nil {
 		return fail(err)
 	}
