@@ -2,8 +2,12 @@ package jobs
 
 import (
 	"errors"
+	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -12,6 +16,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
 	"github.com/jackc/pglogrepl"
+	"pgregory.net/rapid"
 
 	"github.com/backstop/backstop/jobs/health"
 	"github.com/backstop/backstop/store"
@@ -200,4 +205,218 @@ func TestKeptWindowFollowsEveryChange(t *testing.T) {
 		t.Fatal(err)
 	}
 	same("a backup")
+}
+
+// TestKeptWindowMatchesFreshProperty applies random sequences of WAL changes (segments,
+// partial pieces and the pieces and segments that replace them, on two timelines, a
+// history file, restore points, expiry, files the repository lacks) with refreshes, reads
+// and invalidations between them, and checks after each read that the kept WAL rows, the
+// input and the window equal those computed from scratch, and that no input handed out
+// before changed since.
+func TestKeptWindowMatchesFreshProperty(t *testing.T) {
+	t.Parallel()
+	const segSize = 1 << 20
+	const sysID = "7300000000000000042"
+	dir := t.TempDir()
+	key, err := repository.GenerateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// One repository for every run: what was put stays put, unless a run loses it.
+	repo, err := repository.Init(filepath.Join(dir, "repository"), key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	put := map[string]bool{}
+	history := "1\t0/800000\tno recovery target specified\n"
+	runs := 0
+	rapid.Check(t, func(rt *rapid.T) {
+		ctx := t.Context()
+		runs++
+		st, err := store.Open(ctx, filepath.Join(dir, fmt.Sprintf("catalog-%d.db", runs)))
+		if err != nil {
+			rt.Fatal(err)
+		}
+		defer st.Close()
+		src, err := st.CreateSource(ctx, store.SourceParams{Name: "orders", DSN: "postgres://backstop@127.0.0.1:1/postgres",
+			SystemIdentifier: sysID, PGVersion: 150004, Timeline: 1})
+		if err != nil {
+			rt.Fatal(err)
+		}
+		b, err := st.CreateBackup(ctx, store.BackupParams{SourceID: src.ID, RepoID: "orders-1", StartLSN: "0/100028", Timeline: 1})
+		if err != nil {
+			rt.Fatal(err)
+		}
+		if err := st.CompleteBackup(ctx, b.ID, store.BackupCompletion{EndLSN: "0/100200"}); err != nil {
+			rt.Fatal(err)
+		}
+		w := NewWindowCache(st, repo)
+		if rapid.Bool().Draw(rt, "keep") {
+			w.Keep()
+		}
+		now := time.Now().UTC().Truncate(time.Second)
+		lost := map[string]bool{} // by this run: a recorded file the repository loses stays lost
+		record := func(p store.WALFileParams) {
+			if lost[p.Name] { // put again only when archived anew, not as a row kept
+				rows, err := st.WALFiles(ctx, store.WALFilter{SourceID: src.ID})
+				if err != nil {
+					rt.Fatal(err)
+				}
+				if slices.ContainsFunc(rows, func(f store.WALFile) bool { return f.Name == p.Name }) {
+					return
+				}
+				delete(lost, p.Name)
+			}
+			if !put[p.Name] {
+				if _, _, err := repo.PutWAL(ctx, sysID, p.Name, io.LimitReader(zeros{}, p.Size), p.Size); err != nil {
+					rt.Fatal(err)
+				}
+				put[p.Name] = true
+			}
+			if _, err := st.RecordWAL(ctx, p); err != nil && !errors.Is(err, store.ErrConflict) {
+				rt.Fatalf("RecordWAL(%s) = %v", p.Name, err)
+			}
+		}
+		type handed struct {
+			in   WindowInput
+			copy []store.WALFile
+		}
+		var given []handed
+		check := func(after string) {
+			got, gotIn, err := w.Window(ctx, src)
+			if err != nil {
+				rt.Fatalf("Window after %s = %v", after, err)
+			}
+			given = append(given, handed{gotIn, slices.Clone(gotIn.WAL)})
+			w.mu.Lock()
+			cw := w.m[src.ID]
+			w.mu.Unlock()
+			rows, err := st.WALFiles(ctx, store.WALFilter{SourceID: src.ID})
+			if err != nil {
+				rt.Fatal(err)
+			}
+			kept := append(slices.Clone(cw.histories), cw.wal...)
+			slices.SortStableFunc(kept, func(a, b store.WALFile) int { return int(a.ID - b.ID) })
+			slices.SortStableFunc(rows, func(a, b store.WALFile) int { return int(a.ID - b.ID) })
+			if diff := cmp.Diff(rows, kept, cmpopts.EquateEmpty()); diff != "" {
+				rt.Fatalf("kept rows after %s differ from the catalog's (-want +got):\n%s", after, diff)
+			}
+			if cw.version != "" {
+				v, err := st.WindowVersion(ctx, src.ID)
+				if err != nil {
+					rt.Fatal(err)
+				}
+				if v != cw.version {
+					return // a read between changes and Run: the kept window is older, as it may be
+				}
+			}
+			wantIn, err := LoadWindowInput(ctx, st, repo, src)
+			if err != nil {
+				rt.Fatal(err)
+			}
+			if diff := cmp.Diff(wantIn.WAL, gotIn.WAL, cmpopts.EquateEmpty()); diff != "" {
+				rt.Fatalf("kept WAL input after %s differs from one read afresh (-want +got):\n%s", after, diff)
+			}
+			want := ComputeWindow(wantIn)
+			got.ComputedAt = time.Time{}
+			if diff := cmp.Diff(want, got, cmpopts.EquateEmpty()); diff != "" {
+				rt.Fatalf("kept window after %s differs from one computed afresh (-want +got):\n%s", after, diff)
+			}
+			for i, h := range given {
+				if diff := cmp.Diff(h.copy, h.in.WAL, cmpopts.EquateEmpty()); diff != "" {
+					rt.Fatalf("input %d handed out changed by %s (-then +now):\n%s", i, after, diff)
+				}
+			}
+		}
+		steps := rapid.IntRange(1, 30).Draw(rt, "steps")
+		for i := range steps {
+			var did string
+			switch op := rapid.IntRange(0, 10).Draw(rt, "op"); op {
+			case 0, 1, 2: // a segment
+				tl := rapid.IntRange(1, 2).Draw(rt, "timeline")
+				segNo := rapid.Int64Range(0, 13).Draw(rt, "segno")
+				start := pgwal.SegmentStart(uint64(segNo), segSize)
+				at := now.Add(time.Duration(segNo) * time.Second)
+				record(store.WALFileParams{SourceID: src.ID, Name: pgwal.SegmentName(uint32(tl), uint64(segNo), segSize), Kind: store.WALSegment,
+					Timeline: int64(tl), SegNo: segNo, StartLSN: start.String(), EndLSN: (start + segSize).String(), Size: segSize,
+					Commits: 1, FirstCommitAt: at, LastCommitAt: at, Via: store.WALViaStream})
+				did = fmt.Sprintf("segment %d/%d", tl, segNo)
+			case 3, 4: // a partial piece
+				tl := rapid.IntRange(1, 2).Draw(rt, "timeline")
+				segNo := rapid.Int64Range(0, 13).Draw(rt, "segno")
+				size := int64(8<<10) << rapid.IntRange(0, 3).Draw(rt, "piece")
+				start := pgwal.SegmentStart(uint64(segNo), segSize)
+				at := now.Add(time.Duration(segNo) * time.Second)
+				record(store.WALFileParams{SourceID: src.ID, Name: repository.PartialWALName(pgwal.SegmentName(uint32(tl), uint64(segNo), segSize), size),
+					Kind: store.WALPartial, Timeline: int64(tl), SegNo: segNo, StartLSN: start.String(), EndLSN: (start + pglogrepl.LSN(size)).String(),
+					Size: size, Commits: 1, FirstCommitAt: at, LastCommitAt: at, Via: store.WALViaStream})
+				did = fmt.Sprintf("piece %d/%d of %d", tl, segNo, size)
+			case 5: // the history file of timeline 2
+				p := store.WALFileParams{SourceID: src.ID, Name: "00000002.history", Kind: store.WALHistory, Timeline: 2,
+					Size: int64(len(history)), Via: store.WALViaStream}
+				if !put[p.Name] {
+					if _, _, err := repo.PutWAL(ctx, sysID, p.Name, strings.NewReader(history), p.Size); err != nil {
+						rt.Fatal(err)
+					}
+					put[p.Name] = true
+				}
+				if _, err := st.RecordWAL(ctx, p); err != nil {
+					rt.Fatal(err)
+				}
+				did = "history"
+			case 6, 7, 10: // expiry, a restore point or a loss (which a verification finds), of a recorded file
+				rows, err := st.WALFiles(ctx, store.WALFilter{SourceID: src.ID})
+				if err != nil {
+					rt.Fatal(err)
+				}
+				if len(rows) == 0 {
+					continue
+				}
+				f := rows[rapid.IntRange(0, len(rows)-1).Draw(rt, "file")]
+				if op == 6 {
+					if err := st.Expire(ctx, []store.Expiration{{SourceID: src.ID, Kind: store.ExpireWAL, Name: f.Name,
+						SystemID: sysID, Bytes: f.Size, Reason: "test"}}); err != nil {
+						rt.Fatal(err)
+					}
+					did = "expiry of " + f.Name
+					break
+				}
+				if f.Kind == store.WALHistory {
+					continue
+				}
+				if op == 10 {
+					if err := os.Remove(filepath.Join(dir, "repository", "wal", sysID, f.Name+".wal")); err != nil && !errors.Is(err, fs.ErrNotExist) {
+						rt.Fatal(err)
+					}
+					put[f.Name], lost[f.Name] = false, true
+					w.Invalidate(src.ID)
+					did = "loss of " + f.Name
+					break
+				}
+				if err := st.RecordRestorePoints(ctx, f.ID, []store.RestorePointParams{{Name: fmt.Sprintf("p%d", i), LSN: f.StartLSN,
+					At: now.Add(time.Duration(f.SegNo) * time.Second)}}); err != nil && !errors.Is(err, store.ErrConflict) {
+					rt.Fatal(err)
+				}
+				did = "restore point in " + f.Name
+			case 8:
+				w.Invalidate(src.ID)
+				did = "invalidation"
+			case 9:
+				if _, _, err := w.Current(ctx, src); err != nil {
+					rt.Fatal(err)
+				}
+				did = "current"
+			}
+			if rapid.Bool().Draw(rt, "refresh") {
+				if err := w.RefreshAll(ctx); err != nil {
+					rt.Fatalf("RefreshAll after %s = %v", did, err)
+				}
+				check(did)
+			}
+		}
+		if err := w.RefreshAll(ctx); err != nil {
+			rt.Fatal(err)
+		}
+		check("the last step")
+	})
 }
