@@ -816,8 +816,9 @@ type WALDelta struct {
 	Full bool
 	// Files are the rows added or changed since the cursor, in WALFiles' order.
 	Files []WALFile
-	// Gone are the IDs of rows changed or deleted since the cursor: a reader drops
-	// these from what it read before, then adds Files (which holds the changed ones).
+	// Gone are the IDs of rows read up to the cursor that changed or were deleted since:
+	// a reader drops these from what it read before, then adds Files (which holds the
+	// changed ones).
 	Gone []int64
 	// Cursor is where the next call continues from.
 	Cursor WALCursor
@@ -856,11 +857,13 @@ func (s *Store) WALSince(ctx context.Context, sourceID int64, cursor WALCursor) 
 		}
 		return d, nil
 	}
+	// Only rows the reader has can be gone: a row added since (recording one also updates
+	// it) is in Files if it still exists, and the common case stays an append.
 	if d.Gone, err = queryAll(ctx, tx, func(r rowScanner) (int64, error) {
 		var id int64
 		return id, r.Scan(&id)
-	}, `SELECT DISTINCT wal_file_id FROM wal_file_changes WHERE source_id = ? AND seq > ? ORDER BY wal_file_id`,
-		sourceID, cursor.Seq); err != nil {
+	}, `SELECT DISTINCT wal_file_id FROM wal_file_changes WHERE source_id = ? AND seq > ? AND wal_file_id <= ? ORDER BY wal_file_id`,
+		sourceID, cursor.Seq, cursor.ID); err != nil {
 		return fail(err)
 	}
 	// "+source_id" keeps SQLite from walking every row of the source through its index:

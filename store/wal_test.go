@@ -794,3 +794,36 @@ func TestWALSince(t *testing.T) {
 		t.Errorf("WALSince() with nothing changed = %d rows (full: %v), want none", len(d.Files), d.Full)
 	}
 }
+
+// TestWALSinceNewRowsAreNotGone: the rows recorded since a cursor are only added, even
+// though recording a row also updates it (its restore point count), so that keeping a
+// source's rows costs an append, not a sort of every row, after each new segment.
+func TestWALSinceNewRowsAreNotGone(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	s, _ := setup(t)
+	src := createSource(t, s, "kept")
+	recordWAL(t, s, segParams(src.ID, 1, 3))
+	d, err := s.WALSince(ctx, src.ID, WALCursor{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows, cursor := d.Apply(nil), d.Cursor
+	seg4 := recordWAL(t, s, segParams(src.ID, 1, 4))
+	piece := recordWAL(t, s, partialParams(src.ID, 1, 5, 1<<20))
+	recordWAL(t, s, partialParams(src.ID, 1, 5, 2<<20)) // replaces the piece recorded since
+	if d, err = s.WALSince(ctx, src.ID, cursor); err != nil {
+		t.Fatal(err)
+	}
+	if len(d.Gone) != 0 {
+		t.Errorf("WALSince() after new rows %d and %d (and a piece replacing %d) has Gone = %v, want none: the reader had none of them",
+			seg4.ID, piece.ID+1, piece.ID, d.Gone)
+	}
+	want, err := s.WALFiles(ctx, WALFilter{SourceID: src.ID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(want, d.Apply(rows), cmpopts.EquateEmpty()); diff != "" {
+		t.Errorf("rows kept after new rows differ from WALFiles (-want +got):\n%s", diff)
+	}
+}
