@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -419,4 +420,151 @@ func TestKeptWindowMatchesFreshProperty(t *testing.T) {
 		}
 		check("the last step")
 	})
+}
+
+// TestKeptWindowWithConcurrentChangesAndReads: while WAL is archived and expired, restores
+// plan from Current and Run refreshes at the same time; afterwards the kept rows and window
+// equal those computed afresh, and no input handed out meanwhile changed.
+func TestKeptWindowWithConcurrentChangesAndReads(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	const segSize = 1 << 20
+	const sysID = "7300000000000000043"
+	dir := t.TempDir()
+	st, err := store.Open(ctx, filepath.Join(dir, "catalog.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	key, err := repository.GenerateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	repo, err := repository.Init(filepath.Join(dir, "repository"), key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	src, err := st.CreateSource(ctx, store.SourceParams{Name: "orders", DSN: "postgres://backstop@127.0.0.1:1/postgres",
+		SystemIdentifier: sysID, PGVersion: 150004, Timeline: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := st.CreateBackup(ctx, store.BackupParams{SourceID: src.ID, RepoID: "orders-1", StartLSN: "0/100028", Timeline: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.CompleteBackup(ctx, b.ID, store.BackupCompletion{EndLSN: "0/100200"}); err != nil {
+		t.Fatal(err)
+	}
+	w := NewWindowCache(st, repo)
+	now := time.Now().UTC().Truncate(time.Second)
+	archive := func(segNo uint64, size int64) error {
+		name, kind := pgwal.SegmentName(1, segNo, segSize), store.WALSegment
+		if size < segSize {
+			name, kind = repository.PartialWALName(name, size), store.WALPartial
+		}
+		if _, _, err := repo.PutWAL(ctx, sysID, name, io.LimitReader(zeros{}, size), size); err != nil {
+			return err
+		}
+		start, at := pgwal.SegmentStart(segNo, segSize), now.Add(time.Duration(segNo)*time.Second)
+		_, err := st.RecordWAL(ctx, store.WALFileParams{SourceID: src.ID, Name: name, Kind: kind, Timeline: 1,
+			SegNo: int64(segNo), StartLSN: start.String(), EndLSN: (start + pglogrepl.LSN(size)).String(), Size: size,
+			Commits: 1, FirstCommitAt: at, LastCommitAt: at, Via: store.WALViaStream})
+		return err
+	}
+	if err := archive(1, segSize); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := w.Current(ctx, src); err != nil {
+		t.Fatal(err)
+	}
+	w.Keep()
+
+	done := make(chan struct{})
+	errc := make(chan error, 3)
+	go func() { // the archiver, with expiry of every fifth segment
+		defer close(done)
+		for segNo := uint64(2); segNo < 60; segNo++ {
+			for _, size := range []int64{64 << 10, segSize} {
+				if err := archive(segNo, size); err != nil {
+					errc <- err
+					return
+				}
+			}
+			if segNo%5 == 0 {
+				if err := st.Expire(ctx, []store.Expiration{{SourceID: src.ID, Kind: store.ExpireWAL, Name: pgwal.SegmentName(1, segNo-3, segSize),
+					SystemID: sysID, Bytes: segSize, Reason: "test"}}); err != nil {
+					errc <- err
+					return
+				}
+			}
+		}
+		errc <- nil
+	}()
+	type handed struct {
+		in   WindowInput
+		copy []store.WALFile
+	}
+	var mu sync.Mutex
+	var given []handed
+	reader := func(read func() (WindowInput, error)) {
+		for {
+			select {
+			case <-done:
+				errc <- nil
+				return
+			default:
+			}
+			in, err := read()
+			if err != nil {
+				errc <- err
+				return
+			}
+			mu.Lock()
+			given = append(given, handed{in, slices.Clone(in.WAL)})
+			mu.Unlock()
+		}
+	}
+	go reader(func() (WindowInput, error) { // restores
+		_, in, err := w.Current(ctx, src)
+		return in, err
+	})
+	go reader(func() (WindowInput, error) { // Run and pages
+		if err := w.RefreshAll(ctx); err != nil {
+			return WindowInput{}, err
+		}
+		_, in, err := w.Window(ctx, src)
+		return in, err
+	})
+	for range 3 {
+		if err := <-errc; err != nil {
+			t.Fatal(err)
+		}
+	}
+	<-done
+
+	if err := w.RefreshAll(ctx); err != nil {
+		t.Fatal(err)
+	}
+	got, gotIn, err := w.Window(ctx, src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantIn, err := LoadWindowInput(ctx, st, repo, src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(wantIn.WAL, gotIn.WAL, cmpopts.EquateEmpty()); diff != "" {
+		t.Errorf("kept WAL differs from the catalog's (-want +got):\n%s", diff)
+	}
+	want := ComputeWindow(wantIn)
+	got.ComputedAt = time.Time{}
+	if diff := cmp.Diff(want, got, cmpopts.EquateEmpty()); diff != "" {
+		t.Errorf("kept window differs from one computed afresh (-want +got):\n%s", diff)
+	}
+	for i, h := range given {
+		if diff := cmp.Diff(h.copy, h.in.WAL, cmpopts.EquateEmpty()); diff != "" {
+			t.Fatalf("input %d of %d handed out changed since (-then +now):\n%s", i, len(given), diff)
+		}
+	}
 }
