@@ -1,6 +1,7 @@
 package jobs
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -428,50 +429,9 @@ func TestKeptWindowMatchesFreshProperty(t *testing.T) {
 func TestKeptWindowWithConcurrentChangesAndReads(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
-	const segSize = 1 << 20
-	const sysID = "7300000000000000043"
-	dir := t.TempDir()
-	st, err := store.Open(ctx, filepath.Join(dir, "catalog.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	key, err := repository.GenerateKey()
-	if err != nil {
-		t.Fatal(err)
-	}
-	repo, err := repository.Init(filepath.Join(dir, "repository"), key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	src, err := st.CreateSource(ctx, store.SourceParams{Name: "orders", DSN: "postgres://backstop@127.0.0.1:1/postgres",
-		SystemIdentifier: sysID, PGVersion: 150004, Timeline: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := st.CreateBackup(ctx, store.BackupParams{SourceID: src.ID, RepoID: "orders-1", StartLSN: "0/100028", Timeline: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := st.CompleteBackup(ctx, b.ID, store.BackupCompletion{EndLSN: "0/100200"}); err != nil {
-		t.Fatal(err)
-	}
-	w := NewWindowCache(st, repo)
-	now := time.Now().UTC().Truncate(time.Second)
-	archive := func(segNo uint64, size int64) error {
-		name, kind := pgwal.SegmentName(1, segNo, segSize), store.WALSegment
-		if size < segSize {
-			name, kind = repository.PartialWALName(name, size), store.WALPartial
-		}
-		if _, _, err := repo.PutWAL(ctx, sysID, name, io.LimitReader(zeros{}, size), size); err != nil {
-			return err
-		}
-		start, at := pgwal.SegmentStart(segNo, segSize), now.Add(time.Duration(segNo)*time.Second)
-		_, err := st.RecordWAL(ctx, store.WALFileParams{SourceID: src.ID, Name: name, Kind: kind, Timeline: 1,
-			SegNo: int64(segNo), StartLSN: start.String(), EndLSN: (start + pglogrepl.LSN(size)).String(), Size: size,
-			Commits: 1, FirstCommitAt: at, LastCommitAt: at, Via: store.WALViaStream})
-		return err
-	}
+	k := newKeptCatalog(t)
+	st, repo, src, archive, w := k.st, k.repo, k.src, k.archive, k.windows
+	const segSize, sysID = keptSegSize, keptSysID
 	if err := archive(1, segSize); err != nil {
 		t.Fatal(err)
 	}
@@ -567,4 +527,151 @@ func TestKeptWindowWithConcurrentChangesAndReads(t *testing.T) {
 			t.Fatalf("input %d of %d handed out changed since (-then +now):\n%s", i, len(given), diff)
 		}
 	}
+}
+
+// keptSegSize and keptSysID are the segment size and system identifier of newKeptCatalog's
+// source.
+const (
+	keptSegSize = 1 << 20
+	keptSysID   = "7300000000000000043"
+)
+
+// keptCatalog is a catalog and repository with one source, orders, and a complete
+// backup of it ending in its segment 1 (of keptSegSize bytes), with its window cache.
+type keptCatalog struct {
+	st      *store.Store
+	repo    *repository.Repo
+	src     store.Source
+	windows *WindowCache
+	// archive puts the first size bytes of segment segNo of timeline 1 into the
+	// repository, then records them (a partial piece when size is below a segment).
+	archive func(segNo uint64, size int64) error
+}
+
+func newKeptCatalog(t *testing.T) keptCatalog {
+	t.Helper()
+	ctx := t.Context()
+	dir := t.TempDir()
+	st, err := store.Open(ctx, filepath.Join(dir, "catalog.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	key, err := repository.GenerateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	repo, err := repository.Init(filepath.Join(dir, "repository"), key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	src, err := st.CreateSource(ctx, store.SourceParams{Name: "orders", DSN: "postgres://backstop@127.0.0.1:1/postgres",
+		SystemIdentifier: keptSysID, PGVersion: 150004, Timeline: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := st.CreateBackup(ctx, store.BackupParams{SourceID: src.ID, RepoID: "orders-1", StartLSN: "0/100028", Timeline: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.CompleteBackup(ctx, b.ID, store.BackupCompletion{EndLSN: "0/100200"}); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now().UTC().Truncate(time.Second)
+	archive := func(segNo uint64, size int64) error {
+		name, kind := pgwal.SegmentName(1, segNo, keptSegSize), store.WALSegment
+		if size < keptSegSize {
+			name, kind = repository.PartialWALName(name, size), store.WALPartial
+		}
+		if _, _, err := repo.PutWAL(ctx, keptSysID, name, io.LimitReader(zeros{}, size), size); err != nil {
+			return err
+		}
+		start, at := pgwal.SegmentStart(segNo, keptSegSize), now.Add(time.Duration(segNo)*time.Second)
+		_, err := st.RecordWAL(ctx, store.WALFileParams{SourceID: src.ID, Name: name, Kind: kind, Timeline: 1,
+			SegNo: int64(segNo), StartLSN: start.String(), EndLSN: (start + pglogrepl.LSN(size)).String(), Size: size,
+			Commits: 1, FirstCommitAt: at, LastCommitAt: at, Via: store.WALViaStream})
+		return err
+	}
+	return keptCatalog{st: st, repo: repo, src: src, windows: NewWindowCache(st, repo), archive: archive}
+}
+
+// sameAsFresh checks that k's kept window and WAL input equal those computed afresh.
+func (k keptCatalog) sameAsFresh(t *testing.T, after string) {
+	t.Helper()
+	got, gotIn, err := k.windows.Window(t.Context(), k.src)
+	if err != nil {
+		t.Fatalf("Window after %s = %v", after, err)
+	}
+	wantIn, err := LoadWindowInput(t.Context(), k.st, k.repo, k.src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(wantIn.WAL, gotIn.WAL, cmpopts.EquateEmpty()); diff != "" {
+		t.Errorf("kept WAL after %s differs from the catalog's (-want +got):\n%s", after, diff)
+	}
+	want := ComputeWindow(wantIn)
+	got.ComputedAt = time.Time{}
+	if diff := cmp.Diff(want, got, cmpopts.EquateEmpty()); diff != "" {
+		t.Errorf("kept window after %s differs from one computed afresh (-want +got):\n%s", after, diff)
+	}
+}
+
+// TestKeptWindowAfterFailedComputations: computations that fail after reading what
+// changed (a history file the repository cannot give, then a canceled context) keep
+// nothing of it, and the next one brings the kept window up to date.
+func TestKeptWindowAfterFailedComputations(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	k := newKeptCatalog(t)
+	for segNo := range uint64(4) {
+		if err := k.archive(segNo+1, keptSegSize); err != nil {
+			t.Fatal(err)
+		}
+	}
+	k.windows.Keep()
+	if err := k.windows.RefreshAll(ctx); err != nil {
+		t.Fatal(err)
+	}
+	k.sameAsFresh(t, "the first computation")
+	// A history file recorded without being in the repository: reading it fails.
+	if _, err := k.st.RecordWAL(ctx, store.WALFileParams{SourceID: k.src.ID, Name: "00000002.history", Kind: store.WALHistory,
+		Timeline: 2, Size: 40, Via: store.WALViaStream}); err != nil {
+		t.Fatal(err)
+	}
+	for _, segNo := range []uint64{5, 6} {
+		if err := k.archive(segNo, keptSegSize); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := k.windows.RefreshAll(ctx); err == nil {
+		t.Fatal("RefreshAll with a history file the repository lacks = nil, want an error")
+	}
+	if err := k.archive(7, 64<<10); err != nil {
+		t.Fatal(err)
+	}
+	canceled, cancel := context.WithCancel(ctx)
+	cancel()
+	if _, _, err := k.windows.Current(canceled, k.src); err == nil {
+		t.Fatal("Current(canceled context) = nil error, want one")
+	}
+	history := "1\t0/6000000\tno recovery target specified\n"
+	// The history file arrives, with other values than recorded: record it again.
+	if err := k.st.Expire(ctx, []store.Expiration{{SourceID: k.src.ID, Kind: store.ExpireWAL, Name: "00000002.history",
+		SystemID: keptSysID, Bytes: 40, Reason: "test"}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := k.repo.PutWAL(ctx, keptSysID, "00000002.history", strings.NewReader(history), int64(len(history))); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := k.st.RecordWAL(ctx, store.WALFileParams{SourceID: k.src.ID, Name: "00000002.history", Kind: store.WALHistory,
+		Timeline: 2, Size: int64(len(history)), Via: store.WALViaStream}); err != nil {
+		t.Fatal(err)
+	}
+	if err := k.archive(7, keptSegSize); err != nil {
+		t.Fatal(err)
+	}
+	if err := k.windows.RefreshAll(ctx); err != nil {
+		t.Fatal(err)
+	}
+	k.sameAsFresh(t, "failed computations")
 }
