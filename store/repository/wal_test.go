@@ -808,9 +808,14 @@ func FuzzParseWALManifest(f *testing.F) {
 }
 
 // TestMaxSegmentSizeOf checks the closed form against its definition: the largest
-// size whose names include the segment, for every last part where the answer changes.
+// size whose names include the segment, for every last part up to the first that no
+// size allows, and some beyond.
 func TestMaxSegmentSizeOf(t *testing.T) {
-	for _, lo := range []uint64{0, 1, 2, 3, 4, 5, 7, 8, 9, 255, 256, 1023, 1024, 2047, 2048, 4095, 4096} {
+	los := []uint64{1 << 16, 1<<32 - 1}
+	for lo := range uint64(4097) {
+		los = append(los, lo)
+	}
+	for _, lo := range los {
 		name := fmt.Sprintf("00000001%08X%08X", 7, lo)
 		want := int64(0)
 		for size := int64(maxSegmentSize); size >= minSegmentSize; size >>= 1 {
