@@ -211,10 +211,10 @@ func TestKeptWindowFollowsEveryChange(t *testing.T) {
 
 // TestKeptWindowMatchesFreshProperty applies random sequences of WAL changes (segments,
 // partial pieces and the pieces and segments that replace them, on two timelines, a
-// history file, restore points, expiry, files the repository lacks) with refreshes, reads
-// and invalidations between them, and checks after each read that the kept WAL rows, the
-// input and the window equal those computed from scratch, and that no input handed out
-// before changed since.
+// history file, restore points, expiry, files the repository loses, another source's
+// changes) with refreshes, reads and invalidations between them, and checks after each
+// read that the kept WAL rows, the input and the window equal those computed from
+// scratch, and that no input handed out before changed since.
 func TestKeptWindowMatchesFreshProperty(t *testing.T) {
 	t.Parallel()
 	const segSize = 1 << 20
@@ -242,6 +242,11 @@ func TestKeptWindowMatchesFreshProperty(t *testing.T) {
 		defer st.Close()
 		src, err := st.CreateSource(ctx, store.SourceParams{Name: "orders", DSN: "postgres://backstop@127.0.0.1:1/postgres",
 			SystemIdentifier: sysID, PGVersion: 150004, Timeline: 1})
+		if err != nil {
+			rt.Fatal(err)
+		}
+		other, err := st.CreateSource(ctx, store.SourceParams{Name: "other", DSN: "postgres://backstop@127.0.0.1:1/postgres",
+			SystemIdentifier: "7300000000000000044", PGVersion: 150004, Timeline: 1})
 		if err != nil {
 			rt.Fatal(err)
 		}
@@ -333,7 +338,7 @@ func TestKeptWindowMatchesFreshProperty(t *testing.T) {
 		steps := rapid.IntRange(1, 30).Draw(rt, "steps")
 		for i := range steps {
 			var did string
-			switch op := rapid.IntRange(0, 10).Draw(rt, "op"); op {
+			switch op := rapid.IntRange(0, 11).Draw(rt, "op"); op {
 			case 0, 1, 2: // a segment
 				tl := rapid.IntRange(1, 2).Draw(rt, "timeline")
 				segNo := rapid.Int64Range(0, 13).Draw(rt, "segno")
@@ -400,6 +405,25 @@ func TestKeptWindowMatchesFreshProperty(t *testing.T) {
 					rt.Fatal(err)
 				}
 				did = "restore point in " + f.Name
+			case 11: // another source's segment, or its expiry (the IDs and the change log are shared)
+				segNo := rapid.Int64Range(0, 13).Draw(rt, "segno")
+				start := pgwal.SegmentStart(uint64(segNo), segSize)
+				name := pgwal.SegmentName(1, uint64(segNo), segSize)
+				rows, err := st.WALFiles(ctx, store.WALFilter{SourceID: other.ID})
+				if err != nil {
+					rt.Fatal(err)
+				}
+				if slices.ContainsFunc(rows, func(f store.WALFile) bool { return f.Name == name }) {
+					err = st.Expire(ctx, []store.Expiration{{SourceID: other.ID, Kind: store.ExpireWAL, Name: name,
+						SystemID: other.SystemIdentifier, Bytes: segSize, Reason: "test"}})
+				} else {
+					_, err = st.RecordWAL(ctx, store.WALFileParams{SourceID: other.ID, Name: name, Kind: store.WALSegment, Timeline: 1,
+						SegNo: segNo, StartLSN: start.String(), EndLSN: (start + segSize).String(), Size: segSize, Via: store.WALViaStream})
+				}
+				if err != nil {
+					rt.Fatal(err)
+				}
+				did = "the other source's " + name
 			case 8:
 				w.Invalidate(src.ID)
 				did = "invalidation"
