@@ -30,14 +30,13 @@ type WindowCache struct {
 	// gap within it, and health reports a window not checked for longer.
 	ListEvery time.Duration
 
-	// computing serializes computations: each source's WAL rows are kept by appending
-	// to them (store.WALDelta.Apply), which one computation at a time may do.
-	computing sync.Mutex
-
-	mu      sync.Mutex
-	m       map[int64]*cachedWindow
-	failed  map[int64]windowFailure // by source: the last computation, when it failed
-	running bool                    // Run keeps the windows
+	mu     sync.Mutex
+	m      map[int64]*cachedWindow
+	failed map[int64]windowFailure // by source: the last computation, when it failed
+	// computing serializes the computations of each source: they keep its WAL rows by
+	// appending to them (store.WALDelta.Apply), which one at a time may do.
+	computing map[int64]*sync.Mutex
+	running   bool // Run keeps the windows
 }
 
 // cachedWindow is a source's window as last computed, with what it was computed from.
@@ -72,7 +71,8 @@ var ErrWindowUnknown = errors.New("the restorable window is not known yet: Backs
 
 // NewWindowCache returns an empty cache over st and repo.
 func NewWindowCache(st *store.Store, repo *repository.Repo) *WindowCache {
-	return &WindowCache{store: st, repo: repo, m: map[int64]*cachedWindow{}, failed: map[int64]windowFailure{}}
+	return &WindowCache{store: st, repo: repo, m: map[int64]*cachedWindow{}, failed: map[int64]windowFailure{},
+		computing: map[int64]*sync.Mutex{}}
 }
 
 // maxAge is ListEvery's default: the repository is the truth, and health must reflect a
@@ -133,8 +133,9 @@ func (c *WindowCache) refresh(ctx context.Context, src store.Source) (*cachedWin
 	if err != nil {
 		return nil, err
 	}
-	c.computing.Lock()
-	defer c.computing.Unlock()
+	computing := c.computingLock(src.ID)
+	computing.Lock()
+	defer computing.Unlock()
 	c.mu.Lock()
 	prev := c.m[src.ID]
 	c.mu.Unlock()
@@ -203,8 +204,20 @@ func (c *WindowCache) compute(ctx context.Context, src store.Source, version str
 	return cw, nil
 }
 
+// computingLock returns the lock that serializes source sourceID's computations.
+func (c *WindowCache) computingLock(sourceID int64) *sync.Mutex {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	l, ok := c.computing[sourceID]
+	if !ok {
+		l = &sync.Mutex{}
+		c.computing[sourceID] = l
+	}
+	return l
+}
+
 // readWAL brings cw's WAL rows up to date: prev's with what changed since they were read,
-// or all of them when there is no prev. Called with c.computing held.
+// or all of them when there is no prev. Called with the source's computing lock held.
 func (cw *cachedWindow) readWAL(ctx context.Context, st *store.Store, sourceID int64, prev *cachedWindow) error {
 	var since store.WALCursor
 	if prev != nil {
@@ -364,8 +377,9 @@ func factsOf(in WindowInput, w Window) windowFacts {
 // at the next read, or by Run, which serves the last window until then. A computation
 // in progress finishes first, so that it cannot put back the window invalidated.
 func (c *WindowCache) Invalidate(sourceID int64) {
-	c.computing.Lock()
-	defer c.computing.Unlock()
+	computing := c.computingLock(sourceID)
+	computing.Lock()
+	defer computing.Unlock()
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if cw, ok := c.m[sourceID]; ok {
