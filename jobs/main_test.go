@@ -61,18 +61,23 @@ func TestMain(m *testing.M) {
 // prefix of its own in the S3 server.
 func newRepo(t *testing.T, key []byte) *repository.Repo {
 	t.Helper()
+	return newRepoWith(t, key, repository.Options{})
+}
+
+// newRepoWith is newRepo with opts.
+func newRepoWith(t *testing.T, key []byte, opts repository.Options) *repository.Repo {
+	t.Helper()
+	var st storage.Storage
+	var err error
 	if s3 == nil {
-		repo, err := repository.Init(filepath.Join(t.TempDir(), "repository"), key)
-		if err != nil {
-			t.Fatalf("repository.Init() = %v", err)
-		}
-		return repo
+		st, err = storage.NewLocal(filepath.Join(t.TempDir(), "repository"))
+	} else {
+		st, err = storage.NewS3(t.Context(), s3test.Config(s3.Endpoint, s3.Access, s3.Secret, s3.Bucket, "t/"+rand.Text()))
 	}
-	st, err := storage.NewS3(t.Context(), s3test.Config(s3.Endpoint, s3.Access, s3.Secret, s3.Bucket, "t/"+rand.Text()))
 	if err != nil {
 		t.Fatal(err)
 	}
-	repo, err := repository.InitStorage(t.Context(), st, key, repository.Options{})
+	repo, err := repository.InitStorage(t.Context(), st, key, opts)
 	if err != nil {
 		t.Fatalf("repository.InitStorage() = %v", err)
 	}
@@ -92,6 +97,12 @@ type env struct {
 // replace the real backup and restore workers when given.
 func setup(t *testing.T, opts jobs.Options, workers ...func(*store.Store, *repository.Repo) jobs.Worker) *env {
 	t.Helper()
+	return setupWith(t, opts, repository.Options{}, workers...)
+}
+
+// setupWith is setup with the repository opened with repoOpts.
+func setupWith(t *testing.T, opts jobs.Options, repoOpts repository.Options, workers ...func(*store.Store, *repository.Repo) jobs.Worker) *env {
+	t.Helper()
 	ctx := context.Background()
 	dir := t.TempDir()
 	catalog := filepath.Join(dir, "catalog.db")
@@ -104,7 +115,7 @@ func setup(t *testing.T, opts jobs.Options, workers ...func(*store.Store, *repos
 	if err != nil {
 		t.Fatal(err)
 	}
-	repo := newRepo(t, key)
+	repo := newRepoWith(t, key, repoOpts)
 	t.Cleanup(func() { repo.Close() })
 	var ws []jobs.Worker
 	if len(workers) == 0 {
