@@ -231,21 +231,12 @@ func TestKeptWindowMatchesFreshProperty(t *testing.T) {
 			rt.Fatal(err)
 		}
 		defer st.Close()
-		src, err := st.CreateSource(ctx, store.SourceParams{Name: "orders", DSN: "postgres://backstop@127.0.0.1:1/postgres",
-			SystemIdentifier: sysID, PGVersion: 150004, Timeline: 1})
+		src, err := createKeptSource(ctx, st, "orders", sysID)
 		if err != nil {
 			rt.Fatal(err)
 		}
-		other, err := st.CreateSource(ctx, store.SourceParams{Name: "other", DSN: "postgres://backstop@127.0.0.1:1/postgres",
-			SystemIdentifier: "7300000000000000044", PGVersion: 150004, Timeline: 1})
+		other, err := createKeptSource(ctx, st, "other", "7300000000000000044")
 		if err != nil {
-			rt.Fatal(err)
-		}
-		b, err := st.CreateBackup(ctx, store.BackupParams{SourceID: src.ID, RepoID: "orders-1", StartLSN: "0/100028", Timeline: 1})
-		if err != nil {
-			rt.Fatal(err)
-		}
-		if err := st.CompleteBackup(ctx, b.ID, store.BackupCompletion{EndLSN: "0/100200"}); err != nil {
 			rt.Fatal(err)
 		}
 		w := NewWindowCache(st, repo)
@@ -562,16 +553,8 @@ func newKeptCatalog(t *testing.T) keptCatalog {
 	if err != nil {
 		t.Fatal(err)
 	}
-	src, err := st.CreateSource(ctx, store.SourceParams{Name: "orders", DSN: "postgres://backstop@127.0.0.1:1/postgres",
-		SystemIdentifier: keptSysID, PGVersion: 150004, Timeline: 1})
+	src, err := createKeptSource(ctx, st, "orders", keptSysID)
 	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := st.CreateBackup(ctx, store.BackupParams{SourceID: src.ID, RepoID: "orders-1", StartLSN: "0/100028", Timeline: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := st.CompleteBackup(ctx, b.ID, store.BackupCompletion{EndLSN: "0/100200"}); err != nil {
 		t.Fatal(err)
 	}
 	now := time.Now().UTC().Truncate(time.Second)
@@ -590,6 +573,21 @@ func newKeptCatalog(t *testing.T) keptCatalog {
 		return err
 	}
 	return keptCatalog{st: st, repo: repo, src: src, windows: NewWindowCache(st, repo), archive: archive}
+}
+
+// createKeptSource creates a source named name with a complete backup ending in its
+// segment 1 (of keptSegSize bytes).
+func createKeptSource(ctx context.Context, st *store.Store, name, sysID string) (store.Source, error) {
+	src, err := st.CreateSource(ctx, store.SourceParams{Name: name, DSN: "postgres://backstop@127.0.0.1:1/postgres",
+		SystemIdentifier: sysID, PGVersion: 150004, Timeline: 1})
+	if err != nil {
+		return store.Source{}, err
+	}
+	b, err := st.CreateBackup(ctx, store.BackupParams{SourceID: src.ID, RepoID: name + "-1", StartLSN: "0/100028", Timeline: 1})
+	if err != nil {
+		return store.Source{}, err
+	}
+	return src, st.CompleteBackup(ctx, b.ID, store.BackupCompletion{EndLSN: "0/100200"})
 }
 
 // sameAsFresh checks that k's kept window and WAL input equal those computed afresh.
